@@ -1,0 +1,14 @@
+"""The REST surface (FastAPI): thin routes that validate, call a domain service and shape the answer."""
+
+from typing import Any
+
+from helpline.api.schemas import Problem
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem+json answers a route can give (schemathesis checks them)."""
+    everywhere = {413, 422, 429, 503}
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        for status in sorted(everywhere | set(statuses))
+    }

@@ -1,0 +1,186 @@
+"""Conversations, messages, typing, receipts, transfer, close, presence (PROTOCOL.md "Conversations")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from helpline.api import problems
+from helpline.api.deps import AccountsDep, Caller, ConversationsDep
+from helpline.api.schemas import (
+    AssignRequest,
+    ConversationOut,
+    ConversationPage,
+    CreateConversationRequest,
+    Entry,
+    EntryPage,
+    MessageRequest,
+    PresenceOut,
+    PresenceRequest,
+    ReceiptRequest,
+    TransferRequest,
+    TypingRequest,
+)
+from helpline.domain.permissions import Permission, require
+from helpline.errors import NotFound, ValidationFailed
+
+router = APIRouter(prefix="/api/v1", tags=["conversations"])
+
+ConversationId = Annotated[str, Path(max_length=64)]
+EventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+
+
+@router.post(
+    "/conversations",
+    status_code=201,
+    response_model=ConversationOut,
+    responses={
+        200: {"model": ConversationOut, "description": "the same client id again"},
+        **problems(401, 403, 404, 409),
+    },
+)
+async def create_conversation(
+    body: CreateConversationRequest, caller: Caller, service: ConversationsDep, response: Response
+) -> dict[str, Any]:
+    """Open a conversation (customers). Sending the same client `id` again returns the same conversation."""
+    conversation, created = await service.create(caller, body.id, body.pre_chat or {})
+    response.status_code = 201 if created else 200
+    return await service.get(caller, conversation.id)
+
+
+@router.get("/conversations", response_model=ConversationPage, responses=problems(401, 403))
+async def list_conversations(
+    caller: Caller,
+    service: ConversationsDep,
+    status: Literal["queued", "assigned", "closed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> dict[str, Any]:
+    """The caller's conversations, newest first: a customer's own, a rep's assigned, a supervisor's all."""
+    return await service.page(caller, status=status, limit=limit, cursor=cursor)
+
+
+@router.get("/conversations/{conversation_id}", response_model=ConversationOut, responses=problems(401, 403, 404))
+async def get_conversation(
+    conversation_id: ConversationId, caller: Caller, service: ConversationsDep
+) -> dict[str, Any]:
+    return await service.get(caller, conversation_id)
+
+
+@router.get("/conversations/{conversation_id}/entries", response_model=EntryPage, responses=problems(401, 403, 404))
+async def list_entries(
+    conversation_id: ConversationId,
+    caller: Caller,
+    service: ConversationsDep,
+    after: EventId = None,
+    before: EventId = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> dict[str, Any]:
+    """The conversation's stored entries in id order; page with `after` (forward) or `before` (backward)."""
+    if after is not None and before is not None:
+        raise ValidationFailed("give either 'after' or 'before', not both")
+    return await service.entries(caller, conversation_id, after=after, before=before, limit=limit)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    status_code=201,
+    response_model=Entry,
+    responses={
+        200: {"model": Entry, "description": "the same client id again"},
+        **problems(401, 403, 404, 409),
+    },
+)
+async def post_message(
+    conversation_id: ConversationId,
+    body: MessageRequest,
+    caller: Caller,
+    service: ConversationsDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Send a message. A 2xx means it is durably stored; a retry with the same `id` never duplicates it."""
+    entry, created = await service.post_message(caller, conversation_id, body.id, body.text)
+    response.status_code = 201 if created else 200
+    return entry
+
+
+@router.post(
+    "/conversations/{conversation_id}/typing",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 403, 404, 409),
+)
+async def typing(
+    conversation_id: ConversationId, body: TypingRequest, caller: Caller, service: ConversationsDep
+) -> Response:
+    """Ephemeral typing indicator: delivered live, never stored or replayed."""
+    await service.typing(caller, conversation_id, body.state)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/conversations/{conversation_id}/receipts",
+    status_code=204,
+    response_class=Response,
+    responses=problems(401, 403, 404),
+)
+async def receipt(
+    conversation_id: ConversationId, body: ReceiptRequest, caller: Caller, service: ConversationsDep
+) -> Response:
+    await service.receipt(caller, conversation_id, body.type, body.entry_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/conversations/{conversation_id}/transfer",
+    status_code=202,
+    response_model=ConversationOut,
+    responses=problems(401, 403, 404, 409),
+)
+async def transfer(
+    conversation_id: ConversationId, body: TransferRequest, caller: Caller, service: ConversationsDep
+) -> dict[str, Any]:
+    """Transfer to a rep (`to_user_id`) or a queue (`to_queue_id`); needs access_conversation_entries."""
+    if (body.to_user_id is None) == (body.to_queue_id is None):
+        raise ValidationFailed("give exactly one of 'to_user_id' or 'to_queue_id'")
+    return await service.transfer(caller, conversation_id, to_user_id=body.to_user_id, to_queue_id=body.to_queue_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/assign",
+    response_model=ConversationOut,
+    responses=problems(401, 403, 404, 409),
+)
+async def assign(
+    conversation_id: ConversationId, body: AssignRequest, caller: Caller, service: ConversationsDep
+) -> dict[str, Any]:
+    """Assign to a rep by hand (supervisors, admins)."""
+    return await service.assign(caller, conversation_id, body.user_id)
+
+
+@router.post(
+    "/conversations/{conversation_id}/close",
+    response_model=ConversationOut,
+    responses=problems(401, 403, 404),
+)
+async def close(conversation_id: ConversationId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
+    return await service.close(caller, conversation_id)
+
+
+@router.put("/me/presence", response_model=PresenceOut, responses=problems(401, 403))
+async def set_presence(body: PresenceRequest, caller: Caller, accounts: AccountsDep) -> dict[str, Any]:
+    return await accounts.set_presence(caller, body.status)
+
+
+@router.post("/offers/{offer_id}/accept", responses=problems(401, 403, 404))
+async def accept_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
+    """Offers are made by the router (its own issue); until then there is no offer to accept."""
+    require(caller, Permission.CHAT_REP)
+    raise NotFound("no such offer")
+
+
+@router.post("/offers/{offer_id}/decline", responses=problems(401, 403, 404))
+async def decline_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
+    require(caller, Permission.CHAT_REP)
+    raise NotFound("no such offer")

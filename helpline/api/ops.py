@@ -1,0 +1,41 @@
+"""Operations: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from helpline.api import problems
+from helpline.api.deps import services
+from helpline.errors import HelplineError, Unavailable
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive (it does not look at the database or the bus)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses=problems(503))
+async def readyz(request: Request) -> dict[str, Any]:
+    """Ready for traffic: the store and the bus answer."""
+    svc = services(request)
+    try:
+        await svc.store.ping()
+        await svc.bus.ping()
+    except HelplineError as exc:
+        raise Unavailable(f"not ready: {exc.detail}", retry_after=5) from None
+    except Exception as exc:  # a bus driver error must still read as "not ready", never as a 500
+        raise Unavailable("not ready: the bus is unreachable", retry_after=5) from exc
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,215 @@
+"""Request and response bodies: the REST contract, validated strictly at the edge.
+
+Every request model forbids unknown fields and refuses type coercion ("123" is not an integer), so a
+client bug shows up as a precise 422 instead of as silently different behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ClientId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+PreChat = Annotated[dict[str, Annotated[str, StringConstraints(max_length=2000)]], Field(max_length=50)]
+PermissionName = Literal["chat_user", "chat_rep", "access_conversation_entries", "supervisor", "admin"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginRequest(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Password
+
+
+class Me(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    permissions: list[str]
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+    user: Me
+
+
+class CustomerSessionRequest(Strict):
+    display_name: Name | None = None
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    pre_chat: PreChat | None = None
+    identity_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+
+
+class CustomerSessionResponse(BaseModel):
+    access_token: str
+    customer_id: str
+    verified: bool
+    expires_in: int
+    last_event_id: str
+
+
+class StreamTicketResponse(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+class CreateConversationRequest(Strict):
+    id: ClientId | None = None
+    pre_chat: PreChat | None = None
+
+
+class Participant(BaseModel):
+    id: str
+    kind: str
+    joined_at: str
+    left_at: str | None
+
+
+class ConversationOut(BaseModel):
+    id: str
+    status: Literal["queued", "assigned", "closed"]
+    customer_id: str
+    deployment_id: str
+    queue_id: str
+    assignee_id: str | None
+    pre_chat: dict[str, Any]
+    participants: list[Participant]
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+
+
+class ConversationPage(BaseModel):
+    conversations: list[ConversationOut]
+    next_cursor: str | None
+
+
+class Entry(BaseModel):
+    """One stored event, exactly as the stream carries it in its ``data:`` line."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    type: str
+    conversation_id: str | None
+    at: str
+
+
+class EntryPage(BaseModel):
+    entries: list[Entry]
+    next_cursor: int | None
+
+
+class MessageRequest(Strict):
+    id: ClientId
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class TypingRequest(Strict):
+    state: Literal["started", "stopped"]
+
+
+class ReceiptRequest(Strict):
+    type: Literal["delivered", "read"]
+    entry_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class TransferRequest(Strict):
+    to_user_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    to_queue_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+
+
+class AssignRequest(Strict):
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class PresenceRequest(Strict):
+    status: Literal["online", "busy", "away", "offline"]
+
+
+class PresenceOut(BaseModel):
+    user_id: str
+    status: str
+
+
+class UserCreate(Strict):
+    username: Username
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+    display_name: Name | None = None
+    permissions: Annotated[list[PermissionName], Field(max_length=5)]
+    max_concurrent: Annotated[int, Field(ge=0, le=100)] = 3
+
+
+class UserUpdate(Strict):
+    display_name: Name | None = None
+    password: Annotated[str, StringConstraints(min_length=8, max_length=1024)] | None = None
+    permissions: Annotated[list[PermissionName], Field(max_length=5)] | None = None
+    max_concurrent: Annotated[int, Field(ge=0, le=100)] | None = None
+    disabled: bool | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    display_name: str
+    permissions: list[str]
+    max_concurrent: int
+    presence: str
+    disabled: bool
+    created_at: str
+
+
+class QueueCreate(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class QueueOut(BaseModel):
+    id: str
+    name: str
+    created_at: str
+
+
+Origin = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", max_length=255)]
+
+
+class PreChatField(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,40}$")]
+    label: Name
+    required: bool = False
+
+
+class DeploymentCreate(Strict):
+    key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    allowed_origins: Annotated[list[Origin], Field(max_length=50)]
+    pre_chat_fields: Annotated[list[PreChatField], Field(max_length=20)] = []
+    identity_key: Annotated[str, StringConstraints(min_length=32, max_length=255)] | None = None
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    key: str
+    queue_id: str
+    allowed_origins: list[str]
+    pre_chat_fields: list[dict[str, Any]]
+    business_hours: dict[str, Any] | None
+    verified_identities: bool
+    created_at: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``code`` is the stable machine-readable part."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str

@@ -1,0 +1,75 @@
+"""The app factory: build a configured ASGI app; the lifespan opens and closes the store and the bus."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+
+from helpline.api import admin, auth, conversations, ops
+from helpline.api.limits import BodySizeLimit, install_error_handlers
+from helpline.bus import open_bus
+from helpline.config import Settings
+from helpline.metrics import Metrics
+from helpline.services import Services
+from helpline.store import open_store
+from helpline.transport import polling, streaming
+from helpline.web import WEB_ROOT, web_router
+
+logger = logging.getLogger("helpline")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = (settings or Settings.from_env()).checked()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = await open_store(settings.database_url)
+        bus = open_bus(settings.bus_url)
+        await bus.connect()
+        services = Services.build(settings, store, bus)
+        app.state.services = services
+        if settings.demo:
+            from helpline.demo import seed_demo
+
+            await seed_demo(services)
+        try:
+            yield
+        finally:
+            await app.state.streams.shutdown()
+            await bus.disconnect()
+            await store.close()
+
+    app = FastAPI(
+        title="Helpline",
+        version="1.0",
+        summary="Real-time contact-center web chat over Server-Sent Events.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router):
+        app.include_router(router)
+    # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app): the stream's hot
+    # loop skips FastAPI's request/response machinery.
+    app.add_route("/api/v1/events", streaming.EventStream(app), methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=WEB_ROOT), name="static")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schema["paths"]["/api/v1/events"] = streaming.OPENAPI_PATH
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,19 @@
+"""The event bus: how a committed event reaches every stream that may show it, on any node.
+
+Backends are chosen by URL scheme and import their driver only when chosen: ``memory://`` (one
+process, the embedded default) and ``redis://`` (several nodes; its own issue).
+"""
+
+from helpline.bus.base import Bus, Envelope, SlowConsumer, Subscription, channels_for
+from helpline.config import ConfigurationError
+
+__all__ = ["Bus", "Envelope", "SlowConsumer", "Subscription", "channels_for", "open_bus"]
+
+
+def open_bus(url: str) -> Bus:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "memory":
+        from helpline.bus.memory import MemoryBus
+
+        return MemoryBus()
+    raise ConfigurationError(f"unsupported bus URL scheme {scheme!r}: use memory://")

@@ -1,0 +1,131 @@
+"""The bus contract, and the bounded per-stream subscription every backend hands out.
+
+Channels: ``all`` carries every event (supervisors subscribe to it); ``p:<principal id>`` carries the
+events one customer or staff user may see. Publishing an event sends it to ``all`` and to each
+recipient's channel, so a stream subscribes to exactly one channel and never filters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+ALL = "all"
+
+
+def principal_channel(principal_id: str) -> str:
+    return f"p:{principal_id}"
+
+
+def channels_for(recipients: Iterable[str]) -> list[str]:
+    return [ALL, *(principal_channel(r) for r in recipients)]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What travels on the bus: the event's wire JSON, encoded once, shared by every subscriber."""
+
+    id: int | None  # None for ephemeral events (typing), which are never stored
+    type: str
+    payload: str
+
+
+class SlowConsumer(Exception):
+    """A subscription's queue overflowed: its stream must end so the client resumes from the log.
+
+    Dropping one event silently would break "no loss"; buffering without bound would let one stalled
+    client exhaust the server's memory. Disconnecting is the only policy that keeps both promises.
+    """
+
+
+class Subscription:
+    """A stream's bounded inbox: the bus delivers into it without ever blocking the publisher.
+
+    It holds at most ``maxsize`` envelopes; one more marks it overflowed (see :class:`SlowConsumer`).
+    ``close()`` wakes a waiting reader, so a disconnect or a shutdown ends the wait at once.
+    """
+
+    __slots__ = ("_items", "_waiter", "channels", "closed", "closed_by", "maxsize", "overflowed")
+
+    def __init__(self, channels: tuple[str, ...], maxsize: int) -> None:
+        self.channels = channels
+        self.maxsize = maxsize
+        self._items: deque[Envelope] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.overflowed = False
+        self.closed = False
+        self.closed_by = ""
+
+    def deliver(self, envelope: Envelope) -> None:
+        if self.overflowed or self.closed:
+            return
+        if len(self._items) >= self.maxsize:
+            self.overflowed = True
+            self._items.clear()
+        else:
+            self._items.append(envelope)
+        self._wake()
+
+    def close(self, by: str = "server") -> None:
+        """Stop waiting: ``by`` says who ended it ("client" on disconnect, "server" on shutdown)."""
+        if not self.closed:
+            self.closed, self.closed_by = True, by
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def drain(self) -> list[Envelope]:
+        """Everything queued now, without waiting."""
+        if self.overflowed:
+            raise SlowConsumer
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    async def wait(self, timeout: float | None) -> list[Envelope]:
+        """What is queued, waiting up to ``timeout`` for something; ``[]`` on timeout or close."""
+        if not self._items and not self.closed and not self.overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiter = None
+        return self.drain()
+
+
+class Bus(ABC):
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open connections; the in-process bus has none."""
+
+    async def disconnect(self) -> None:  # noqa: B027 - optional hook
+        """Close connections."""
+
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the bus is unreachable (``/readyz``)."""
+
+    @abstractmethod
+    async def publish(self, channels: list[str], envelope: Envelope) -> None: ...
+
+    @abstractmethod
+    def _attach(self, subscription: Subscription) -> None: ...
+
+    @abstractmethod
+    def _detach(self, subscription: Subscription) -> None: ...
+
+    @asynccontextmanager
+    async def subscribe(self, channels: Iterable[str], *, maxsize: int) -> AsyncIterator[Subscription]:
+        subscription = Subscription(tuple(channels), maxsize)
+        self._attach(subscription)
+        try:
+            yield subscription
+        finally:
+            self._detach(subscription)

@@ -1,0 +1,29 @@
+"""The in-process bus: a dict of channel → subscriptions. Enough for one server process."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from helpline.bus.base import Bus, Envelope, Subscription
+
+
+class MemoryBus(Bus):
+    def __init__(self) -> None:
+        self._channels: defaultdict[str, set[Subscription]] = defaultdict(set)
+
+    async def publish(self, channels: list[str], envelope: Envelope) -> None:
+        for channel in channels:
+            for subscription in tuple(self._channels.get(channel, ())):
+                subscription.deliver(envelope)
+
+    def _attach(self, subscription: Subscription) -> None:
+        for channel in subscription.channels:
+            self._channels[channel].add(subscription)
+
+    def _detach(self, subscription: Subscription) -> None:
+        for channel in subscription.channels:
+            members = self._channels.get(channel)
+            if members is not None:
+                members.discard(subscription)
+                if not members:
+                    del self._channels[channel]

@@ -1,0 +1,165 @@
+"""The ``helpline`` command line (PROTOCOL.md "Command line").
+
+Every option also reads ``HELPLINE_<OPTION>`` from the environment; flags win over the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from helpline.config import DEFAULT_DATABASE_URL, ConfigurationError, Settings
+from helpline.errors import HelplineError
+
+app = typer.Typer(help="Helpline: real-time contact-center web chat over Server-Sent Events.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Staff users.", no_args_is_help=True)
+queues_app = typer.Typer(help="Queues.", no_args_is_help=True)
+deployments_app = typer.Typer(help="Deployments (website channels).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(queues_app, name="queues")
+app.add_typer(deployments_app, name="deployments")
+
+T = TypeVar("T")
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///file.db or postgresql://…")]
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except (ConfigurationError, HelplineError) as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+async def _with_accounts(database_url: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    from helpline.domain.accounts import Accounts
+    from helpline.store import open_store
+
+    settings = Settings.from_env(database_url=database_url)
+    store = await open_store(settings.database_url, migrate=True)
+    try:
+        return await action(Accounts(store, settings))
+    finally:
+        await store.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HELPLINE_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="HELPLINE_PORT")] = 8000,
+    database_url: DatabaseUrl = None,
+    bus_url: Annotated[str | None, typer.Option("--bus-url", help="memory:// or redis://…")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="seed demo data and serve the demo site")] = False,
+) -> None:
+    """Run the server."""
+    from helpline.app import create_app
+    from helpline.runner import build_server
+
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}"
+    try:
+        settings = Settings.from_env(database_url=database_url, bus_url=bus_url, demo=demo or None)
+        if settings.demo and not settings.public_url:
+            settings = Settings.from_env(database_url=database_url, bus_url=bus_url, demo=True, public_url=url)
+        settings = settings.checked()
+        application = create_app(settings)
+    except ConfigurationError as exc:
+        fail(str(exc))
+        return
+    typer.echo(f"Helpline is starting at {url}  (database {_redacted(settings.database_url)}, bus {settings.bus_url})")
+    if settings.demo:
+        typer.echo(f"  demo site:  {url}/          console: {url}/console          API docs: {url}/docs")
+        typer.echo(f"  staff users rep, trainee, supervisor, admin — password: {settings.demo_password}")
+    build_server(application, host, port).run()
+
+
+def _redacted(url: str) -> str:
+    from helpline.store.urls import redact
+
+    return redact(url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Apply schema migrations."""
+    from helpline.store import open_store
+
+    async def work() -> None:
+        settings = Settings.from_env(database_url=database_url)
+        store = await open_store(settings.database_url, migrate=True)
+        await store.close()
+
+    run(work)
+    typer.echo("database is up to date")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat password: "):
+            fail("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    permission: Annotated[list[str], typer.Option("--permission", "-p", help="repeat for each permission")],
+    display_name: Annotated[str | None, typer.Option("--display-name")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a staff user; the password is read from stdin (or prompted for)."""
+    password = _read_password()
+    user = run(
+        lambda: _with_accounts(
+            database_url, lambda a: a.create_user(username, password, permission, display_name=display_name)
+        )
+    )
+    typer.echo(f"created user {user.username} ({user.id}) with {', '.join(user.permissions)}")
+
+
+@queues_app.command("create")
+def queues_create(name: str, database_url: DatabaseUrl = None) -> None:
+    """Create a queue."""
+    queue = run(lambda: _with_accounts(database_url, lambda a: a.create_queue(name)))
+    typer.echo(f"created queue {queue.name} ({queue.id})")
+
+
+@deployments_app.command("create")
+def deployments_create(
+    key: str,
+    queue: Annotated[str, typer.Option("--queue", help="the queue's name")],
+    allowed_origin: Annotated[list[str], typer.Option("--allowed-origin", help="repeat for each origin")],
+    identity_key: Annotated[str | None, typer.Option("--identity-key", envvar="HELPLINE_IDENTITY_KEY")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a deployment (a website channel) routed to a queue."""
+    deployment = run(
+        lambda: _with_accounts(
+            database_url, lambda a: a.create_deployment(key, queue, allowed_origin, identity_key=identity_key)
+        )
+    )
+    typer.echo(f"created deployment {deployment.key} ({deployment.id})")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["DEFAULT_DATABASE_URL", "app", "main"]

@@ -1,0 +1,99 @@
+"""Settings, read from keyword arguments or ``HELPLINE_<OPTION>`` environment variables.
+
+One frozen object is built at start-up and handed to the app factory; nothing reads the environment
+after that, so tests can build as many differently configured apps as they like in one process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///helpline.db"
+DEFAULT_BUS_URL = "memory://"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; the server refuses to start rather than run insecurely."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    bus_url: str = DEFAULT_BUS_URL
+    secret_key: str = ""
+    demo: bool = False
+    demo_password: str = ""
+    public_url: str = ""
+    access_token_seconds: int = 8 * 3600
+    customer_token_seconds: int = 24 * 3600
+    stream_ticket_seconds: int = 60
+    # Stream behaviour (PROTOCOL.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
+    # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
+    # response and let load rebalance across nodes.
+    heartbeat_seconds: float = 15.0
+    stream_lifetime_seconds: float = 600.0
+    stream_padding_bytes: int = 2048
+    retry_milliseconds: int = 3000
+    stream_queue_size: int = 1000
+    stream_write_timeout_seconds: float = 10.0
+    max_streams_per_identity: int = 5
+    max_streams_total: int = 20000
+    replay_limit: int = 5000
+    poll_max_timeout_seconds: float = 30.0
+    # Request hygiene.
+    max_body_bytes: int = 64 * 1024
+    max_message_chars: int = 10_000
+    rate_limit_per_minute: int = 600
+    login_attempts_per_minute: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``HELPLINE_*`` variables; explicit overrides (CLI flags) win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"HELPLINE_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def checked(self) -> Settings:
+        """Fill what demo mode may generate, and refuse what production must not run without."""
+        result = self
+        if not result.secret_key:
+            if not result.demo:
+                raise ConfigurationError(
+                    "HELPLINE_SECRET_KEY is required (at least 32 characters) unless --demo is given"
+                )
+            result = replace(result, secret_key=secrets.token_urlsafe(48))
+        elif len(result.secret_key) < 32 and not result.demo:
+            raise ConfigurationError("HELPLINE_SECRET_KEY must be at least 32 characters")
+        if result.demo and not result.demo_password:
+            result = replace(result, demo_password=secrets.token_urlsafe(12))
+        return result
+
+
+def _coerce(name: str, raw: str, kind: Any) -> Any:
+    kind_name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind_name == "int":
+            return int(raw)
+        if kind_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"HELPLINE_{name.upper()} has an invalid value") from None
+    return raw

@@ -1,0 +1,233 @@
+"""Identities: staff login, customer sessions, stream tickets, presence, and the admin resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpline.config import Settings
+from helpline.domain import permissions as perms
+from helpline.domain.models import Deployment, Principal, Queue, User
+from helpline.domain.permissions import ALL_PERMISSIONS, Permission
+from helpline.domain.security import (
+    TICKET_AUDIENCE,
+    Tokens,
+    hash_password,
+    verify_identity_token,
+    verify_password,
+)
+from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from helpline.store import Store
+
+
+class Accounts:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.tokens = Tokens(settings.secret_key)
+
+    # -- authentication -------------------------------------------------------------------------
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        async with self.store.read() as s:
+            user = await s.user(username=username)
+        if not verify_password(user.password_hash if user else None, password) or user is None:
+            raise NotAuthenticated("wrong username or password")
+        if user.disabled:
+            raise NotAuthenticated("this account is disabled")
+        seconds = self.settings.access_token_seconds
+        return {
+            "access_token": self.tokens.issue(user.id, "staff", seconds),
+            "token_type": "bearer",
+            "expires_in": seconds,
+            "user": _me(user),
+        }
+
+    async def principal(self, token: str, *, audience: str | None = None) -> Principal:
+        """Who a bearer token (or, with ``audience=TICKET_AUDIENCE``, a stream ticket) belongs to.
+
+        Staff permissions are read fresh on every call, so revoking one takes effect at once.
+        """
+        claims = self.tokens.verify(token, audience) if audience else self.tokens.verify(token)
+        async with self.store.read() as s:
+            if claims.kind == "staff":
+                user = await s.user(id=claims.subject)
+                if user is None or user.disabled:
+                    raise NotAuthenticated("the account no longer exists or is disabled")
+                return Principal(user.id, "staff", user.display_name, frozenset(user.permissions))
+            customer = await s.customer(id=claims.subject)
+            if customer is None:
+                raise NotAuthenticated("the customer session no longer exists")
+            return Principal(customer.id, "customer", customer.display_name, deployment_id=customer.deployment_id)
+
+    async def redeem_ticket(self, ticket: str) -> Principal:
+        claims = self.tokens.verify(ticket, TICKET_AUDIENCE)
+        async with self.store.write() as s:
+            if not await s.use_stream_ticket(claims.jti, claims.expires_at):
+                raise NotAuthenticated("this stream ticket was already used")
+        return await self.principal(ticket, audience=TICKET_AUDIENCE)
+
+    def stream_ticket(self, principal: Principal) -> dict[str, Any]:
+        perms.require_staff_chat(principal)
+        seconds = min(60, self.settings.stream_ticket_seconds)
+        token = self.tokens.issue(principal.id, principal.kind, seconds, TICKET_AUDIENCE)
+        return {"ticket": token, "expires_in": seconds}
+
+    async def start_customer_session(
+        self,
+        deployment_key: str,
+        *,
+        origin: str | None,
+        display_name: str | None,
+        email: str | None,
+        identity_token: str | None,
+    ) -> dict[str, Any]:
+        async with self.store.write() as s:
+            deployment = await s.deployment(key=deployment_key)
+            if deployment is None:
+                raise NotFound("no such deployment")
+            if origin is not None and origin not in deployment.allowed_origins:
+                raise Forbidden("this origin is not allowed for the deployment")
+            customer = None
+            if identity_token is not None:
+                identity = verify_identity_token(identity_token, deployment.identity_key, deployment.key)
+                customer = await s.customer(deployment_id=deployment.id, external_id=identity.external_id)
+                if customer is None:
+                    customer = await s.insert_customer(
+                        deployment_id=deployment.id,
+                        external_id=identity.external_id,
+                        display_name=identity.display_name or display_name or "Customer",
+                        email=identity.email or email,
+                        verified=True,
+                    )
+            if customer is None:
+                customer = await s.insert_customer(
+                    deployment_id=deployment.id,
+                    external_id=None,
+                    display_name=display_name or "Guest",
+                    email=email,
+                    verified=False,
+                )
+            # A verified customer resumes from the start of its history on a new device; a guest
+            # starts at the log's head, so its first stream replays nothing that predates it.
+            head = 0 if customer.verified else await s.head()
+        seconds = self.settings.customer_token_seconds
+        return {
+            "access_token": self.tokens.issue(customer.id, "customer", seconds),
+            "customer_id": customer.id,
+            "verified": customer.verified,
+            "expires_in": seconds,
+            "last_event_id": str(head),
+        }
+
+    # -- presence -------------------------------------------------------------------------------
+    async def set_presence(self, principal: Principal, status: str) -> dict[str, Any]:
+        perms.require(principal, Permission.CHAT_REP)
+        async with self.store.write() as s:
+            await s.update_user(principal.id, presence=status)
+            await s.append(
+                "presence.changed",
+                {"user_id": principal.id, "display_name": principal.display_name, "status": status},
+                conversation_id=None,
+                recipients={principal.id},
+            )
+        return {"user_id": principal.id, "status": status}
+
+    # -- admin ----------------------------------------------------------------------------------
+    async def create_user(
+        self,
+        username: str,
+        password: str,
+        permissions: list[str],
+        *,
+        display_name: str | None = None,
+        max_concurrent: int = 3,
+    ) -> User:
+        unknown = set(permissions) - ALL_PERMISSIONS
+        if unknown:
+            raise ValidationFailed(f"unknown permissions: {', '.join(sorted(unknown))}")
+        async with self.store.write() as s:
+            if await s.user(username=username) is not None:
+                raise Conflict("a user with this username exists")
+            return await s.insert_user(
+                username=username,
+                display_name=display_name or username,
+                password_hash=hash_password(password),
+                permissions=sorted(set(permissions)),
+                max_concurrent=max_concurrent,
+                disabled=False,
+            )
+
+    async def update_user(self, user_id: str, changes: dict[str, Any]) -> User:
+        if "permissions" in changes:
+            unknown = set(changes["permissions"]) - ALL_PERMISSIONS
+            if unknown:
+                raise ValidationFailed(f"unknown permissions: {', '.join(sorted(unknown))}")
+            changes["permissions"] = sorted(set(changes["permissions"]))
+        if "password" in changes:
+            changes["password_hash"] = hash_password(changes.pop("password"))
+        async with self.store.write() as s:
+            if await s.user(id=user_id) is None:
+                raise NotFound("no such user")
+            if changes:
+                await s.update_user(user_id, **changes)
+            user = await s.user(id=user_id)
+        assert user is not None
+        return user
+
+    async def users(self) -> list[User]:
+        async with self.store.read() as s:
+            return await s.users()
+
+    async def user(self, user_id: str) -> User:
+        async with self.store.read() as s:
+            user = await s.user(id=user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    async def create_queue(self, name: str) -> Queue:
+        async with self.store.write() as s:
+            if await s.queue(name=name) is not None:
+                raise Conflict("a queue with this name exists")
+            return await s.insert_queue(name)
+
+    async def queues(self) -> list[Queue]:
+        async with self.store.read() as s:
+            return await s.queues()
+
+    async def create_deployment(
+        self,
+        key: str,
+        queue_name: str,
+        allowed_origins: list[str],
+        *,
+        pre_chat_fields: list[dict[str, Any]] | None = None,
+        business_hours: dict[str, Any] | None = None,
+        identity_key: str | None = None,
+    ) -> Deployment:
+        async with self.store.write() as s:
+            queue = await s.queue(name=queue_name)
+            if queue is None:
+                raise NotFound(f"no queue named {queue_name!r}")
+            if await s.deployment(key=key) is not None:
+                raise Conflict("a deployment with this key exists")
+            return await s.insert_deployment(
+                key=key,
+                queue_id=queue.id,
+                allowed_origins=list(dict.fromkeys(allowed_origins)),
+                pre_chat_fields=pre_chat_fields or [],
+                business_hours=business_hours,
+                identity_key=identity_key,
+            )
+
+    async def deployments(self) -> list[Deployment]:
+        async with self.store.read() as s:
+            return await s.deployments()
+
+
+def _me(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "permissions": list(user.permissions),
+    }

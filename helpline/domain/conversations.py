@@ -1,0 +1,302 @@
+"""Conversation operations: each checks permissions, changes state and appends its events in one
+transaction, so a 2xx always means "stored, and on its way to every entitled stream".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from helpline.bus import Bus, Envelope, channels_for
+from helpline.domain import permissions as perms
+from helpline.domain.models import Conversation, Principal, StoredEvent, isoformat, utcnow
+from helpline.domain.permissions import Permission
+from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
+from helpline.store import Store, StoreSession
+from helpline.store.session import new_id
+
+
+def audience(conversation: Conversation, *extra: str | None) -> set[str]:
+    """Who may see an event of this conversation: its customer and current assignee (plus ``extra``)."""
+    return {p for p in (conversation.customer_id, conversation.assignee_id, *extra) if p}
+
+
+def actor(principal: Principal) -> dict[str, str]:
+    return {"id": principal.id, "kind": principal.kind, "display_name": principal.display_name}
+
+
+class Conversations:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self.store = store
+        self.bus = bus
+
+    async def create(
+        self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
+    ) -> tuple[Conversation, bool]:
+        """Open a conversation for a customer; the same client id again returns the same one."""
+        if not principal.is_customer or principal.deployment_id is None:
+            raise Forbidden("only customers open conversations")
+        async with self.store.write() as s:
+            if conversation_id is not None:
+                existing = await s.conversation(conversation_id)
+                if existing is not None:
+                    if existing.customer_id != principal.id:
+                        raise Conflict("this conversation id is already in use; generate a new one")
+                    return existing, False
+            deployment = await s.deployment(id=principal.deployment_id)
+            if deployment is None:
+                raise NotFound("the deployment no longer exists")
+            conversation = await s.insert_conversation(
+                id=conversation_id or new_id("conv"),
+                customer_id=principal.id,
+                deployment_id=deployment.id,
+                queue_id=deployment.queue_id,
+                status="queued",
+                pre_chat=pre_chat,
+            )
+            await s.add_participant(conversation.id, principal.id, "customer")
+            await s.append(
+                "conversation.created",
+                {"conversation": conversation.public()},
+                conversation_id=conversation.id,
+                recipients=audience(conversation),
+            )
+            await s.append(
+                "conversation.routing",
+                {"state": "queued", "queue_id": conversation.queue_id, "assignee": None},
+                conversation_id=conversation.id,
+                recipients=audience(conversation),
+            )
+            return conversation, True
+
+    async def get(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
+        async with self.store.read() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id))
+            return conversation.public(await self._participants(s, conversation.id))
+
+    async def page(self, principal: Principal, *, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+        perms.require_staff_chat(principal)
+        after = _decode_cursor(cursor) if cursor else None
+        filters: dict[str, Any] = {}
+        if principal.is_customer:
+            filters["customer_id"] = principal.id
+        elif not perms.sees_everything(principal):
+            filters["assignee_id"] = principal.id
+        async with self.store.read() as s:
+            rows = await s.list_conversations(status=status, after=after, limit=limit + 1, **filters)
+        page = rows[:limit]
+        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+        return {"conversations": [c.public() for c in page], "next_cursor": next_cursor}
+
+    async def entries(
+        self, principal: Principal, conversation_id: str, *, after: int | None, before: int | None, limit: int
+    ) -> dict[str, Any]:
+        async with self.store.read() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id))
+            perms.require_entries_access(principal, conversation)
+            rows = await s.conversation_events(conversation.id, after=after, before=before, limit=limit + 1)
+        more = len(rows) > limit
+        if before is not None:
+            page = rows[-limit:]
+            next_cursor = page[0].id if more and page else None
+        else:
+            page = rows[:limit]
+            next_cursor = page[-1].id if more and page else None
+        return {"entries": [e.data() for e in page], "next_cursor": next_cursor}
+
+    async def post_message(
+        self, principal: Principal, conversation_id: str, message_id: str, text: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Store a message; a retry with the same ``message_id`` returns the stored entry instead."""
+        async with self.store.write() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
+            perms.require_can_write(principal, conversation)
+            previous = await s.event_by_client_id(conversation.id, message_id)
+            if previous is not None:
+                return previous.data(), False
+            if conversation.status == "closed":
+                raise Conflict("the conversation is closed")
+            stored = await s.append(
+                "conversation.message",
+                {"message_id": message_id, "text": text, "author": actor(principal)},
+                conversation_id=conversation.id,
+                recipients=audience(conversation),
+                client_id=message_id,
+            )
+            await s.update_conversation(conversation.id)
+            return stored.data(), True
+
+    async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
+        """Ephemeral: published to the bus only, never stored, never replayed."""
+        async with self.store.read() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id))
+        if not perms.is_party(principal, conversation):
+            raise Forbidden("only the conversation's customer and rep send typing indicators")
+        if conversation.status == "closed":
+            raise Conflict("the conversation is closed")
+        event_type = f"conversation.typing_{state}"
+        payload = {
+            "type": event_type,
+            "conversation_id": conversation.id,
+            "at": isoformat(utcnow()),
+            "by": actor(principal),
+        }
+        envelope = Envelope(None, event_type, json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        await self.bus.publish(channels_for(audience(conversation)), envelope)
+
+    async def receipt(self, principal: Principal, conversation_id: str, kind: str, entry_id: int) -> None:
+        async with self.store.write() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id))
+            if not perms.is_party(principal, conversation):
+                raise Forbidden("only the conversation's parties send receipts")
+            if not await s.event_in_conversation(conversation.id, entry_id):
+                raise NotFound("no such entry in this conversation")
+            await s.append(
+                f"conversation.{kind}",
+                {"entry_id": entry_id, "by": actor(principal)},
+                conversation_id=conversation.id,
+                recipients=audience(conversation),
+            )
+
+    async def close(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
+        async with self.store.write() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
+            if conversation.status != "closed":
+                now = utcnow()
+                await s.update_conversation(conversation.id, status="closed", closed_at=now)
+                await s.append(
+                    "conversation.closed",
+                    {"closed_by": actor(principal)},
+                    conversation_id=conversation.id,
+                    recipients=audience(conversation),
+                )
+                conversation = await s.conversation(conversation.id) or conversation
+            return conversation.public(await self._participants(s, conversation.id))
+
+    async def transfer(
+        self, principal: Principal, conversation_id: str, *, to_user_id: str | None, to_queue_id: str | None
+    ) -> dict[str, Any]:
+        """Hand the conversation to another rep or back to a queue; the history goes with it."""
+        async with self.store.write() as s:
+            conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
+            perms.require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
+            if conversation.assignee_id != principal.id and not perms.sees_everything(principal):
+                raise Forbidden("only the assigned rep or a supervisor may transfer this conversation")
+            moved = await self._move(s, principal, conversation, to_user_id, to_queue_id, "transferred")
+            return moved.public(await self._participants(s, moved.id))
+
+    async def assign(self, principal: Principal, conversation_id: str, user_id: str) -> dict[str, Any]:
+        """Supervisors and admins assign by hand until routing does it (and to override routing)."""
+        if not (principal.has(Permission.SUPERVISOR) or principal.has(Permission.ADMIN)):
+            raise PermissionDenied(Permission.SUPERVISOR.value)
+        async with self.store.write() as s:
+            conversation = await s.conversation(conversation_id, for_update=True)
+            if conversation is None:
+                raise NotFound("no such conversation")
+            moved = await self._move(s, principal, conversation, user_id, None, "assigned")
+            return moved.public(await self._participants(s, moved.id))
+
+    async def _move(
+        self,
+        s: StoreSession,
+        principal: Principal,
+        conversation: Conversation,
+        to_user_id: str | None,
+        to_queue_id: str | None,
+        state: str,
+    ) -> Conversation:
+        if conversation.status == "closed":
+            raise Conflict("the conversation is closed")
+        previous = conversation.assignee_id
+        rep = None
+        if to_user_id is not None:
+            rep = await s.user(id=to_user_id)
+            if rep is None:
+                raise NotFound("no such user")
+            if rep.disabled or not {"chat_user", "chat_rep"} <= set(rep.permissions):
+                raise ValidationFailed("the target user is not an active rep (chat_user and chat_rep)")
+            if rep.id == previous:
+                raise Conflict("the conversation is already assigned to this rep")
+            values: dict[str, Any] = {"assignee_id": rep.id, "status": "assigned"}
+        else:
+            queue = await s.queue(id=to_queue_id)
+            if queue is None:
+                raise NotFound("no such queue")
+            values = {"assignee_id": None, "status": "queued", "queue_id": queue.id}
+        await s.update_conversation(conversation.id, **values)
+        moved = await s.conversation(conversation.id)
+        assert moved is not None  # we hold the row
+        if previous is not None:
+            await s.remove_participant(conversation.id, previous)
+            old = await s.user(id=previous)
+            await s.append(
+                "conversation.participant_changed",
+                {"action": "left", "participant": _rep(previous, old.display_name if old else "")},
+                conversation_id=conversation.id,
+                recipients=audience(moved, previous),
+            )
+        if rep is not None:
+            await s.add_participant(conversation.id, rep.id, "rep")
+            await s.append(
+                "conversation.participant_changed",
+                {"action": "joined", "participant": _rep(rep.id, rep.display_name)},
+                conversation_id=conversation.id,
+                recipients=audience(moved),
+            )
+        await s.append(
+            "conversation.routing",
+            {
+                "state": state,
+                "queue_id": moved.queue_id,
+                "assignee": _rep(rep.id, rep.display_name) if rep else None,
+                "by": actor(principal),
+            },
+            conversation_id=conversation.id,
+            recipients=audience(moved),
+        )
+        return moved
+
+    async def _participants(self, s: StoreSession, conversation_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": row.participant_id,
+                "kind": row.kind,
+                "joined_at": isoformat(row.joined_at),
+                "left_at": isoformat(row.left_at) if row.left_at else None,
+            }
+            for row in await s.participants(conversation_id)
+        ]
+
+
+def _rep(user_id: str, display_name: str) -> dict[str, str]:
+    return {"id": user_id, "kind": "staff", "display_name": display_name}
+
+
+def _encode_cursor(conversation: Conversation) -> str:
+    raw = json.dumps([isoformat(conversation.created_at), conversation.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, last_id = json.loads(raw)
+        moment = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        if not isinstance(last_id, str):
+            raise TypeError(last_id)
+    except (ValueError, TypeError):
+        raise ValidationFailed("the cursor is malformed") from None
+    return moment, last_id
+
+
+def publisher(bus: Bus) -> Any:
+    """The store's on-commit hook: committed events go to the bus in id order."""
+
+    async def publish(events: Iterable[StoredEvent]) -> None:
+        for event in events:
+            await bus.publish(channels_for(event.recipients), Envelope(event.id, event.type, event.payload))
+
+    return publish

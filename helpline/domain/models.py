@@ -1,0 +1,162 @@
+"""Plain records passed between the store, the domain services and the API.
+
+They are frozen dataclasses, not pydantic models: they cross the hot path (message send, fan-out)
+where validation has already happened at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+PrincipalKind = Literal["staff", "customer"]
+ConversationStatus = Literal["queued", "assigned", "closed"]
+Presence = Literal["online", "busy", "away", "offline"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def isoformat(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Whoever is calling: a staff user or a customer, with what they may do."""
+
+    id: str
+    kind: PrincipalKind
+    display_name: str
+    permissions: frozenset[str] = frozenset()
+    deployment_id: str | None = None
+
+    @property
+    def is_customer(self) -> bool:
+        return self.kind == "customer"
+
+    def has(self, permission: str) -> bool:
+        return self.kind == "staff" and permission in self.permissions
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    display_name: str
+    password_hash: str
+    permissions: tuple[str, ...]
+    max_concurrent: int
+    presence: str
+    disabled: bool
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "permissions": list(self.permissions),
+            "max_concurrent": self.max_concurrent,
+            "presence": self.presence,
+            "disabled": self.disabled,
+            "created_at": isoformat(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    id: str
+    name: str
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    id: str
+    key: str
+    queue_id: str
+    allowed_origins: tuple[str, ...]
+    pre_chat_fields: tuple[dict[str, Any], ...]
+    business_hours: dict[str, Any] | None
+    identity_key: str | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "queue_id": self.queue_id,
+            "allowed_origins": list(self.allowed_origins),
+            "pre_chat_fields": list(self.pre_chat_fields),
+            "business_hours": self.business_hours,
+            "verified_identities": self.identity_key is not None,
+            "created_at": isoformat(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    deployment_id: str
+    external_id: str | None
+    display_name: str
+    email: str | None
+    verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    customer_id: str
+    deployment_id: str
+    queue_id: str
+    status: str
+    assignee_id: str | None
+    pre_chat: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "customer_id": self.customer_id,
+            "deployment_id": self.deployment_id,
+            "queue_id": self.queue_id,
+            "assignee_id": self.assignee_id,
+            "pre_chat": self.pre_chat,
+            "participants": participants or [],
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+            "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One entry of the log, as it goes on the wire.
+
+    ``payload`` is the JSON text of the SSE ``data:`` line, encoded once at write time and shared by
+    every recipient; ``recipients`` are the principals entitled to it (supervisors see everything).
+    """
+
+    id: int | None
+    type: str
+    conversation_id: str | None
+    payload: str
+    recipients: frozenset[str] = field(default_factory=frozenset)
+
+    def data(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.payload)
+        return loaded

@@ -1,0 +1,74 @@
+"""Who may do what: small functions that raise, called by the services before any state changes.
+
+The rules (PROTOCOL.md "Permissions"): a customer acts only on its own conversations, and learns
+nothing about others' (404, never 403); staff need ``chat_user`` for anything conversational; a rep
+sees the conversations assigned to it; replying and transferring need ``access_conversation_entries``;
+a supervisor sees everything and monitors read-only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from helpline.domain.models import Conversation, Principal
+from helpline.errors import Forbidden, NotFound, PermissionDenied
+
+
+class Permission(StrEnum):
+    CHAT_USER = "chat_user"
+    CHAT_REP = "chat_rep"
+    ACCESS_CONVERSATION_ENTRIES = "access_conversation_entries"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+ALL_PERMISSIONS = frozenset(p.value for p in Permission)
+
+
+def require(principal: Principal, permission: Permission) -> None:
+    if principal.is_customer:
+        raise Forbidden("customers cannot do this")
+    if not principal.has(permission):
+        raise PermissionDenied(permission.value)
+
+
+def require_staff_chat(principal: Principal) -> None:
+    """Customers pass (their checks are per conversation); staff need ``chat_user``."""
+    if not principal.is_customer:
+        require(principal, Permission.CHAT_USER)
+
+
+def is_party(principal: Principal, conversation: Conversation) -> bool:
+    if principal.is_customer:
+        return conversation.customer_id == principal.id
+    return conversation.assignee_id == principal.id
+
+
+def sees_everything(principal: Principal) -> bool:
+    return principal.has(Permission.SUPERVISOR)
+
+
+def require_visible(principal: Principal, conversation: Conversation | None) -> Conversation:
+    """The conversation, if the caller may know it exists; otherwise 404, as if it did not."""
+    if conversation is None:
+        raise NotFound("no such conversation")
+    require_staff_chat(principal)
+    if is_party(principal, conversation) or sees_everything(principal):
+        return conversation
+    raise NotFound("no such conversation")
+
+
+def require_entries_access(principal: Principal, conversation: Conversation) -> None:
+    """Reading a conversation's entries: its customer, or staff with ACE who are party or supervisor."""
+    if principal.is_customer:
+        return
+    require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
+
+
+def require_can_write(principal: Principal, conversation: Conversation) -> None:
+    """Replying: the customer, or the assigned rep holding ``access_conversation_entries``."""
+    if principal.is_customer:
+        return
+    require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
+    if conversation.assignee_id != principal.id:
+        raise Forbidden("only the assigned rep may reply; supervisors monitor read-only")

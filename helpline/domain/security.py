@@ -1,0 +1,128 @@
+"""Passwords, access tokens, stream tickets and verified-customer identity tokens.
+
+Access tokens are HS256 JWTs signed with ``HELPLINE_SECRET_KEY``. A stream ticket is a JWT too, with
+its own audience (so an access token can never pass as a ticket, nor a ticket as an access token),
+a ≤ 60 s expiry and a ``jti`` the store records on first use (PROTOCOL.md "Credentials").
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from helpline.errors import NotAuthenticated
+
+ACCESS_AUDIENCE = "helpline:access"
+TICKET_AUDIENCE = "helpline:stream-ticket"
+ALGORITHM = "HS256"
+
+_hasher = PasswordHasher()
+# Verifying against this when the username is unknown keeps login time the same either way, so the
+# timing of a failed login does not reveal which usernames exist.
+_DUMMY_HASH = _hasher.hash("helpline-no-such-user")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    kind: Literal["staff", "customer"]
+    jti: str
+    expires_at: datetime
+
+
+class Tokens:
+    def __init__(self, secret_key: str) -> None:
+        self._key = secret_key
+
+    def issue(self, subject: str, kind: str, seconds: int, audience: str = ACCESS_AUDIENCE) -> str:
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "sub": subject,
+            "kind": kind,
+            "aud": audience,
+            "iat": now,
+            "exp": now + seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify(self, token: str, audience: str = ACCESS_AUDIENCE) -> TokenClaims:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                options={"require": ["sub", "exp", "aud", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise NotAuthenticated("the token has expired") from None
+        except jwt.PyJWTError:
+            raise NotAuthenticated("the token is invalid") from None
+        kind = claims.get("kind")
+        if kind not in ("staff", "customer") or not isinstance(claims["sub"], str):
+            raise NotAuthenticated("the token is invalid")
+        return TokenClaims(
+            subject=claims["sub"],
+            kind=kind,
+            jti=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedIdentity:
+    external_id: str
+    display_name: str | None
+    email: str | None
+
+
+def verify_identity_token(token: str, signing_key: str | None, deployment_key: str) -> VerifiedIdentity:
+    """Check a JWT the company signed for one of its logged-in customers.
+
+    The company signs with the deployment's key (HS256); ``sub`` is its own stable customer id, and
+    ``exp`` is required so a leaked token cannot be replayed forever. An ``aud``, when present, must
+    name the deployment.
+    """
+    if signing_key is None:
+        raise NotAuthenticated("this deployment does not accept identity tokens")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            signing_key,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "exp"], "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise NotAuthenticated("the identity token has expired") from None
+    except jwt.PyJWTError:
+        raise NotAuthenticated("the identity token is invalid") from None
+    audience = claims.get("aud")
+    if audience is not None and audience != deployment_key and deployment_key not in (audience or []):
+        raise NotAuthenticated("the identity token is for another deployment")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > 255:
+        raise NotAuthenticated("the identity token has no usable subject")
+    name, email = claims.get("name"), claims.get("email")
+    return VerifiedIdentity(
+        external_id=subject,
+        display_name=name[:120] if isinstance(name, str) and name.strip() else None,
+        email=email[:254] if isinstance(email, str) and email else None,
+    )

@@ -1,0 +1,37 @@
+"""Prometheus metrics, one registry per app (no process-global state, so tests can run many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.open_streams = Gauge("helpline_open_streams", "Event streams open now", ["transport"], registry=r)
+        self.events_delivered = Counter(
+            "helpline_events_delivered", "Events written to streams and polls", ["transport"], registry=r
+        )
+        self.events_replayed = Counter(
+            "helpline_events_replayed", "Events delivered from the log on resume", registry=r
+        )
+        self.stream_resets = Counter(
+            "helpline_stream_resets", "stream.reset events sent (resume point too old or unknown)", registry=r
+        )
+        self.heartbeats = Counter("helpline_heartbeats", "Heartbeat comments sent", registry=r)
+        self.slow_consumers = Counter(
+            "helpline_slow_consumer_disconnects",
+            "Streams closed because the client read too slowly",
+            registry=r,
+        )
+        self.poll_requests = Counter(
+            "helpline_poll_requests", "Long-poll requests (clients that fell back from SSE)", registry=r
+        )
+        self.streams_refused = Counter(
+            "helpline_streams_refused",
+            "Streams refused by the per-identity or total cap",
+            ["reason"],
+            registry=r,
+        )
+        self.messages_stored = Counter("helpline_messages_stored", "Messages durably stored", registry=r)

@@ -1,0 +1,62 @@
+"""Running the server: uvicorn, with our own graceful shutdown for streams.
+
+On SIGTERM/SIGINT uvicorn stops accepting and waits for open responses to finish; an event stream never
+finishes by itself, so first we end every stream with ``stream.reconnect`` (clients move to another
+node, or retry this one when it is back). That is done by extending ``uvicorn.Server.handle_exit``,
+its documented hook, not by patching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+SECRET_QUERY = re.compile(r"((?:ticket|access_token|token)=)[^&\s\"]+")
+
+
+class RedactSecrets(logging.Filter):
+    """Hide stream tickets (and any token someone put in a URL) from access logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and isinstance(record.args, tuple):
+            record.args = tuple(SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = SECRET_QUERY.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+class HelplineServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.helpline_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        streams = getattr(self.helpline_app.state, "streams", None)
+        if streams is not None and not streams.shutting_down:
+            loop = asyncio.get_event_loop()
+            task = loop.create_task(streams.shutdown())
+            task.add_done_callback(lambda _t: super(HelplineServer, self).handle_exit(sig, frame))
+            return
+        super().handle_exit(sig, frame)
+
+
+def build_server(app: FastAPI, host: str, port: int, **options: Any) -> HelplineServer:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="auto",
+        http="auto",
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+        log_level=options.pop("log_level", "info"),
+        **options,
+    )
+    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
+    return HelplineServer(config, app)

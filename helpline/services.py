@@ -1,0 +1,37 @@
+"""Everything a running server holds, built by the app's lifespan and torn down with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from helpline.api.ratelimit import RateLimiter
+from helpline.bus import Bus
+from helpline.config import Settings
+from helpline.domain.accounts import Accounts
+from helpline.domain.conversations import Conversations, publisher
+from helpline.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: Bus
+    accounts: Accounts
+    conversations: Conversations
+    rate_limiter: RateLimiter
+    login_limiter: RateLimiter
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
+        store.on_commit(publisher(bus))
+        return cls(
+            settings=settings,
+            store=store,
+            bus=bus,
+            accounts=Accounts(store, settings),
+            conversations=Conversations(store, bus),
+            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+            login_limiter=RateLimiter(settings.login_attempts_per_minute),
+        )

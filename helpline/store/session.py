@@ -1,0 +1,305 @@
+"""Queries, one method per question the domain asks, on one open connection.
+
+A :class:`StoreSession` comes from ``Store.read()`` or ``Store.write()``; only a write session may
+``append`` events, and what it appends is published by the store after commit.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from helpline.domain.models import (
+    Conversation,
+    Customer,
+    Deployment,
+    Queue,
+    StoredEvent,
+    User,
+    isoformat,
+    utcnow,
+)
+from helpline.store import schema
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class StoreSession:
+    def __init__(self, conn: AsyncConnection, *, is_sqlite: bool) -> None:
+        self.conn = conn
+        self.is_sqlite = is_sqlite
+        self.appended: list[StoredEvent] = []
+
+    # -- events -------------------------------------------------------------------------------
+    async def append(
+        self,
+        type: str,
+        payload: dict[str, Any],
+        *,
+        conversation_id: str | None,
+        recipients: Iterable[str],
+        client_id: str | None = None,
+    ) -> StoredEvent:
+        """Store one event; its id is allocated here and ``payload`` gains ``id``, ``type``, ``at``."""
+        now = utcnow()
+        body = {"type": type, "conversation_id": conversation_id, "at": isoformat(now), **payload}
+        stored_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        result = await self.conn.execute(
+            insert(schema.events)
+            .values(
+                conversation_id=conversation_id,
+                type=type,
+                client_id=client_id,
+                payload=stored_body,
+                created_at=now,
+            )
+            .returning(schema.events.c.id)
+        )
+        event_id = int(result.scalar_one())
+        encoded = with_id(event_id, stored_body)
+        audience = frozenset(recipients)
+        if audience:
+            await self.conn.execute(
+                insert(schema.event_recipients),
+                [{"principal_id": principal, "event_id": event_id} for principal in sorted(audience)],
+            )
+        stored = StoredEvent(event_id, type, conversation_id, encoded, audience)
+        self.appended.append(stored)
+        return stored
+
+    async def head(self) -> int:
+        result = await self.conn.execute(select(func.max(schema.events.c.id)))
+        return int(result.scalar() or 0)
+
+    async def oldest(self) -> int:
+        result = await self.conn.execute(select(func.min(schema.events.c.id)))
+        return int(result.scalar() or 0)
+
+    async def events_after(self, principal_id: str | None, after: int, limit: int) -> list[StoredEvent]:
+        """Events after ``after`` that ``principal_id`` may see (``None``: every event), oldest first."""
+        e = schema.events
+        query = select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(e.c.id > after)
+        if principal_id is not None:
+            r = schema.event_recipients
+            query = query.join(r, and_(r.c.event_id == e.c.id, r.c.principal_id == principal_id))
+        rows = await self.conn.execute(query.order_by(e.c.id).limit(limit))
+        return [_stored(row) for row in rows]
+
+    async def conversation_events(
+        self, conversation_id: str, *, after: int | None, before: int | None, limit: int
+    ) -> list[StoredEvent]:
+        e = schema.events
+        query = select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(e.c.conversation_id == conversation_id)
+        if before is not None:
+            query = query.where(e.c.id < before).order_by(e.c.id.desc())
+        else:
+            query = query.where(e.c.id > (after or 0)).order_by(e.c.id)
+        rows = list(await self.conn.execute(query.limit(limit)))
+        if before is not None:
+            rows.reverse()
+        return [_stored(row) for row in rows]
+
+    async def event_by_client_id(self, conversation_id: str, client_id: str) -> StoredEvent | None:
+        e = schema.events
+        row = (
+            await self.conn.execute(
+                select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(
+                    e.c.conversation_id == conversation_id, e.c.client_id == client_id
+                )
+            )
+        ).first()
+        return None if row is None else _stored(row)
+
+    async def event_in_conversation(self, conversation_id: str, event_id: int) -> bool:
+        e = schema.events
+        row = await self.conn.execute(select(e.c.id).where(e.c.id == event_id, e.c.conversation_id == conversation_id))
+        return row.first() is not None
+
+    async def use_stream_ticket(self, jti: str, expires_at: datetime) -> bool:
+        """Record a ticket as spent; False when it was spent before (tickets are single use)."""
+        t = schema.used_stream_tickets
+        await self.conn.execute(delete(t).where(t.c.expires_at < utcnow()))
+        if (await self.conn.execute(select(t.c.jti).where(t.c.jti == jti))).first() is not None:
+            return False
+        await self.conn.execute(insert(t).values(jti=jti, expires_at=expires_at))
+        return True
+
+    # -- users, queues, deployments, customers -------------------------------------------------
+    async def insert_user(self, **values: Any) -> User:
+        values = {"id": new_id("usr"), "created_at": utcnow(), "presence": "offline", **values}
+        await self.conn.execute(insert(schema.users).values(**values))
+        return _user(values)
+
+    async def user(self, *, id: str | None = None, username: str | None = None) -> User | None:
+        u = schema.users
+        condition = u.c.id == id if id is not None else u.c.username == username
+        row = (await self.conn.execute(select(u).where(condition))).first()
+        return None if row is None else _user(row._mapping)
+
+    async def users(self) -> list[User]:
+        rows = await self.conn.execute(select(schema.users).order_by(schema.users.c.username))
+        return [_user(row._mapping) for row in rows]
+
+    async def update_user(self, user_id: str, **values: Any) -> None:
+        await self.conn.execute(update(schema.users).where(schema.users.c.id == user_id).values(**values))
+
+    async def insert_queue(self, name: str) -> Queue:
+        queue = Queue(new_id("que"), name, utcnow())
+        await self.conn.execute(insert(schema.queues).values(id=queue.id, name=name, created_at=queue.created_at))
+        return queue
+
+    async def queue(self, *, id: str | None = None, name: str | None = None) -> Queue | None:
+        q = schema.queues
+        condition = q.c.id == id if id is not None else q.c.name == name
+        row = (await self.conn.execute(select(q).where(condition))).first()
+        return None if row is None else Queue(row.id, row.name, row.created_at)
+
+    async def queues(self) -> list[Queue]:
+        rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
+        return [Queue(row.id, row.name, row.created_at) for row in rows]
+
+    async def insert_deployment(self, **values: Any) -> Deployment:
+        values = {"id": new_id("dep"), "created_at": utcnow(), **values}
+        await self.conn.execute(insert(schema.deployments).values(**values))
+        return _deployment(values)
+
+    async def deployment(self, *, id: str | None = None, key: str | None = None) -> Deployment | None:
+        d = schema.deployments
+        condition = d.c.id == id if id is not None else d.c.key == key
+        row = (await self.conn.execute(select(d).where(condition))).first()
+        return None if row is None else _deployment(row._mapping)
+
+    async def deployments(self) -> list[Deployment]:
+        rows = await self.conn.execute(select(schema.deployments).order_by(schema.deployments.c.key))
+        return [_deployment(row._mapping) for row in rows]
+
+    async def update_deployment(self, deployment_id: str, **values: Any) -> None:
+        d = schema.deployments
+        await self.conn.execute(update(d).where(d.c.id == deployment_id).values(**values))
+
+    async def insert_customer(self, **values: Any) -> Customer:
+        values = {"id": new_id("cus"), "created_at": utcnow(), **values}
+        await self.conn.execute(insert(schema.customers).values(**values))
+        return Customer(**values)
+
+    async def customer(
+        self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
+    ) -> Customer | None:
+        c = schema.customers
+        if id is not None:
+            condition = c.c.id == id
+        else:
+            condition = and_(c.c.deployment_id == deployment_id, c.c.external_id == external_id)
+        row = (await self.conn.execute(select(c).where(condition))).first()
+        return None if row is None else Customer(**row._mapping)
+
+    # -- conversations --------------------------------------------------------------------------
+    async def insert_conversation(self, **values: Any) -> Conversation:
+        now = utcnow()
+        values = {"created_at": now, "updated_at": now, "closed_at": None, "assignee_id": None, **values}
+        await self.conn.execute(insert(schema.conversations).values(**values))
+        return Conversation(**values)
+
+    async def conversation(self, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
+        query = select(schema.conversations).where(schema.conversations.c.id == conversation_id)
+        if for_update and not self.is_sqlite:
+            query = query.with_for_update()
+        row = (await self.conn.execute(query)).first()
+        return None if row is None else Conversation(**row._mapping)
+
+    async def update_conversation(self, conversation_id: str, **values: Any) -> None:
+        c = schema.conversations
+        await self.conn.execute(update(c).where(c.c.id == conversation_id).values(updated_at=utcnow(), **values))
+
+    async def list_conversations(
+        self,
+        *,
+        customer_id: str | None = None,
+        assignee_id: str | None = None,
+        status: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int,
+    ) -> list[Conversation]:
+        """Newest first; ``after`` is the (created_at, id) of the last row of the previous page."""
+        c = schema.conversations
+        query = select(c)
+        if customer_id is not None:
+            query = query.where(c.c.customer_id == customer_id)
+        if assignee_id is not None:
+            query = query.where(c.c.assignee_id == assignee_id)
+        if status is not None:
+            query = query.where(c.c.status == status)
+        if after is not None:
+            created, last_id = after
+            query = query.where(or_(c.c.created_at < created, and_(c.c.created_at == created, c.c.id < last_id)))
+        rows = await self.conn.execute(query.order_by(c.c.created_at.desc(), c.c.id.desc()).limit(limit))
+        return [Conversation(**row._mapping) for row in rows]
+
+    async def add_participant(self, conversation_id: str, participant_id: str, kind: str) -> None:
+        await self.conn.execute(
+            insert(schema.participants).values(
+                conversation_id=conversation_id, participant_id=participant_id, kind=kind, joined_at=utcnow()
+            )
+        )
+
+    async def remove_participant(self, conversation_id: str, participant_id: str) -> None:
+        p = schema.participants
+        await self.conn.execute(
+            update(p)
+            .where(p.c.conversation_id == conversation_id, p.c.participant_id == participant_id)
+            .where(p.c.left_at.is_(None))
+            .values(left_at=utcnow())
+        )
+
+    async def participants(self, conversation_id: str) -> list[Any]:
+        p = schema.participants
+        rows = await self.conn.execute(
+            select(p.c.participant_id, p.c.kind, p.c.joined_at, p.c.left_at)
+            .where(p.c.conversation_id == conversation_id)
+            .order_by(p.c.id)
+        )
+        return list(rows.all())
+
+
+def with_id(event_id: int, stored_body: str) -> str:
+    """The wire JSON: the id is spliced in front so it need not be written back after the insert."""
+    return f'{{"id":{event_id},{stored_body[1:]}'
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(int(row.id), row.type, row.conversation_id, with_id(int(row.id), row.payload))
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        password_hash=row["password_hash"],
+        permissions=tuple(row["permissions"]),
+        max_concurrent=row["max_concurrent"],
+        presence=row["presence"],
+        disabled=bool(row["disabled"]),
+        created_at=row["created_at"],
+    )
+
+
+def _deployment(row: Any) -> Deployment:
+    return Deployment(
+        id=row["id"],
+        key=row["key"],
+        queue_id=row["queue_id"],
+        allowed_origins=tuple(row["allowed_origins"]),
+        pre_chat_fields=tuple(row["pre_chat_fields"]),
+        business_hours=row["business_hours"],
+        identity_key=row["identity_key"],
+        created_at=row["created_at"],
+    )

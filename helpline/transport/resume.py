@@ -1,0 +1,83 @@
+"""Where a stream or a poll starts: the resume point, and the replay from the durable log.
+
+Subscribe first, then replay, then go live (STYLE.md §5): the caller registers on the bus *before* it
+reads the log, so an event committed during the replay is either in the replay or waiting in the
+subscription, and de-duplication by id removes the overlap. That is what makes "no loss, no
+duplicates" hold across reconnects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from helpline.bus.base import ALL, principal_channel
+from helpline.domain.models import Principal, StoredEvent, isoformat, utcnow
+from helpline.domain.permissions import require_staff_chat, sees_everything
+from helpline.store import Store
+
+
+def channel_of(principal: Principal) -> str:
+    require_staff_chat(principal)
+    return ALL if sees_everything(principal) else principal_channel(principal.id)
+
+
+def recipient_filter(principal: Principal) -> str | None:
+    """The principal whose fan-out rows a replay reads; ``None`` reads every event (supervisors)."""
+    return None if sees_everything(principal) else principal.id
+
+
+def parse_event_id(raw: str | None) -> int | None:
+    """An event id from a header or query string; -1 for something that is not one (→ reset)."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        return -1
+    return int(raw)
+
+
+@dataclass(slots=True)
+class Replay:
+    events: list[StoredEvent]
+    last_id: int
+    reset: bytes | None  # the stream.reset event's JSON when the resume point cannot be honoured
+
+
+def reset_payload(head: int, reason: str) -> str:
+    return json.dumps(
+        {
+            "id": head,
+            "type": "stream.reset",
+            "conversation_id": None,
+            "at": isoformat(utcnow()),
+            "reason": reason,
+        },
+        separators=(",", ":"),
+    )
+
+
+async def replay(store: Store, principal: Principal, after: int | None, limit: int) -> Replay:
+    """The stored events after ``after`` that ``principal`` may see, or a reset when there is a gap.
+
+    ``after=None`` (a brand-new client) starts at the head of the log. An id that is malformed, newer
+    than the head, older than what the log retains, or further back than ``limit`` events yields a
+    ``stream.reset`` (PROTOCOL.md "Resume": never a silent gap) and the stream continues from the head.
+    """
+    async with store.read() as s:
+        head = await s.head()
+        if after is None:
+            return Replay([], head, None)
+        reason = None
+        if after < 0:
+            reason = "malformed"
+        elif after > head:
+            reason = "unknown"
+        elif after > 0 and after < await s.oldest() - 1:
+            reason = "expired"
+        if reason is None:
+            events = await s.events_after(recipient_filter(principal), after, limit + 1)
+            if len(events) <= limit:
+                last = events[-1].id if events else after
+                return Replay(events, last or after, None)
+            reason = "too_far_behind"
+    return Replay([], head, reset_payload(head, reason).encode())

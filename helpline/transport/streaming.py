@@ -1,0 +1,310 @@
+"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (PROTOCOL.md "Events").
+
+The life of a stream (drawn in docs/architecture.md):
+authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
+event in one write → replay from the log → flush what arrived meanwhile → live: events as they come,
+a heartbeat comment after every quiet ``heartbeat_seconds``, and ``stream.reconnect`` at the end of a
+jittered lifetime or on shutdown. A client that stops reading overflows its bounded inbox or misses a
+write deadline, and is disconnected: it resumes from the log, losing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import Counter
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
+
+from helpline.bus import SlowConsumer
+from helpline.bus.base import Envelope, Subscription
+from helpline.config import Settings
+from helpline.domain.models import Principal, isoformat, utcnow
+from helpline.errors import (
+    PROBLEM_CONTENT_TYPE,
+    HelplineError,
+    NotAuthenticated,
+    RateLimited,
+    Unavailable,
+    problem_bytes,
+)
+from helpline.metrics import Metrics
+from helpline.services import Services
+from helpline.transport.resume import channel_of, parse_event_id, replay
+from helpline.transport.sse import encode_comment, encode_event, encode_preamble
+
+logger = logging.getLogger("helpline.stream")
+
+STREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    # no-transform forbids compressing or re-encoding proxies; X-Accel-Buffering turns off nginx's buffer.
+    (b"cache-control", b"no-cache, no-store, no-transform"),
+    (b"x-accel-buffering", b"no"),
+    (b"vary", b"Authorization"),
+]
+HEARTBEAT = encode_comment("heartbeat")
+
+
+def control_event(event_type: str, **fields: Any) -> bytes:
+    """An ephemeral, id-less event the stream itself emits (open, reconnect)."""
+    body = {"type": event_type, "conversation_id": None, "at": isoformat(utcnow()), **fields}
+    return encode_event(json.dumps(body, separators=(",", ":")), event=event_type)
+
+
+def frame(envelope: Envelope) -> bytes:
+    return encode_event(envelope.payload, event=envelope.type, id=envelope.id)
+
+
+class StreamRegistry:
+    """Open streams: enforces the per-identity and total caps, and ends them all on shutdown."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.per_identity: Counter[str] = Counter()
+        self.subscriptions: set[Subscription] = set()
+        self.shutting_down = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_identity.values())
+
+    def admit(self, principal: Principal, transport: str) -> None:
+        if self.shutting_down:
+            raise Unavailable("the server is restarting; reconnect shortly", retry_after=2)
+        if self.total >= self.settings.max_streams_total:
+            self.metrics.streams_refused.labels("total").inc()
+            raise Unavailable("this server holds as many streams as it may; retry shortly", retry_after=5)
+        if self.per_identity[principal.id] >= self.settings.max_streams_per_identity:
+            self.metrics.streams_refused.labels("identity").inc()
+            raise RateLimited("too many open streams for this identity; close one first", retry_after=10)
+        self.per_identity[principal.id] += 1
+        self._idle.clear()
+        self.metrics.open_streams.labels(transport).inc()
+
+    def release(self, principal: Principal, transport: str) -> None:
+        self.per_identity[principal.id] -= 1
+        if self.per_identity[principal.id] <= 0:
+            del self.per_identity[principal.id]
+        self.metrics.open_streams.labels(transport).dec()
+        if not self.per_identity:
+            self._idle.set()
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """End every stream with ``stream.reconnect`` and wait (bounded) for their last writes."""
+        self.shutting_down = True
+        for subscription in tuple(self.subscriptions):
+            subscription.close()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            logger.warning("%d streams still open after shutdown timeout", self.total)
+
+
+async def authenticate(services: Services, scope: Scope) -> Principal:
+    """Bearer header, or a single-use ``?ticket=`` (EventSource cannot send headers)."""
+    headers = dict(scope["headers"])
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if any(name in query for name in ("access_token", "token")):
+        raise NotAuthenticated("access tokens are never accepted in a URL; use a stream ticket")
+    authorization = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return await services.accounts.principal(token.strip())
+    tickets = query.get("ticket")
+    if tickets:
+        return await services.accounts.redeem_ticket(tickets[0])
+    raise NotAuthenticated("send 'Authorization: Bearer <token>' or '?ticket=' from POST /api/v1/stream-tickets")
+
+
+async def send_problem(send: Send, error: HelplineError) -> None:
+    body = problem_bytes(error)
+    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class EventStream:
+    """The ASGI endpoint. One instance per app; per-stream state lives in :meth:`__call__`'s frame."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = self.app.state.services
+        registry: StreamRegistry = self.app.state.streams
+        try:
+            principal = await authenticate(services, scope)
+            channel = channel_of(principal)
+            registry.admit(principal, "sse")
+        except HelplineError as error:
+            await send_problem(send, error)
+            return
+        try:
+            await self._serve(services, registry, principal, channel, scope, receive, send)
+        finally:
+            registry.release(principal, "sse")
+
+    async def _serve(
+        self,
+        services: Services,
+        registry: StreamRegistry,
+        principal: Principal,
+        channel: str,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        settings, metrics = services.settings, registry.metrics
+        headers = dict(scope["headers"])
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw_resume = headers.get(b"last-event-id", b"").decode("latin-1") or (query.get("last_event_id") or [""])[0]
+        write_timeout = settings.stream_write_timeout_seconds
+
+        async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
+            registry.subscriptions.add(subscription)
+            watcher = asyncio.create_task(_close_on_disconnect(receive, subscription))
+            try:
+                try:
+                    start = await replay(services.store, principal, parse_event_id(raw_resume), settings.replay_limit)
+                except HelplineError as error:
+                    await send_problem(send, error)
+                    return
+                await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
+                # Padding, retry and a first event go out in one write: buffering intermediaries and some
+                # antivirus engines hold a response until enough bytes (or a second event) arrive.
+                opening = [
+                    encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
+                    control_event("stream.open", heartbeat_seconds=settings.heartbeat_seconds),
+                ]
+                last_sent = start.last_id
+                if start.reset is not None:
+                    metrics.stream_resets.inc()
+                    opening.append(encode_event(start.reset.decode(), event="stream.reset", id=last_sent))
+                opening.extend(frame(Envelope(e.id, e.type, e.payload)) for e in start.events)
+                metrics.events_replayed.inc(len(start.events))
+                if not await _write(send, b"".join(opening), write_timeout):
+                    metrics.slow_consumers.inc()
+                    return
+                lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
+                deadline = time.monotonic() + lifetime
+                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics)
+                if reason == "slow":
+                    metrics.slow_consumers.inc()
+                    return
+                if reason in ("lifetime", "shutdown"):
+                    await _write(send, control_event("stream.reconnect", reason=reason), write_timeout)
+                if reason != "disconnected":
+                    await _finish(send, write_timeout)
+            finally:
+                registry.subscriptions.discard(subscription)
+                watcher.cancel()
+
+    async def _live(
+        self,
+        subscription: Subscription,
+        send: Send,
+        last_sent: int,
+        deadline: float,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> str:
+        heartbeat = settings.heartbeat_seconds
+        write_timeout = settings.stream_write_timeout_seconds
+        delivered = metrics.events_delivered.labels("sse")
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return "lifetime"
+            try:
+                envelopes = await subscription.wait(min(heartbeat, deadline - now))
+            except SlowConsumer:
+                return "slow"
+            if envelopes:
+                chunks = []
+                for envelope in envelopes:
+                    if envelope.id is not None:
+                        if envelope.id <= last_sent:
+                            continue  # already sent by the replay
+                        last_sent = envelope.id
+                    chunks.append(frame(envelope))
+                if chunks:
+                    if not await _write(send, b"".join(chunks), write_timeout):
+                        return "slow"
+                    delivered.inc(len(chunks))
+            elif not subscription.closed and time.monotonic() < deadline:
+                if not await _write(send, HEARTBEAT, write_timeout):
+                    return "slow"
+                metrics.heartbeats.inc()
+            if subscription.closed:  # checked after the flush, so in-flight events still go out
+                return "disconnected" if subscription.closed_by == "client" else "shutdown"
+
+
+async def _write(send: Send, body: bytes, timeout: float) -> bool:
+    """Send one chunk within the write deadline; False when the client is not reading fast enough."""
+    message: Message = {"type": "http.response.body", "body": body, "more_body": True}
+    try:
+        await asyncio.wait_for(send(message), timeout)
+    except TimeoutError:
+        return False
+    except OSError:
+        return False
+    return True
+
+
+async def _finish(send: Send, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}), timeout)
+    except (TimeoutError, OSError):
+        pass
+
+
+async def _close_on_disconnect(receive: Receive, subscription: Subscription) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            subscription.close("client")
+            return
+
+
+OPENAPI_PATH: dict[str, Any] = {
+    "get": {
+        "tags": ["events"],
+        "summary": "Event stream (Server-Sent Events)",
+        "description": (
+            "One `text/event-stream` per client, multiplexing every conversation the caller may see. "
+            "Authenticate with `Authorization: Bearer` or a single-use `?ticket=` from `POST /api/v1/stream-tickets`. "
+            "Resume with the `Last-Event-ID` header or `?last_event_id=`. See docs/events.md for framing and types."
+        ),
+        "parameters": [
+            {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+        ],
+        "responses": {
+            "200": {
+                "description": "the stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            "401": {"description": "not authenticated", "content": {"application/problem+json": {}}},
+            "403": {"description": "permission denied", "content": {"application/problem+json": {}}},
+            "429": {
+                "description": "too many streams for this identity",
+                "content": {"application/problem+json": {}},
+            },
+            "503": {
+                "description": "stream capacity reached or shutting down",
+                "content": {"application/problem+json": {}},
+            },
+        },
+    }
+}
