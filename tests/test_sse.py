@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from helpline.transport import sse
 from helpline.transport.sse import (
     InvalidField,
+    ServerSentEvent,
     SSEDecodeError,
     SSEDecoder,
-    ServerSentEvent,
     encode_comment,
     encode_event,
     encode_preamble,
@@ -80,7 +80,7 @@ def test_encode_event_is_utf8() -> None:
 @pytest.mark.parametrize("field", ["id", "event"])
 def test_control_characters_in_id_or_event_are_rejected(field: str, bad: str) -> None:
     with pytest.raises(InvalidField):
-        encode_event("x", **{field: bad})  # type: ignore[arg-type]
+        encode_event("x", **{field: bad})
 
 
 def test_invalid_field_is_a_value_error() -> None:

@@ -22,7 +22,7 @@ from helpline.api.schemas import (
     TransferRequest,
     TypingRequest,
 )
-from helpline.domain.permissions import Permission, require
+from helpline.domain.permissions import require_rep
 from helpline.errors import NotFound, ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -176,11 +176,11 @@ async def set_presence(body: PresenceRequest, caller: Caller, accounts: Accounts
 @router.post("/offers/{offer_id}/accept", responses=problems(401, 403, 404))
 async def accept_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
     """Offers are made by the router (its own issue); until then there is no offer to accept."""
-    require(caller, Permission.CHAT_REP)
+    require_rep(caller)
     raise NotFound("no such offer")
 
 
 @router.post("/offers/{offer_id}/decline", responses=problems(401, 403, 404))
 async def decline_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
-    require(caller, Permission.CHAT_REP)
+    require_rep(caller)
     raise NotFound("no such offer")

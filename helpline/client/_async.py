@@ -250,8 +250,9 @@ class AsyncClient(ClientBase):
             raise transport_error(exc) from exc
 
     async def _poll(self, state: StreamState) -> AsyncGenerator[Event, None]:
+        started = time.monotonic()
         body = await self.request("GET", POLL_PATH, params=state.poll_params(), http_timeout=self.poll_http_timeout)
-        events, cursor = state.polled(body)
+        events, cursor = state.polled(body, time.monotonic() - started)
         for event in events:
             if state.accept(event):
                 yield event

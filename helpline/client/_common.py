@@ -355,7 +355,12 @@ class StreamState:
         self._fall_back(now)
 
     def received(self, chunk: bytes, now: float) -> list[Event]:
-        """Decode a chunk; the events are not yet accepted (see `accept`). Stops at `stream.reconnect`."""
+        """Decode a chunk into events, not yet accepted (see `accept`).
+
+        The stream's own control events are consumed here: `stream.reconnect` ends the connection,
+        `stream.open` may announce the server's heartbeat interval, which then sets the watchdog (a
+        server configured for slower heartbeats would otherwise look dead to a client left at 15 s).
+        """
         lines = self._decoder.lines
         try:
             batch = self._decoder.feed(chunk)
@@ -372,6 +377,11 @@ class StreamState:
             if event.type == "stream.reconnect":
                 self.reconnect_requested = True  # what follows on this connection is not for us
                 break
+            if event.type == "stream.open":  # the server's greeting: adopt its heartbeat interval
+                heartbeat = event.data.get("heartbeat_seconds")
+                if isinstance(heartbeat, int | float) and heartbeat > 0:
+                    self.watchdog.idle_timeout = 2 * heartbeat
+                continue
             events.append(event)
         return events
 
@@ -412,16 +422,25 @@ class StreamState:
             params["after"] = str(self.last_event_id)
         return params
 
-    def polled(self, body: Any) -> tuple[list[Event], int | None]:
-        """The events of a long-poll answer, and the cursor to `advance` to once they are yielded."""
+    def polled(self, body: Any, waited: float) -> tuple[list[Event], int | None]:
+        """The events of a long-poll answer, and the cursor to `advance` to once they are yielded.
+
+        `waited` is how long the request took. The server holds an empty answer until the poll's
+        timeout, so an empty answer that came back early means something else answers: the next poll
+        then waits for the backoff instead of spinning.
+        """
         answer = as_object(body)
         raw = answer.get("events")
         if not isinstance(raw, list):
             raise ProtocolError("a long-poll answer has no `events` list")
-        self.backoff.reset()
-        self.delay = 0.0
         events = [event_from_json(item) for item in raw]
-        return [event for event in events if event.type != "stream.reconnect"], _event_id(answer.get("last_event_id"))
+        if events or waited >= self.poll_timeout / 2:
+            self.backoff.reset()
+            self.delay = 0.0
+        else:
+            self.delay = self.backoff.next_delay()
+        cursor = _event_id(answer.get("last_event_id"))
+        return [event for event in events if event.type != "stream.reconnect"], cursor
 
 
 def is_event_stream(response: httpx.Response) -> bool:

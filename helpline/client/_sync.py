@@ -264,8 +264,9 @@ class Client(ClientBase):
                 _interrupt(response)
 
     def _poll(self, state: StreamState) -> Generator[Event, None, None]:
+        started = time.monotonic()
         body = self.request("GET", POLL_PATH, params=state.poll_params(), http_timeout=self.poll_http_timeout)
-        events, cursor = state.polled(body)
+        events, cursor = state.polled(body, time.monotonic() - started)
         for event in events:
             if state.accept(event):
                 yield event

@@ -7,7 +7,7 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.models import Deployment, Principal, Queue, User
-from helpline.domain.permissions import ALL_PERMISSIONS, Permission
+from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
     Tokens,
@@ -120,7 +120,7 @@ class Accounts:
 
     # -- presence -------------------------------------------------------------------------------
     async def set_presence(self, principal: Principal, status: str) -> dict[str, Any]:
-        perms.require(principal, Permission.CHAT_REP)
+        perms.require_rep(principal)
         async with self.store.write() as s:
             await s.update_user(principal.id, presence=status)
             await s.append(

@@ -38,6 +38,12 @@ def require_staff_chat(principal: Principal) -> None:
         require(principal, Permission.CHAT_USER)
 
 
+def require_rep(principal: Principal) -> None:
+    """Being routed work (presence, offers): ``chat_rep``, on top of the ``chat_user`` all chat staff need."""
+    require(principal, Permission.CHAT_USER)
+    require(principal, Permission.CHAT_REP)
+
+
 def is_party(principal: Principal, conversation: Conversation) -> bool:
     if principal.is_customer:
         return conversation.customer_id == principal.id
@@ -49,10 +55,13 @@ def sees_everything(principal: Principal) -> bool:
 
 
 def require_visible(principal: Principal, conversation: Conversation | None) -> Conversation:
-    """The conversation, if the caller may know it exists; otherwise 404, as if it did not."""
+    """The conversation, if the caller may know it exists; otherwise 404, as if it did not.
+
+    Staff without ``chat_user`` get 403 whether or not the conversation exists, so it tells them nothing.
+    """
+    require_staff_chat(principal)
     if conversation is None:
         raise NotFound("no such conversation")
-    require_staff_chat(principal)
     if is_party(principal, conversation) or sees_everything(principal):
         return conversation
     raise NotFound("no such conversation")

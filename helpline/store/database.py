@@ -16,11 +16,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from helpline.domain.models import StoredEvent
-from helpline.errors import HelplineError, Unavailable
+from helpline.errors import Conflict, HelplineError, Unavailable
 from helpline.store import schema
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
@@ -73,6 +73,7 @@ class Store:
         """A transaction that may append events; commits, publishes, then releases the append lock."""
         try:
             async with self._append_lock, self.engine.connect() as conn:
+                conn = await conn.execution_options(helpline_write=True)
                 await self._lock_across_processes(conn)
                 try:
                     session = StoreSession(conn, is_sqlite=self.is_sqlite)
@@ -84,6 +85,10 @@ class Store:
                     await self._unlock_across_processes(conn)
         except HelplineError:
             raise
+        except IntegrityError:
+            # The domain checks before it writes, so this is a backstop (e.g. a unique key raced by a
+            # writer outside Helpline); it means "conflict", not "the database is down".
+            raise Conflict("the write conflicts with existing data; re-read and retry") from None
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from exc
 
@@ -106,10 +111,19 @@ def _unavailable(exc: BaseException) -> Unavailable:
     return Unavailable("the database is unavailable; retry shortly", retry_after=2)
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite would otherwise run SELECTs outside any transaction and BEGIN only at the first write,
+    # so "check, then insert" would not be atomic between processes. Write transactions take SQLite's
+    # write lock up front (BEGIN IMMEDIATE): SQLite itself then orders writers across processes.
+    immediate = conn.get_execution_options().get("helpline_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets streams read while a message is written; synchronous=FULL because a 2xx means the
     # message survives a power cut (PROTOCOL.md "Conversations"); busy_timeout covers the CLI writing
     # while the server runs.
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
         cursor.execute(f"PRAGMA {pragma}")
@@ -125,6 +139,7 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
     engine = create_async_engine(async_url(url), pool_pre_ping=False)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     store = Store(url, engine)
     should_migrate = store.is_sqlite if migrate is None else migrate
     try:

@@ -146,7 +146,8 @@ class SSEDecoder:
         self.last_event_id = ""
         self.retry: int | None = None
         self.lines = 0
-        self._buffer = b""
+        self._pending: list[bytes] = []  # the start of the current, unfinished line
+        self._pending_size = 0
         self._expect_bom = True
         self._skip_lf = False
         self._data: list[bytes] = []
@@ -165,25 +166,31 @@ class SSEDecoder:
                 chunk = chunk[1:]
         if not chunk:
             return []
-        buffer = self._buffer + chunk if self._buffer else chunk
         if self._expect_bom:
             # The standard strips one UTF-8 BOM, and only at the very start of the stream.
-            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
-                self._buffer = buffer
+            chunk = b"".join(self._pending) + chunk
+            self._pending, self._pending_size = [], 0
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._pending, self._pending_size = [chunk], len(chunk)
                 return []
             self._expect_bom = False
-            if buffer.startswith(_BOM):
-                buffer = buffer[len(_BOM) :]
-        end = max(buffer.rfind(b"\n"), buffer.rfind(b"\r"))
-        rest = buffer[end + 1 :]
-        if len(rest) > self.max_size:
-            raise SSEDecodeError(f"a line is longer than {self.max_size} bytes")
-        self._buffer = rest
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+        # The pending bytes hold no line ending, so only the new chunk needs searching.
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
         if end < 0:
+            self._hold(chunk)
             return []
-        if not rest and buffer[end] == _CR:
+        if self._pending:
+            complete = b"".join(self._pending) + chunk[: end + 1]
+            self._pending, self._pending_size = [], 0
+        else:
+            complete = chunk[: end + 1] if end + 1 < len(chunk) else chunk
+        if end + 1 < len(chunk):
+            self._hold(chunk[end + 1 :])
+        elif chunk[end] == _CR:
             self._skip_lf = True
-        lines = buffer[: end + 1].splitlines()
+        lines = complete.splitlines()
         self.lines += len(lines)
         events: list[ServerSentEvent] = []
         for line in lines:
@@ -194,6 +201,13 @@ class SSEDecoder:
             elif line[0] != _COLON:  # lines starting with a colon are comments
                 self._process_field(line)
         return events
+
+    def _hold(self, part: bytes) -> None:
+        """Keep the start of an unfinished line; a list, so a long line costs linear time, not quadratic."""
+        self._pending_size += len(part)
+        if self._pending_size > self.max_size:
+            raise SSEDecodeError(f"a line is longer than {self.max_size} bytes")
+        self._pending.append(part)
 
     def _process_field(self, line: bytes) -> None:
         name, colon, value = line.partition(b":")

@@ -1,0 +1,315 @@
+// The live event feed shared by the chat widget and the console (PROTOCOL.md "Events").
+//
+// One EventSource per page, authenticated with a single-use stream ticket: EventSource cannot send an
+// Authorization header, and access tokens are never accepted in a URL. Because a ticket works once,
+// EventSource's own automatic reconnect (which replays the same URL) can never succeed, so on any error
+// we close it and open a new one with a fresh ticket and our last event id.
+//
+// Delivery is exactly-once and in order for the caller: the server replays everything after the id we
+// resume from, and we drop any stored event whose id is not above the last one we handled.
+//
+// Fallback: some networks (buffering proxies, antivirus engines) hold an event stream back. If the
+// stream's first event (`stream.open`) does not arrive within `openTimeoutMs`, or connecting fails
+// `errorsBeforePolling` times in a row, we long-poll `GET /api/v1/events/poll` instead (same events,
+// same ids) and try the stream again after `sseRetryMs`.
+
+import { backoff, sleep } from './api.js';
+
+/** Every event type of PROTOCOL.md; EventSource only dispatches named events to listeners by name. */
+export const EVENT_TYPES = Object.freeze([
+  'conversation.created',
+  'conversation.message',
+  'conversation.participant_changed',
+  'conversation.routing',
+  'conversation.typing_started',
+  'conversation.typing_stopped',
+  'conversation.delivered',
+  'conversation.read',
+  'conversation.closed',
+  'offer.created',
+  'offer.revoked',
+  'presence.changed',
+  'queue.stats',
+  'stream.reconnect',
+  'stream.reset',
+]);
+
+const noop = () => {};
+
+export class LiveEvents {
+  /**
+   * @param {object} options
+   * @param {object} options.api            a client from api.js, carrying the bearer token
+   * @param {number|string|null} options.lastEventId  resume point (null: ask the server for its head)
+   * @param {(event: object) => void} options.onEvent  every event but the stream's own control events
+   * @param {(event: object) => void} options.onReset  `stream.reset`: re-fetch state through REST
+   * @param {(status: string) => void} options.onStatus  connecting | live | polling | reconnecting | stopped
+   * @param {(id: number) => void} options.onCursor  the last event id handled (persist it to resume)
+   * @param {(error: Error) => void} options.onAuthError  the credential was refused (401)
+   */
+  constructor({
+    api,
+    lastEventId = null,
+    onEvent = noop,
+    onReset = noop,
+    onStatus = noop,
+    onCursor = noop,
+    onAuthError = noop,
+    openTimeoutMs = 5000,
+    errorsBeforePolling = 3,
+    sseRetryMs = 60000,
+    pollTimeoutSeconds = 25,
+    maxSilenceMs = 12 * 60 * 1000,
+  }) {
+    this.api = api;
+    this.handlers = { onEvent, onReset, onStatus, onCursor, onAuthError };
+    this.options = { openTimeoutMs, errorsBeforePolling, sseRetryMs, pollTimeoutSeconds, maxSilenceMs };
+    this.lastId = lastEventId === null || lastEventId === '' ? null : Number(lastEventId);
+    this.status = 'stopped';
+    this.mode = 'sse';
+    this.generation = 0; // bumped on every (re)connect: callbacks of older connections are ignored
+    this.failures = 0;
+    this.source = null;
+    this.timers = new Set();
+    this.abort = null;
+    this.lastActivity = 0;
+    this.heartbeatMs = 15000;
+    this.onOnline = () => {
+      if (this.status === 'reconnecting') this.reconnect(0);
+    };
+  }
+
+  get lastEventId() {
+    return this.lastId;
+  }
+
+  start() {
+    if (this.status !== 'stopped') return;
+    this.abort = new AbortController();
+    window.addEventListener('online', this.onOnline);
+    this.watchdog = setInterval(() => this.checkSilence(), 5000);
+    this.connect();
+  }
+
+  stop() {
+    this.generation += 1;
+    this.closeSource();
+    this.abort?.abort(new DOMException('stopped', 'AbortError'));
+    clearInterval(this.watchdog);
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    window.removeEventListener('online', this.onOnline);
+    this.setStatus('stopped');
+  }
+
+  // -- connecting -------------------------------------------------------------------------------
+  async connect() {
+    const generation = ++this.generation;
+    this.closeSource();
+    if (this.lastId === null && !(await this.learnHead(generation))) return;
+    if (generation !== this.generation) return;
+    if (this.mode === 'poll') {
+      this.pollLoop(generation);
+      return;
+    }
+    this.setStatus(this.failures ? 'reconnecting' : 'connecting');
+    let ticket;
+    try {
+      ({ ticket } = await this.api.post('/api/v1/stream-tickets', undefined, { signal: this.abort.signal }));
+    } catch (error) {
+      if (generation === this.generation) this.connectionFailed(error);
+      return;
+    }
+    if (generation !== this.generation) return;
+    const url = new URL(`${this.api.server}/api/v1/events`, window.location.href);
+    url.searchParams.set('ticket', ticket);
+    url.searchParams.set('last_event_id', String(this.lastId));
+    const source = new EventSource(url);
+    this.source = source;
+    this.opened = false;
+    this.lastActivity = Date.now();
+    const onMessage = (message) => this.onSseMessage(generation, message);
+    for (const type of ['stream.open', 'message', ...EVENT_TYPES]) source.addEventListener(type, onMessage);
+    source.addEventListener('error', () => {
+      if (generation !== this.generation) return;
+      this.closeSource(); // never let EventSource retry: its ticket is spent
+      this.connectionFailed(null);
+    });
+    this.later(this.options.openTimeoutMs, () => {
+      if (generation === this.generation && !this.opened) this.fallBackToPolling();
+    });
+  }
+
+  /** A brand-new client has no id to resume from: ask where the log ends, so no reconnect has a gap. */
+  async learnHead(generation) {
+    try {
+      const answer = await this.api.get('/api/v1/events/poll', { query: { timeout: 0 }, signal: this.abort.signal });
+      if (generation !== this.generation) return false;
+      this.advance(Number(answer.last_event_id));
+      return true;
+    } catch (error) {
+      if (generation === this.generation) this.connectionFailed(error);
+      return false;
+    }
+  }
+
+  onSseMessage(generation, message) {
+    if (generation !== this.generation) return;
+    this.lastActivity = Date.now();
+    let data;
+    try {
+      data = JSON.parse(message.data);
+    } catch {
+      return; // not ours to interpret; the server only sends JSON
+    }
+    const type = data.type || message.type;
+    if (type === 'stream.open') {
+      this.opened = true;
+      this.failures = 0;
+      if (data.heartbeat_seconds > 0) this.heartbeatMs = data.heartbeat_seconds * 1000;
+      this.setStatus('live');
+      return;
+    }
+    if (type === 'stream.reconnect') {
+      // The server ends streams after a bounded lifetime or on shutdown: come back with our last id.
+      this.closeSource();
+      this.reconnect(250 + Math.random() * 750);
+      return;
+    }
+    this.deliver({ ...data, type });
+  }
+
+  connectionFailed(error) {
+    if (error && error.status === 401) {
+      this.stop();
+      this.handlers.onAuthError(error);
+      return;
+    }
+    this.failures += 1;
+    if (this.mode === 'sse' && this.failures >= this.options.errorsBeforePolling) {
+      this.fallBackToPolling();
+      return;
+    }
+    this.setStatus('reconnecting');
+    this.reconnect(backoff(this.failures - 1));
+  }
+
+  reconnect(delayMs) {
+    const generation = ++this.generation;
+    this.closeSource();
+    this.later(delayMs, () => {
+      if (generation === this.generation) this.connect();
+    });
+  }
+
+  /** Heartbeats are SSE comments, invisible to EventSource; silence is only a stall when not OPEN. */
+  checkSilence() {
+    if (this.mode !== 'sse' || !this.source || !this.opened) return;
+    const silence = Date.now() - this.lastActivity;
+    const stalled = this.source.readyState !== EventSource.OPEN && silence > 2 * this.heartbeatMs + 5000;
+    // The server sends stream.reconnect at the end of every stream's lifetime; a stream that stays
+    // silent far longer than that is a connection some middlebox dropped without telling us.
+    if (stalled || silence > this.options.maxSilenceMs) {
+      this.closeSource();
+      this.connectionFailed(null);
+    }
+  }
+
+  // -- long-polling fallback --------------------------------------------------------------------
+  fallBackToPolling() {
+    this.closeSource();
+    this.mode = 'poll';
+    this.failures = 0;
+    this.connect();
+  }
+
+  async pollLoop(generation) {
+    const retrySseAt = Date.now() + this.options.sseRetryMs;
+    this.setStatus('polling');
+    let failures = 0;
+    while (generation === this.generation) {
+      if (Date.now() >= retrySseAt) {
+        this.mode = 'sse';
+        this.connect();
+        return;
+      }
+      try {
+        const timeout = this.options.pollTimeoutSeconds;
+        const answer = await this.api.get('/api/v1/events/poll', {
+          query: { after: this.lastId, timeout },
+          timeoutMs: (timeout + 10) * 1000,
+          signal: this.abort.signal,
+        });
+        if (generation !== this.generation) return;
+        failures = 0;
+        this.setStatus('polling');
+        for (const data of answer.events) this.deliver(data);
+        const last = Number(answer.last_event_id);
+        if (Number.isFinite(last) && (this.lastId === null || last > this.lastId)) this.advance(last);
+      } catch (error) {
+        if (generation !== this.generation) return;
+        if (error.status === 401) {
+          this.connectionFailed(error);
+          return;
+        }
+        failures += 1;
+        this.setStatus('reconnecting');
+        try {
+          await sleep(error.retryAfter ? error.retryAfter * 1000 : backoff(failures - 1), this.abort.signal);
+        } catch {
+          return; // stopped
+        }
+      }
+    }
+  }
+
+  // -- delivery ---------------------------------------------------------------------------------
+  deliver(data) {
+    if (data.type === 'stream.reset') {
+      // The resume point could not be honoured (too old, unknown): continue from the server's head and
+      // let the page re-fetch its state, rather than pretend nothing was missed.
+      if (typeof data.id === 'number') this.advance(data.id, true);
+      this.handlers.onReset(data);
+      return;
+    }
+    if (typeof data.id === 'number') {
+      if (this.lastId !== null && data.id <= this.lastId) return; // already handled: a replay overlap
+      this.advance(data.id);
+    }
+    try {
+      this.handlers.onEvent(data);
+    } catch (error) {
+      console.error('helpline: an event handler failed', error);
+    }
+  }
+
+  advance(id, force = false) {
+    if (!Number.isFinite(id)) return;
+    if (force || this.lastId === null || id > this.lastId) {
+      this.lastId = id;
+      this.handlers.onCursor(id);
+    }
+  }
+
+  // -- housekeeping -----------------------------------------------------------------------------
+  closeSource() {
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  }
+
+  later(ms, callback) {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      callback();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  setStatus(status) {
+    if (status === this.status) return;
+    this.status = status;
+    this.handlers.onStatus(status);
+  }
+}

@@ -1,0 +1,388 @@
+// The customer chat widget. Embed it on any page of an allowed origin:
+//
+//   <script type="module" src="https://help.example.com/static/widget.js"
+//           data-deployment="shop" data-server="https://help.example.com"></script>
+//
+// It lives in a shadow root, so the host page's CSS cannot break it and its CSS cannot leak out.
+// The session (token, conversation, last event id) is kept in sessionStorage: a reload resumes the same
+// conversation and history; closing the tab ends the guest's session.
+
+import { ApiError, createApi, isRetryable, withRetry } from './api.js';
+import { h, icon } from './dom.js';
+import { LiveEvents } from './stream.js';
+import { Transcript } from './transcript.js';
+
+const CHAT_ICON = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
+const TYPING_IDLE_MS = 4000; // send "stopped" after this long without a keystroke
+const TYPING_SHOWN_MS = 8000; // hide the rep's indicator if "stopped" never arrives
+
+function findConfig() {
+  const scripts = [...document.querySelectorAll('script[src]')];
+  const script = scripts.find((s) => s.src === import.meta.url) || document.querySelector('script[data-deployment]');
+  const data = script?.dataset || {};
+  return {
+    deployment: data.deployment || 'demo',
+    server: (data.server || new URL(import.meta.url).origin).replace(/\/+$/, ''),
+    title: data.title || 'Chat with us',
+  };
+}
+
+class Store {
+  constructor(key) {
+    this.key = key;
+    try {
+      this.state = JSON.parse(sessionStorage.getItem(key) || '{}') || {};
+    } catch {
+      this.state = {};
+    }
+  }
+
+  get(name) {
+    return this.state[name] ?? null;
+  }
+
+  set(changes) {
+    Object.assign(this.state, changes);
+    try {
+      sessionStorage.setItem(this.key, JSON.stringify(this.state));
+    } catch {
+      // storage disabled or full: the chat still works, it just will not survive a reload
+    }
+  }
+}
+
+class ChatWidget {
+  constructor(config) {
+    this.config = config;
+    this.store = new Store(`helpline:${config.server}:${config.deployment}`);
+    this.api = createApi({ server: config.server, getToken: () => this.store.get('token') });
+    this.stream = null;
+    this.started = null;
+    this.typingTimer = null;
+    this.typingSent = false;
+    this.repTypingTimer = null;
+    this.build();
+    this.transcript = new Transcript(this.log, { selfId: () => this.store.get('customerId'), perspective: 'customer' });
+    if (this.store.get('open') && this.sessionValid()) this.openPanel(false);
+  }
+
+  // -- DOM ----------------------------------------------------------------------------------------
+  build() {
+    const host = h('div', { id: 'helpline-chat' });
+    const root = host.attachShadow({ mode: 'open' });
+    const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
+    // Shown once styled, so the page never flashes an unstyled widget.
+    host.hidden = true;
+    for (const event of ['load', 'error']) stylesheet.addEventListener(event, () => (host.hidden = false));
+    this.launcher = h('button', {
+      type: 'button', className: 'launcher', attrs: { 'aria-expanded': 'false', 'aria-controls': 'hl-panel' },
+      on: { click: () => (this.panel.hidden ? this.openPanel(true) : this.minimize()) },
+    }, icon(CHAT_ICON), h('span', { textContent: this.config.title }));
+    this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
+    this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle' }, title: 'Connection' });
+    this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
+    this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
+    this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
+    this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
+    this.input = h('textarea', {
+      id: 'hl-message', rows: 2, maxLength: 10000, placeholder: 'Type your message…', attrs: { autocomplete: 'off' },
+      on: { input: () => this.onTyping(), keydown: (event) => this.onKey(event) },
+    });
+    this.composer = h('form', { className: 'composer', on: { submit: (event) => this.onSubmit(event) } },
+      h('label', { htmlFor: 'hl-message', className: 'visually-hidden', textContent: 'Message' }),
+      this.input,
+      h('button', { type: 'submit', className: 'send', textContent: 'Send' }));
+    this.ended = h('div', { className: 'ended', hidden: true },
+      h('p', { textContent: 'This chat has ended. Thank you for contacting us.' }),
+      h('button', { type: 'button', textContent: 'Start a new chat', on: { click: () => this.newChat() } }));
+    this.panel = h('section', {
+      id: 'hl-panel', className: 'panel', hidden: true,
+      attrs: { role: 'dialog', 'aria-labelledby': 'hl-title' },
+      on: { keydown: (event) => event.key === 'Escape' && this.minimize() },
+    },
+    h('header', {},
+      h('div', { className: 'heading' },
+        h('h2', { id: 'hl-title' }, this.connection, 'Customer support'),
+        this.statusLine),
+      this.endButton,
+      h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
+    this.notice, this.log, this.typing, this.composer, this.ended);
+    root.append(stylesheet, this.panel, this.launcher);
+    document.body.append(host);
+  }
+
+  openPanel(focus) {
+    this.panel.hidden = false;
+    this.launcher.setAttribute('aria-expanded', 'true');
+    this.store.set({ open: true });
+    if (focus) this.input.focus();
+    this.start().then(() => this.sendRead(), () => {});
+  }
+
+  minimize() {
+    this.panel.hidden = true;
+    this.launcher.setAttribute('aria-expanded', 'false');
+    this.store.set({ open: false });
+    this.launcher.focus();
+  }
+
+  showNotice(text) {
+    this.notice.textContent = text || '';
+    this.notice.hidden = !text;
+  }
+
+  setStatus(text) {
+    this.statusLine.textContent = text;
+  }
+
+  // -- session and conversation ---------------------------------------------------------------------
+  sessionValid() {
+    return Boolean(this.store.get('token')) && (this.store.get('expiresAt') || 0) > Date.now() + 60000;
+  }
+
+  /** Once per page: a session (new or resumed), the live stream, and the history of a resumed chat. */
+  start() {
+    if (!this.started) {
+      this.started = this.startOnce();
+      this.started.catch((error) => {
+        this.started = null;
+        this.showNotice(`We could not start the chat: ${error.message}. Please try again.`);
+      });
+    }
+    return this.started;
+  }
+
+  async startOnce() {
+    if (!this.sessionValid()) await this.newSession();
+    this.stream = new LiveEvents({
+      api: this.api,
+      lastEventId: this.store.get('lastEventId'),
+      onEvent: (event) => this.onEvent(event),
+      onReset: () => this.reload(),
+      onCursor: (id) => this.store.set({ lastEventId: id }),
+      onStatus: (status) => (this.connection.dataset.state = status),
+      onAuthError: () => this.sessionExpired(),
+    });
+    this.stream.start();
+    if (this.store.get('conversationId')) await this.reload();
+  }
+
+  async newSession() {
+    const session = await withRetry(() => this.api.post(`/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`, {}));
+    this.store.set({
+      token: session.access_token,
+      customerId: session.customer_id,
+      expiresAt: Date.now() + session.expires_in * 1000,
+      lastEventId: session.last_event_id,
+      conversationId: null,
+      readUpTo: 0,
+    });
+  }
+
+  sessionExpired() {
+    this.stream?.stop();
+    this.started = null;
+    this.store.set({ token: null, conversationId: null, lastEventId: null });
+    this.showNotice('Your chat session has expired. Send a message to start a new chat.');
+    this.ended.hidden = true;
+    this.composer.hidden = false;
+  }
+
+  /** Create the conversation once; its id is chosen here and stored first, so a retry never duplicates it. */
+  async ensureConversation() {
+    let id = this.store.get('conversationId');
+    if (!id) {
+      id = crypto.randomUUID();
+      this.store.set({ conversationId: id });
+    }
+    const conversation = await withRetry(() => this.api.post('/api/v1/conversations', { id }));
+    this.showConversation(conversation);
+    return id;
+  }
+
+  /** State from REST: after a reload, a `stream.reset`, or a new chat. Entries already shown are skipped. */
+  async reload() {
+    const id = this.store.get('conversationId');
+    if (!id) return;
+    try {
+      const conversation = await withRetry(() => this.api.post('/api/v1/conversations', { id }));
+      this.showConversation(conversation);
+      const page = await withRetry(() => this.api.get(`/api/v1/conversations/${encodeURIComponent(id)}/entries`, {
+        query: { before: '9223372036854775807', limit: 100 },
+      }));
+      for (const entry of page.entries) this.onEvent(entry, { replay: true });
+      this.sendRead();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) this.sessionExpired();
+      else this.showNotice(`We could not load your conversation: ${error.message}`);
+    }
+  }
+
+  showConversation(conversation) {
+    this.endButton.hidden = conversation.status === 'closed';
+    if (conversation.status === 'closed') this.showEnded();
+    else if (conversation.status === 'queued') this.setStatus('Waiting in queue for the next available agent');
+  }
+
+  // -- events -------------------------------------------------------------------------------------
+  onEvent(event, { replay = false } = {}) {
+    if (event.conversation_id !== this.store.get('conversationId')) return;
+    const me = this.store.get('customerId');
+    switch (event.type) {
+      case 'conversation.typing_started':
+        if (event.by?.id !== me) this.showRepTyping(event.by?.display_name);
+        return;
+      case 'conversation.typing_stopped':
+        if (event.by?.id !== me) this.hideRepTyping();
+        return;
+      case 'conversation.routing':
+        this.onRouting(event);
+        break;
+      case 'conversation.closed':
+        this.showEnded();
+        break;
+      case 'conversation.read':
+        if (event.by?.id === me) this.store.set({ readUpTo: Math.max(this.store.get('readUpTo') || 0, event.entry_id) });
+        break;
+      case 'conversation.message':
+        if (event.author?.id !== me) this.hideRepTyping();
+        break;
+      default:
+        break;
+    }
+    const node = this.transcript.apply(event);
+    if (node && !replay && event.type === 'conversation.message' && event.author?.id !== me) this.sendRead();
+  }
+
+  onRouting(event) {
+    if (event.state === 'queued' || (event.state === 'transferred' && !event.assignee)) {
+      let text = 'Waiting in queue for the next available agent';
+      if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
+      if (Number.isFinite(event.estimated_wait_seconds)) {
+        text += ` (about ${Math.max(1, Math.round(event.estimated_wait_seconds / 60))} min)`;
+      }
+      this.setStatus(text);
+    } else if (event.assignee) {
+      this.setStatus(`${event.assignee.display_name} joined`);
+    } else if (event.state === 'failed') {
+      this.setStatus('No one is available right now; we will reply as soon as we can');
+    }
+  }
+
+  showRepTyping(name) {
+    this.typing.textContent = `${name || 'The agent'} is typing…`;
+    clearTimeout(this.repTypingTimer);
+    this.repTypingTimer = setTimeout(() => this.hideRepTyping(), TYPING_SHOWN_MS);
+  }
+
+  hideRepTyping() {
+    clearTimeout(this.repTypingTimer);
+    this.typing.textContent = '';
+  }
+
+  showEnded() {
+    this.setStatus('Chat ended');
+    this.endButton.hidden = true;
+    this.composer.hidden = true;
+    this.ended.hidden = false;
+    this.hideRepTyping();
+  }
+
+  /** Tell the rep we have seen their newest message (only while the chat is visible). */
+  sendRead() {
+    const id = this.store.get('conversationId');
+    const last = this.transcript.lastIncomingMessageId();
+    if (!id || !last || this.panel.hidden || document.visibilityState !== 'visible') return;
+    if (last <= (this.store.get('readUpTo') || 0)) return;
+    this.store.set({ readUpTo: last });
+    this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/receipts`, { type: 'read', entry_id: last }).catch(() => {});
+  }
+
+  // -- sending ------------------------------------------------------------------------------------
+  onKey(event) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      this.composer.requestSubmit();
+    }
+  }
+
+  onSubmit(event) {
+    event.preventDefault();
+    const text = this.input.value.trim();
+    if (!text) return;
+    this.input.value = '';
+    this.stopTyping();
+    const clientId = crypto.randomUUID();
+    this.transcript.addPending(clientId, text);
+    this.send(clientId, text);
+  }
+
+  async send(clientId, text) {
+    this.transcript.markSending(clientId);
+    try {
+      if (!this.sessionValid()) this.started = null;
+      await this.start();
+      const conversationId = await this.ensureConversation();
+      this.endButton.hidden = false;
+      this.showNotice('');
+      // The same client id on every attempt: the server stores the message once, however often we retry.
+      const entry = await withRetry(
+        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text }),
+        { onRetry: () => this.showNotice('Connection problem; retrying…') },
+      );
+      this.showNotice('');
+      this.onEvent(entry);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) this.sessionExpired();
+      const detail = isRetryable(error) ? 'connection problem.' : error.message;
+      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text));
+    }
+  }
+
+  onTyping() {
+    const id = this.store.get('conversationId');
+    if (!id || !this.input.value) return;
+    if (!this.typingSent) {
+      this.typingSent = true;
+      this.postTyping(id, 'started');
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this.stopTyping(), TYPING_IDLE_MS);
+  }
+
+  stopTyping() {
+    clearTimeout(this.typingTimer);
+    const id = this.store.get('conversationId');
+    if (this.typingSent && id) this.postTyping(id, 'stopped');
+    this.typingSent = false;
+  }
+
+  postTyping(id, state) {
+    // Ephemeral and best-effort: a lost indicator is not worth a retry.
+    this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/typing`, { state }).catch(() => {});
+  }
+
+  async endChat() {
+    const id = this.store.get('conversationId');
+    if (!id) return;
+    this.stopTyping();
+    try {
+      await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/close`, {}));
+      this.showEnded();
+    } catch (error) {
+      this.showNotice(`We could not end the chat: ${error.message}`);
+    }
+  }
+
+  newChat() {
+    this.store.set({ conversationId: null, readUpTo: 0 });
+    this.transcript.clear();
+    this.ended.hidden = true;
+    this.composer.hidden = false;
+    this.endButton.hidden = true;
+    this.setStatus('We usually reply within minutes');
+    this.input.focus();
+  }
+}
+
+new ChatWidget(findConfig());

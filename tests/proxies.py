@@ -1,0 +1,261 @@
+"""Real reverse proxies in front of a LiveServer: nginx (buffering by default, or hostile) and haproxy.
+
+Each proxy runs as a child process of the test, on a free unprivileged port, with its config, pid file,
+logs and temp files in a directory of its own, and is stopped when the context manager exits. Nothing
+touches the system's nginx or haproxy configuration or services. A missing binary skips the test (or
+fails it under ``HELPLINE_REQUIRE_SERVICES=1``).
+
+The three shapes are the ones docs/deployment.md has to survive:
+
+- ``nginx(upstream)``: a plain ``proxy_pass`` with nginx's default ``proxy_buffering on``. Only the
+  server's ``X-Accel-Buffering: no`` header keeps events flowing through it.
+- ``haproxy(upstream)``: http mode, ``timeout client``/``timeout server`` of 10 s and no ``timeout
+  tunnel``, so a stream idle for 10 s really is cut. Only heartbeats keep it alive.
+- ``nginx(upstream, hostile=True)``: ignores ``X-Accel-Buffering`` and has buffers large enough to hold
+  a whole stream, like a corporate proxy that buffers everything. Only long-polling gets through it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer, free_port, skip_or_fail
+
+__all__ = [
+    "Proxy",
+    "find_binary",
+    "haproxy",
+    "haproxy_proxy",
+    "hostile_nginx_proxy",
+    "nginx",
+    "nginx_proxy",
+]
+
+# Debian installs both in /usr/sbin, which is not on an unprivileged user's PATH.
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+IDLE_TIMEOUT_SECONDS = 10
+
+
+@dataclass
+class Proxy:
+    """A running proxy: where to reach it, and its logs for failure messages."""
+
+    name: str
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self, limit: int = 4000) -> str:
+        """The tail of every log the proxy wrote (its stderr, nginx's error log)."""
+        parts = []
+        for path in sorted(self.directory.glob("*.log")):
+            text = path.read_text(errors="replace")
+            if text.strip():
+                parts.append(f"--- {path.name}\n{text[-limit:]}")
+        return "\n".join(parts) or "(no proxy logs)"
+
+
+def find_binary(name: str) -> str:
+    path = shutil.which(name, path=SEARCH_PATH)
+    if path is None:
+        skip_or_fail(f"{name} not installed")
+        raise AssertionError("unreachable")  # skip_or_fail raises
+    return path
+
+
+def _wait_until_listening(proxy: Proxy) -> None:
+    """Poll the port until it accepts a connection; fail with the proxy's logs if it exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if proxy.process.poll() is not None:
+            raise RuntimeError(f"{proxy.name} exited with {proxy.process.returncode}:\n{proxy.logs()}")
+        try:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{proxy.name} did not listen within {START_TIMEOUT} s:\n{proxy.logs()}") from None
+            time.sleep(0.02)
+
+
+@contextmanager
+def _run(name: str, command: list[str], directory: Path, port: int, stop_signal: int) -> Iterator[Proxy]:
+    with open(directory / "stderr.log", "wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - a fixed binary with arguments we built
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=directory
+        )
+    proxy = Proxy(name, port, directory, process)
+    try:
+        _wait_until_listening(proxy)
+        yield proxy
+    finally:
+        if process.poll() is None:
+            process.send_signal(stop_signal)
+            try:
+                process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT)
+
+
+def _upstream_address(upstream: str) -> str:
+    address = upstream.removeprefix("http://").rstrip("/")
+    if "/" in address or ":" not in address:
+        raise ValueError(f"upstream must look like http://host:port, got {upstream!r}")
+    return address
+
+
+# -- nginx ----------------------------------------------------------------------------------------
+# Our header is the only thing that switches nginx's buffering off; the hostile variant refuses it.
+HOSTILE_NGINX = os.environ.get("IGN", "") + """
+            proxy_buffering on;
+            proxy_buffer_size 64k;
+            proxy_buffers 64 64k;
+            proxy_busy_buffers_size 128k;"""
+
+NGINX_CONF = """\
+{user}worker_processes 1;
+events {{
+    worker_connections 256;
+}}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/client_body_temp;
+    proxy_temp_path {dir}/proxy_temp;
+    fastcgi_temp_path {dir}/fastcgi_temp;
+    uwsgi_temp_path {dir}/uwsgi_temp;
+    scgi_temp_path {dir}/scgi_temp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";{extra}
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx(upstream: str, *, hostile: bool = False, directory: Path | None = None) -> Iterator[Proxy]:
+    """nginx reverse-proxying to `upstream` (``http://host:port``) with its default buffering on.
+
+    With `hostile`, it ignores ``X-Accel-Buffering`` and buffers up to 4 MiB of each response.
+    """
+    binary = find_binary("nginx")
+    with _workdir(directory, "nginx") as work:
+        port = free_port()
+        conf = work / "nginx.conf"
+        # As root, nginx's workers would switch to `nobody`, who cannot reach a private temp directory.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        conf.write_text(
+            NGINX_CONF.format(
+                user=user,
+                dir=work,
+                port=port,
+                upstream=_upstream_address(upstream),
+                extra=(HOSTILE_NGINX + os.environ.get("XTRA", "")) if hostile else "",
+            )
+        )
+        globals_ = f"daemon off; pid {work}/nginx.pid; error_log {work}/error.log info;"
+        command = [binary, "-p", f"{work}/", "-c", str(conf), "-g", globals_]
+        check = subprocess.run(  # noqa: S603
+            [*command, "-t", "-q"], capture_output=True, timeout=START_TIMEOUT, check=False
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx rejected its config:\n{check.stderr.decode(errors='replace')}")
+        # SIGQUIT would wait for open streams to finish; SIGTERM ends them now.
+        with _run("hostile nginx" if hostile else "nginx", command, work, port, signal.SIGTERM) as proxy:
+            yield proxy
+
+
+# -- haproxy --------------------------------------------------------------------------------------
+# No `timeout tunnel` on purpose: streams are judged by `timeout client`/`timeout server` like any
+# other response, so 10 s without a byte cuts them (HAProxy docs, "timeout client").
+HAPROXY_CFG = """\
+global
+    maxconn 256
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client {idle}s
+    timeout server {idle}s
+
+frontend helpline
+    bind 127.0.0.1:{port}
+    default_backend app
+
+backend app
+    server app1 {upstream}
+"""
+
+
+@contextmanager
+def haproxy(upstream: str, *, idle_seconds: int = IDLE_TIMEOUT_SECONDS, directory: Path | None = None) -> Iterator[Proxy]:
+    """haproxy in http mode in front of `upstream`, cutting connections idle for `idle_seconds`."""
+    binary = find_binary("haproxy")
+    with _workdir(directory, "haproxy") as work:
+        port = free_port()
+        cfg = work / "haproxy.cfg"
+        cfg.write_text(HAPROXY_CFG.format(idle=idle_seconds, port=port, upstream=_upstream_address(upstream)))
+        check = subprocess.run(  # noqa: S603
+            [binary, "-c", "-q", "-f", str(cfg)], capture_output=True, timeout=START_TIMEOUT, check=False
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy rejected its config:\n{check.stdout.decode(errors='replace')}")
+        # -db: stay in the foreground, so the process we started is the one we stop.
+        with _run("haproxy", [binary, "-f", str(cfg), "-db"], work, port, signal.SIGTERM) as proxy:
+            yield proxy
+
+
+@contextmanager
+def _workdir(directory: Path | None, name: str) -> Iterator[Path]:
+    if directory is not None:
+        work = directory / name
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+        return
+    with tempfile.TemporaryDirectory(prefix=f"helpline-{name}-") as temp:
+        yield Path(temp)
+
+
+# -- fixtures (import them into a test module to use them) ----------------------------------------
+@pytest.fixture
+def nginx_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """nginx with its default buffering in front of `live_server`."""
+    with nginx(live_server.url, directory=tmp_path) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def hostile_nginx_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """nginx that ignores X-Accel-Buffering and buffers whole responses, in front of `live_server`."""
+    with nginx(live_server.url, hostile=True, directory=tmp_path) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def haproxy_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """haproxy cutting connections idle for 10 s, in front of `live_server`."""
+    with haproxy(live_server.url, directory=tmp_path) as proxy:
+        yield proxy
