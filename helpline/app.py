@@ -18,7 +18,7 @@ from helpline.config import Settings
 from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
-from helpline.transport import polling, streaming
+from helpline.transport import diagnostics, polling, streaming
 from helpline.web import WEB_ROOT, web_router
 
 logger = logging.getLogger("helpline")
@@ -54,9 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
+    app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router):
+    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app): the stream's hot
     # loop skips FastAPI's request/response machinery.

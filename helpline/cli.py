@@ -158,6 +158,33 @@ def deployments_create(
     typer.echo(f"created deployment {deployment.key} ({deployment.id})")
 
 
+
+@app.command()
+def doctor(
+    url: str,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    idle_seconds: Annotated[
+        float, typer.Option("--idle-seconds", help="also test a silent stream this long (finds idle timeouts)")
+    ] = 0.0,
+) -> None:
+    """Diagnose the network path to a Helpline server: buffering, rewriting, TLS inspection, idle cuts."""
+    import json
+
+    from helpline import doctor as doctor_module
+
+    checks = doctor_module.diagnose(url, idle_seconds=idle_seconds)
+    if as_json:
+        typer.echo(json.dumps({"url": url, "checks": doctor_module.as_json(checks)}, indent=2))
+    else:
+        marks = {"ok": "✔", "warn": "!", "fail": "✘"}
+        for check in checks:
+            typer.echo(f"{marks[check.status]} {check.name}: {check.detail}")
+            if check.advice and check.status != "ok":
+                typer.echo(f"    → {check.advice}")
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

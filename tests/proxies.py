@@ -5,14 +5,17 @@ logs and temp files in a directory of its own, and is stopped when the context m
 touches the system's nginx or haproxy configuration or services. A missing binary skips the test (or
 fails it under ``HELPLINE_REQUIRE_SERVICES=1``).
 
-The three shapes are the ones docs/deployment.md has to survive:
+The shapes a deployment has to survive (docs/deployment.md):
 
-- ``nginx(upstream)``: a plain ``proxy_pass`` with nginx's default ``proxy_buffering on``. Only the
-  server's ``X-Accel-Buffering: no`` header keeps events flowing through it.
+- ``nginx(upstream)``: a plain ``proxy_pass`` with nginx's default ``proxy_buffering on``; the stream
+  answers ``X-Accel-Buffering: no``, which turns that buffering off for it.
+- ``nginx(upstream, gzip=True)``: the same, also compressing ``text/event-stream`` as many configs do.
+  Here the header is provably what keeps events flowing (see GZIP_NGINX).
+- ``nginx(upstream, hostile=True)``: compresses, ignores ``X-Accel-Buffering`` and has buffers large
+  enough to hold a whole stream, like a corporate proxy that buffers everything. Only long-polling gets
+  through it.
 - ``haproxy(upstream)``: http mode, ``timeout client``/``timeout server`` of 10 s and no ``timeout
   tunnel``, so a stream idle for 10 s really is cut. Only heartbeats keep it alive.
-- ``nginx(upstream, hostile=True)``: ignores ``X-Accel-Buffering`` and has buffers large enough to hold
-  a whole stream, like a corporate proxy that buffers everything. Only long-polling gets through it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,7 +103,7 @@ def _wait_until_listening(proxy: Proxy) -> None:
 @contextmanager
 def _run(name: str, command: list[str], directory: Path, port: int, stop_signal: int) -> Iterator[Proxy]:
     with open(directory / "stderr.log", "wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed binary with arguments we built
+        process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, cwd=directory
         )
     proxy = Proxy(name, port, directory, process)
@@ -124,8 +128,24 @@ def _upstream_address(upstream: str) -> str:
 
 
 # -- nginx ----------------------------------------------------------------------------------------
-# Our header is the only thing that switches nginx's buffering off; the hostile variant refuses it.
-HOSTILE_NGINX = os.environ.get("IGN", "") + """
+# Measured on nginx 1.22 in front of uvicorn: `proxy_buffering on` alone never holds an event. uvicorn
+# always answers with chunked encoding, nginx's buffered pipe passes each complete upstream chunk on as a
+# "recycled" buffer, and the write filter flushes recycled buffers at once. What does hold a stream is a
+# filter that keeps its own buffers, such as gzip: in buffered mode nothing asks it to flush, so the
+# compressed output waits until deflate's buffers fill (with SSE, minutes or never). In unbuffered mode,
+# which `X-Accel-Buffering: no` selects, nginx flushes gzip after every upstream read. So the header is
+# what keeps events flowing through an nginx that compresses `text/event-stream`, a common setup.
+GZIP_NGINX = """
+            gzip on;
+            gzip_proxied any;
+            gzip_types text/event-stream;"""
+
+# Refuses our header and buffers up to 4 MiB per response. gzip is what actually holds the bytes (see
+# above); `postpone_output 0` sends the response header as soon as nginx has it, so the client sees
+# "200, text/event-stream" and then silence (the usual shape of a buffering proxy). With `hold_headers`
+# even the header waits (nginx postpones writes under 1460 bytes that nothing flushes).
+HOSTILE_NGINX = """
+            proxy_ignore_headers X-Accel-Buffering;
             proxy_buffering on;
             proxy_buffer_size 64k;
             proxy_buffers 64 64k;
@@ -156,35 +176,43 @@ http {{
 
 
 @contextmanager
-def nginx(upstream: str, *, hostile: bool = False, directory: Path | None = None) -> Iterator[Proxy]:
-    """nginx reverse-proxying to `upstream` (``http://host:port``) with its default buffering on.
+def nginx(
+    upstream: str,
+    *,
+    gzip: bool = False,
+    hostile: bool = False,
+    hold_headers: bool = False,
+    directory: Path | None = None,
+) -> Iterator[Proxy]:
+    """nginx reverse-proxying to `upstream` (``http://host:port``), with its default ``proxy_buffering on``.
 
-    With `hostile`, it ignores ``X-Accel-Buffering`` and buffers up to 4 MiB of each response.
+    `gzip` also compresses ``text/event-stream``. `hostile` compresses and ignores ``X-Accel-Buffering``,
+    holding the stream's body (and with `hold_headers` its header too).
     """
     binary = find_binary("nginx")
+    extra = ""
+    if gzip or hostile:
+        extra += GZIP_NGINX
+    if hostile:
+        extra += HOSTILE_NGINX
+        if not hold_headers:
+            extra += "\n            postpone_output 0;"
+    name = "hostile nginx" if hostile else "nginx with gzip" if gzip else "nginx"
     with _workdir(directory, "nginx") as work:
         port = free_port()
         conf = work / "nginx.conf"
         # As root, nginx's workers would switch to `nobody`, who cannot reach a private temp directory.
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf.write_text(
-            NGINX_CONF.format(
-                user=user,
-                dir=work,
-                port=port,
-                upstream=_upstream_address(upstream),
-                extra=(HOSTILE_NGINX + os.environ.get("XTRA", "")) if hostile else "",
-            )
+            NGINX_CONF.format(user=user, dir=work, port=port, upstream=_upstream_address(upstream), extra=extra)
         )
         globals_ = f"daemon off; pid {work}/nginx.pid; error_log {work}/error.log info;"
         command = [binary, "-p", f"{work}/", "-c", str(conf), "-g", globals_]
-        check = subprocess.run(  # noqa: S603
-            [*command, "-t", "-q"], capture_output=True, timeout=START_TIMEOUT, check=False
-        )
+        check = subprocess.run([*command, "-t", "-q"], capture_output=True, timeout=START_TIMEOUT, check=False)
         if check.returncode != 0:
             raise RuntimeError(f"nginx rejected its config:\n{check.stderr.decode(errors='replace')}")
-        # SIGQUIT would wait for open streams to finish; SIGTERM ends them now.
-        with _run("hostile nginx" if hostile else "nginx", command, work, port, signal.SIGTERM) as proxy:
+        # SIGTERM is nginx's fast shutdown; SIGQUIT would wait for open streams to end.
+        with _run(name, command, work, port, signal.SIGTERM) as proxy:
             yield proxy
 
 
@@ -211,14 +239,16 @@ backend app
 
 
 @contextmanager
-def haproxy(upstream: str, *, idle_seconds: int = IDLE_TIMEOUT_SECONDS, directory: Path | None = None) -> Iterator[Proxy]:
+def haproxy(
+    upstream: str, *, idle_seconds: int = IDLE_TIMEOUT_SECONDS, directory: Path | None = None
+) -> Iterator[Proxy]:
     """haproxy in http mode in front of `upstream`, cutting connections idle for `idle_seconds`."""
     binary = find_binary("haproxy")
     with _workdir(directory, "haproxy") as work:
         port = free_port()
         cfg = work / "haproxy.cfg"
         cfg.write_text(HAPROXY_CFG.format(idle=idle_seconds, port=port, upstream=_upstream_address(upstream)))
-        check = subprocess.run(  # noqa: S603
+        check = subprocess.run(
             [binary, "-c", "-q", "-f", str(cfg)], capture_output=True, timeout=START_TIMEOUT, check=False
         )
         if check.returncode != 0:
@@ -240,22 +270,29 @@ def _workdir(directory: Path | None, name: str) -> Iterator[Path]:
 
 
 # -- fixtures (import them into a test module to use them) ----------------------------------------
+# Each takes options through indirect parametrization, e.g.
+# ``@pytest.mark.parametrize("nginx_proxy", [{"gzip": True}], indirect=True)``.
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return dict(getattr(request, "param", None) or {})
+
+
 @pytest.fixture
-def nginx_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
-    """nginx with its default buffering in front of `live_server`."""
-    with nginx(live_server.url, directory=tmp_path) as proxy:
+def nginx_proxy(request: pytest.FixtureRequest, live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """nginx with its default buffering in front of `live_server` (options: `gzip`)."""
+    with nginx(live_server.url, directory=tmp_path, **_options(request)) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def hostile_nginx_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
-    """nginx that ignores X-Accel-Buffering and buffers whole responses, in front of `live_server`."""
-    with nginx(live_server.url, hostile=True, directory=tmp_path) as proxy:
+def hostile_nginx_proxy(request: pytest.FixtureRequest, live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """nginx that ignores X-Accel-Buffering and holds the stream, in front of `live_server` (options:
+    `hold_headers`)."""
+    with nginx(live_server.url, hostile=True, directory=tmp_path, **_options(request)) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def haproxy_proxy(live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
-    """haproxy cutting connections idle for 10 s, in front of `live_server`."""
-    with haproxy(live_server.url, directory=tmp_path) as proxy:
+def haproxy_proxy(request: pytest.FixtureRequest, live_server: LiveServer, tmp_path: Path) -> Iterator[Proxy]:
+    """haproxy cutting connections idle for 10 s, in front of `live_server` (options: `idle_seconds`)."""
+    with haproxy(live_server.url, directory=tmp_path, **_options(request)) as proxy:
         yield proxy

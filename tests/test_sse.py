@@ -6,6 +6,8 @@ Decoder cases follow the WHATWG HTML standard, § 9.2.5 and § 9.2.6 ("Parsing a
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -169,6 +171,74 @@ def test_many_events_survive_any_chunking(messages: list[tuple[str, int | None]]
     assert [(e.data, e.id) for e in events] == [
         (normalised(data), None if id is None else str(id)) for data, id in messages
     ]
+
+
+def reference_decode(stream: bytes) -> tuple[list[ServerSentEvent], str, int | None]:
+    """The standard's algorithm transcribed as plainly as possible, on the whole stream at once."""
+    text = stream.decode("utf-8", "replace")
+    text = text.removeprefix("\ufeff")
+    lines = re.split(r"\r\n|\r|\n", text)[:-1]  # what follows the last line ending is unfinished
+    events: list[ServerSentEvent] = []
+    data = event_type = id_buffer = last_event_id = ""
+    event_id: str | None = None
+    event_retry: int | None = None
+    retry: int | None = None
+    for line in lines:
+        if line == "":
+            last_event_id = id_buffer
+            if data != "":
+                events.append(ServerSentEvent(data[:-1], event_type or "message", event_id, event_retry))
+            data = event_type = ""
+            event_id = event_retry = None
+            continue
+        if line.startswith(":"):
+            continue
+        field, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if field == "event":
+            event_type = value
+        elif field == "data":
+            data += value + "\n"
+        elif field == "id" and "\0" not in value:
+            id_buffer = event_id = value
+        elif field == "retry" and value and all(c in "0123456789" for c in value):
+            retry = event_retry = int(value)
+    return events, last_event_id, retry
+
+
+stream_pieces = st.sampled_from(
+    [
+        b"data",
+        b"event",
+        b"id",
+        b"retry",
+        b":",
+        b" ",
+        b"\r",
+        b"\n",
+        b"\r\n",
+        b"x",
+        b"42",
+        b"\0",
+        b"\xef\xbb\xbf",
+        b"\xc3\xa9",
+        b"\xc3",
+        b"\xff",
+        b"Data",
+    ]
+)
+
+
+@given(
+    pieces=st.lists(stream_pieces, max_size=60),
+    cuts=st.lists(st.integers(min_value=0), max_size=20),
+)
+def test_decoder_matches_the_standard_for_any_input_and_chunking(pieces: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(pieces)
+    decoder = SSEDecoder()
+    events = [e for chunk in split(stream, cuts) for e in decoder.feed(chunk)]
+    assert (events, decoder.last_event_id, decoder.retry) == reference_decode(stream)
 
 
 def test_byte_by_byte_feeding() -> None:

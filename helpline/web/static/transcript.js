@@ -49,6 +49,7 @@ export class Transcript {
   addPending(clientId, text) {
     const node = this.messageNode({ text, own: true, authorName: 'You', at: new Date().toISOString() });
     node.dataset.clientId = clientId;
+    node.dataset.incoming = 'false';
     this.setState(node, 'Sending…', 'sending');
     this.pending.set(clientId, node);
     this.log.append(node);
