@@ -111,6 +111,7 @@ def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
         page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+        page.on("response", lambda r: r.status >= 400 and page.errors.append(f"{r.status} {r.request.method} {r.url}"))
         return page
 
     try:

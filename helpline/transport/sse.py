@@ -100,7 +100,8 @@ def encode_preamble(padding: int = 2048, retry_ms: int = 3000) -> bytes:
     if padding < 0:
         raise ValueError("padding must not be negative")
     label = ": helpline event stream; padding for buffering intermediaries"
-    return (label.ljust(padding - 1) + "\n").encode() + encode_retry(retry_ms)
+    # The comment itself (without its line ending) is `padding` bytes: "at least 2 KiB" by any count.
+    return (label.ljust(padding) + "\n").encode() + encode_retry(retry_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,7 +118,10 @@ export class Transcript {
 
   systemText(entry) {
     const self = this.selfId();
-    const name = (who) => (who?.id === self ? 'You' : who?.display_name || 'Someone');
+    const name = (who, start = true) => {
+      if (who?.id === self) return start ? 'You' : 'you';
+      return who?.display_name || (start ? 'Someone' : 'someone');
+    };
     switch (entry.type) {
       case 'conversation.participant_changed': {
         const who = entry.participant;
@@ -132,7 +135,7 @@ export class Transcript {
         }
         if (entry.state === 'failed') return 'No one could be reached right now';
         if (entry.state === 'assigned' && this.perspective === 'staff' && entry.by) {
-          return `Assigned to ${name(entry.assignee)} by ${name(entry.by)}`;
+          return `Assigned to ${name(entry.assignee, false)} by ${name(entry.by, false)}`;
         }
         return null;
       case 'conversation.closed':
