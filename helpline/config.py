@@ -43,6 +43,15 @@ class Settings:
     max_streams_total: int = 20000
     replay_limit: int = 5000
     poll_max_timeout_seconds: float = 30.0
+    # Routing (issue 4).
+    router_tick_seconds: float = 1.0
+    offer_timeout_seconds: float = 30.0
+    refusal_cooldown_seconds: float = 120.0
+    presence_grace_seconds: float = 60.0
+    presence_touch_seconds: float = 10.0
+    inactivity_warning_seconds: float = 600.0
+    inactivity_close_seconds: float = 300.0
+    default_max_concurrent: int = 3
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

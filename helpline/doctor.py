@@ -22,9 +22,29 @@ from helpline.transport.sse import SSEDecoder
 
 Status = Literal["ok", "warn", "fail"]
 INSPECTION_VENDORS = (
-    "zscaler", "fortinet", "fortigate", "sophos", "kaspersky", "avast", "avg", "eset", "bitdefender",
-    "blue coat", "bluecoat", "symantec web", "palo alto", "netskope", "forcepoint", "mcafee web", "checkpoint",
-    "check point", "barracuda", "cisco umbrella", "websense", "trend micro", "norton",
+    "zscaler",
+    "fortinet",
+    "fortigate",
+    "sophos",
+    "kaspersky",
+    "avast",
+    "avg",
+    "eset",
+    "bitdefender",
+    "blue coat",
+    "bluecoat",
+    "symantec web",
+    "palo alto",
+    "netskope",
+    "forcepoint",
+    "mcafee web",
+    "checkpoint",
+    "check point",
+    "barracuda",
+    "cisco umbrella",
+    "websense",
+    "trend micro",
+    "norton",
 )
 
 
@@ -79,42 +99,69 @@ def check_reachable(base: str) -> Check:
         response = httpx.get(f"{base}/healthz", timeout=10)
         elapsed = time.monotonic() - started
     except httpx.HTTPError as exc:
-        return Check("reachable", "fail", f"cannot reach {base}: {type(exc).__name__}: {exc}",
-                     "check the URL, DNS, and that a firewall allows the connection")
+        return Check(
+            "reachable",
+            "fail",
+            f"cannot reach {base}: {type(exc).__name__}: {exc}",
+            "check the URL, DNS, and that a firewall allows the connection",
+        )
     if response.status_code != 200:
-        return Check("reachable", "fail", f"/healthz answered {response.status_code}",
-                     "the URL may not point at a Helpline server, or a proxy in between refuses it")
+        return Check(
+            "reachable",
+            "fail",
+            f"/healthz answered {response.status_code}",
+            "the URL may not point at a Helpline server, or a proxy in between refuses it",
+        )
     return Check("reachable", "ok", f"/healthz answered in {elapsed * 1000:.0f} ms", data={"seconds": elapsed})
 
 
 def check_tls(base: str) -> Check:
     parts = urlsplit(base)
     if parts.scheme != "https":
-        return Check("tls", "warn", "plain HTTP: intermediaries can read and buffer the stream freely",
-                     "serve Helpline over HTTPS; TLS keeps most transparent proxies out of the stream")
+        return Check(
+            "tls",
+            "warn",
+            "plain HTTP: intermediaries can read and buffer the stream freely",
+            "serve Helpline over HTTPS; TLS keeps most transparent proxies out of the stream",
+        )
     host, port = parts.hostname or "", parts.port or 443
     try:
-        with socket.create_connection((host, port), timeout=10) as raw, \
-                ssl.create_default_context().wrap_socket(raw, server_hostname=host) as tls:
+        with (
+            socket.create_connection((host, port), timeout=10) as raw,
+            ssl.create_default_context().wrap_socket(raw, server_hostname=host) as tls,
+        ):
             cert = tls.getpeercert() or {}
     except ssl.SSLCertVerificationError as exc:
-        return Check("tls", "fail", f"the certificate is not trusted: {exc.verify_message}",
-                     "a TLS-inspecting gateway or antivirus may be re-signing traffic with its own CA")
+        return Check(
+            "tls",
+            "fail",
+            f"the certificate is not trusted: {exc.verify_message}",
+            "a TLS-inspecting gateway or antivirus may be re-signing traffic with its own CA",
+        )
     except OSError as exc:
         return Check("tls", "fail", f"TLS handshake failed: {exc}")
-    issuer = " ".join(str(value) for rdn in cert.get("issuer", ()) for _key, value in rdn)
+    issuer_parts: Any = cert.get("issuer", ())  # ((("organizationName", "…"),), …)
+    issuer = " ".join(str(attribute[1]) for rdn in issuer_parts for attribute in rdn)
     vendor = next((v for v in INSPECTION_VENDORS if v in issuer.lower()), None)
     if vendor:
-        return Check("tls", "warn", f"certificate issued by {issuer!r}: TLS inspection by {vendor} is likely",
-                     "inspection engines buffer streams; ask IT to exempt this host from HTTPS scanning",
-                     {"issuer": issuer})
+        return Check(
+            "tls",
+            "warn",
+            f"certificate issued by {issuer!r}: TLS inspection by {vendor} is likely",
+            "inspection engines buffer streams; ask IT to exempt this host from HTTPS scanning",
+            {"issuer": issuer},
+        )
     return Check("tls", "ok", f"certificate issued by {issuer!r}", data={"issuer": issuer})
 
 
 def check_headers(seen: StreamObservation) -> Check:
     if seen.status != 200:
-        return Check("headers", "fail", f"the diagnostics stream answered {seen.status or 'nothing'} {seen.error}",
-                     "a proxy may block text/event-stream responses")
+        return Check(
+            "headers",
+            "fail",
+            f"the diagnostics stream answered {seen.status or 'nothing'} {seen.error}",
+            "a proxy may block text/event-stream responses",
+        )
     problems = []
     if "content-encoding" in seen.headers:
         problems.append(f"something compresses the stream (Content-Encoding: {seen.headers['content-encoding']})")
@@ -124,41 +171,67 @@ def check_headers(seen: StreamObservation) -> Check:
         problems.append("response headers were rewritten or stripped on the way")
     via = seen.headers.get("via")
     if problems:
-        return Check("headers", "warn", "; ".join(problems),
-                     "disable compression and response rewriting for /api/v1/events on the proxy", {"via": via})
-    return Check("headers", "ok", "stream headers arrive intact" + (f" (through a proxy: Via {via})" if via else ""),
-                 data={"via": via})
+        return Check(
+            "headers",
+            "warn",
+            "; ".join(problems),
+            "disable compression and response rewriting for /api/v1/events on the proxy",
+            {"via": via},
+        )
+    return Check(
+        "headers",
+        "ok",
+        "stream headers arrive intact" + (f" (through a proxy: Via {via})" if via else ""),
+        data={"via": via},
+    )
 
 
 def check_delivery(seen: StreamObservation, interval: float) -> Check:
     timed = [a for a in seen.arrivals if a[1] in ("open", "timed")]
     if len(timed) < 2:
-        return Check("buffering", "fail", f"only {len(timed)} probe(s) arrived ({seen.error or 'stream ended'})",
-                     "something holds or blocks the stream: see the deployment guide for proxy settings")
+        return Check(
+            "buffering",
+            "fail",
+            f"only {len(timed)} probe(s) arrived ({seen.error or 'stream ended'})",
+            "something holds or blocks the stream: see the deployment guide for proxy settings",
+        )
     sent_span = timed[-1][2] - timed[0][2]
     received_span = timed[-1][3] - timed[0][3]
     lags = [received - sent for _n, _p, sent, received in timed]
     first_lag = lags[0] - min(lags)
     data = {"sent_span": sent_span, "received_span": received_span, "first_probe_delay": first_lag}
     if received_span < sent_span * 0.5:
-        return Check("buffering", "fail",
-                     f"probes sent over {sent_span:.1f} s arrived within {received_span:.1f} s: the stream is buffered",
-                     "turn off response buffering for /api/v1/events (nginx: honour X-Accel-Buffering or "
-                     "proxy_buffering off) or exempt the host from TLS/antivirus scanning; clients fall back "
-                     "to long-polling meanwhile", data)
+        return Check(
+            "buffering",
+            "fail",
+            f"probes sent over {sent_span:.1f} s arrived within {received_span:.1f} s: the stream is buffered",
+            "turn off response buffering for /api/v1/events (nginx: honour X-Accel-Buffering or "
+            "proxy_buffering off) or exempt the host from TLS/antivirus scanning; clients fall back "
+            "to long-polling meanwhile",
+            data,
+        )
     if first_lag > max(1.0, interval):
-        return Check("buffering", "warn", f"the first probe was held {first_lag:.1f} s longer than later ones",
-                     "an intermediary holds the start of responses; initial padding may be too small for it", data)
+        return Check(
+            "buffering",
+            "warn",
+            f"the first probe was held {first_lag:.1f} s longer than later ones",
+            "an intermediary holds the start of responses; initial padding may be too small for it",
+            data,
+        )
     return Check("buffering", "ok", f"probes arrived as they were sent (spread {received_span:.1f} s)", data=data)
 
 
 def check_idle(seen: StreamObservation, quiet: float) -> Check:
     if any(a[1] == "after_quiet" for a in seen.arrivals):
         return Check("idle_timeout", "ok", f"a stream silent for {quiet:.0f} s stayed open")
-    return Check("idle_timeout", "fail",
-                 f"the connection was cut during {quiet:.0f} s of silence ({seen.error or 'closed early'})",
-                 "an idle timeout sits on the path: set HELPLINE_HEARTBEAT_SECONDS below it (default 15 s), "
-                 "or raise the proxy's timeout for /api/v1/events", {"cut_after": seen.cut_after})
+    return Check(
+        "idle_timeout",
+        "fail",
+        f"the connection was cut during {quiet:.0f} s of silence ({seen.error or 'closed early'})",
+        "an idle timeout sits on the path: set HELPLINE_HEARTBEAT_SECONDS below it (default 15 s), "
+        "or raise the proxy's timeout for /api/v1/events",
+        {"cut_after": seen.cut_after},
+    )
 
 
 def diagnose(url: str, *, idle_seconds: float = 0.0, interval: float = 1.0, count: int = 4) -> list[Check]:

@@ -103,7 +103,11 @@ class LiveWorld:
         created = await self.post(
             "admin",
             "/api/v1/admin/users",
-            {"username": "rep2", "password": PASSWORD, "permissions": ["chat_user", "chat_rep", "access_conversation_entries"]},
+            {
+                "username": "rep2",
+                "password": PASSWORD,
+                "permissions": ["chat_user", "chat_rep", "access_conversation_entries"],
+            },
         )
         self.ids["rep2"] = created["id"]
         await self.login("rep2", PASSWORD)

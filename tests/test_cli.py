@@ -31,13 +31,28 @@ def test_admin_commands_create_what_a_server_then_uses(tmp_path: Path) -> None:
     assert run("db", "upgrade", "--database-url", url).returncode == 0
     assert run("queues", "create", "billing", "--database-url", url).returncode == 0
     created = run(
-        "deployments", "create", "shop", "--queue", "billing", "--allowed-origin", "https://shop.example",
-        "--database-url", url,
+        "deployments",
+        "create",
+        "shop",
+        "--queue",
+        "billing",
+        "--allowed-origin",
+        "https://shop.example",
+        "--database-url",
+        url,
     )
     assert created.returncode == 0, created.stderr
     user = run(
-        "users", "create", "riley", "--permission", "chat_user", "--permission", "chat_rep",
-        "--database-url", url, stdin="a-long-password\n",
+        "users",
+        "create",
+        "riley",
+        "--permission",
+        "chat_user",
+        "--permission",
+        "chat_rep",
+        "--database-url",
+        url,
+        stdin="a-long-password\n",
     )
     assert user.returncode == 0, user.stderr
     assert "chat_rep, chat_user" in user.stdout
@@ -68,7 +83,10 @@ def test_sigterm_ends_every_stream_with_reconnect_and_the_server_exits(tmp_path:
         "HELPLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
     }
     server = subprocess.Popen(
-        [*HELPLINE, "serve", "--demo", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*HELPLINE, "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"

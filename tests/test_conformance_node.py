@@ -43,7 +43,9 @@ def node_eventsource() -> Path:
         NODE_DIR.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             ["npm", "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", PACKAGE],
-            capture_output=True, text=True, timeout=150,
+            capture_output=True,
+            text=True,
+            timeout=150,
         )
         if result.returncode != 0:
             skip_or_fail(f"npm install {PACKAGE} failed: {result.stderr[-500:]}")
@@ -71,12 +73,19 @@ async def test_node_eventsource_reads_every_event_with_its_id_type_and_data(
             await world.send("alice", conversation, text, f"m{n}")
         ticket = (await world.post("alice", "/api/v1/stream-tickets"))["ticket"]
         polled = (
-            await world.http.get("/api/v1/events/poll?after=0&timeout=0", headers={"Authorization": f"Bearer {world.tokens['alice']}"})
+            await world.http.get(
+                "/api/v1/events/poll?after=0&timeout=0", headers={"Authorization": f"Bearer {world.tokens['alice']}"}
+            )
         ).json()["events"]
     types = sorted({e["type"] for e in polled})
     process = await asyncio.create_subprocess_exec(
-        "node", str(node_eventsource), f"{server.url}/api/v1/events?ticket={ticket}&last_event_id=0",
-        str(len(polled)), ",".join(types), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "node",
+        str(node_eventsource),
+        f"{server.url}/api/v1/events?ticket={ticket}&last_event_id=0",
+        str(len(polled)),
+        ",".join(types),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         cwd=NODE_DIR,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)

@@ -35,10 +35,7 @@ async def test_the_same_message_sent_to_two_nodes_at_once_is_stored_once(
     path = f"/api/v1/conversations/{conversation}/messages"
     body = {"id": "retry-me", "text": "sent twice, stored once"}
     responses = await asyncio.gather(
-        *(
-            (world.client if n % 2 else other_node).post(path, json=body, headers=world.auth("alice"))
-            for n in range(20)
-        )
+        *((world.client if n % 2 else other_node).post(path, json=body, headers=world.auth("alice")) for n in range(20))
     )
     assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
     assert len({r.json()["id"] for r in responses}) == 1

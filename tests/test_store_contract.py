@@ -98,7 +98,9 @@ async def test_a_failed_transaction_appends_nothing_and_publishes_nothing(store:
 async def test_client_ids_are_unique_per_conversation(store: Store) -> None:
     customer = await seed_conversation(store)
     async with store.write() as s:
-        first = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer}, client_id="m1")
+        first = await s.append(
+            "conversation.message", {}, conversation_id="conv-1", recipients={customer}, client_id="m1"
+        )
     async with store.read() as s:
         found = await s.event_by_client_id("conv-1", "m1")
         assert found is not None and found.id == first.id

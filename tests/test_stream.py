@@ -157,7 +157,9 @@ async def test_after_a_transfer_the_previous_rep_stops_receiving_the_conversatio
     conversation = await world.conversation("alice", "c-transfer", rep="rep")
     async with open_stream(world.base_url, world.tokens["rep"]) as rep_stream:
         await opened(rep_stream)
-        await world.post("rep", f"/api/v1/conversations/{conversation}/transfer", {"to_user_id": world.ids["rep2"]}, 202)
+        await world.post(
+            "rep", f"/api/v1/conversations/{conversation}/transfer", {"to_user_id": world.ids["rep2"]}, 202
+        )
         left = await rep_stream.until(lambda e: e.event == "conversation.participant_changed")
         assert left[-1].json()["action"] == "left"
         await world.send("rep2", conversation, "after the transfer", "after")
@@ -313,7 +315,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_memory_stays_boun
     async with LiveWorld(server.url, DEMO_PASSWORD) as world:
         token = await world.customer("alice")
         conversation = await world.conversation("alice", "c-slow")
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         # A tiny receive window would be ideal; instead we simply never read while ~20 MB are pushed.
         writer.write(f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
         await writer.drain()

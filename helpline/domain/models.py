@@ -55,6 +55,7 @@ class User:
     presence: str
     disabled: bool
     created_at: datetime
+    idle_since: datetime | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -89,6 +90,7 @@ class Deployment:
     business_hours: dict[str, Any] | None
     identity_key: str | None
     created_at: datetime
+    greeting: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -126,6 +128,11 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
+    queued_at: datetime | None = None
+    assigned_at: datetime | None = None
+    queue_position: int | None = None
+    last_customer_at: datetime | None = None
+    inactivity_warned_at: datetime | None = None
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {

@@ -40,6 +40,11 @@ users = Table(
     Column("presence", String(16), nullable=False, default="offline"),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Routing (migration 0002): since when the rep has been without work (ties go to the longest idle),
+    # when a node last saw one of its streams open, and the presence to restore when it reconnects.
+    Column("idle_since", DateTime(timezone=True), nullable=True),
+    Column("last_stream_at", DateTime(timezone=True), nullable=True),
+    Column("presence_before_disconnect", String(16), nullable=True),
 )
 
 queues = Table(
@@ -61,6 +66,7 @@ deployments = Table(
     Column("business_hours", JSON, nullable=True),
     Column("identity_key", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("greeting", Text, nullable=True),
 )
 
 customers = Table(
@@ -89,6 +95,11 @@ conversations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("queued_at", DateTime(timezone=True), nullable=True),
+    Column("assigned_at", DateTime(timezone=True), nullable=True),
+    Column("queue_position", Integer, nullable=True),
+    Column("last_customer_at", DateTime(timezone=True), nullable=True),
+    Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
     Index("ix_conversations_customer", "customer_id", "created_at"),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
@@ -125,6 +136,27 @@ event_recipients = Table(
     metadata,
     Column("principal_id", String(40), primary_key=True),
     Column("event_id", EventId, primary_key=True),
+)
+
+queue_members = Table(
+    "queue_members",
+    metadata,
+    Column("queue_id", String(40), ForeignKey("queues.id"), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), primary_key=True),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("conversation_id", String(64), ForeignKey("conversations.id"), nullable=False),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, accepted, declined, expired, revoked
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_offers_conversation", "conversation_id", "status"),
+    Index("ix_offers_user", "user_id", "status"),
 )
 
 used_stream_tickets = Table(

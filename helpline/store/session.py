@@ -26,13 +26,14 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.routing import RoutingQueries
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-class StoreSession:
+class StoreSession(RoutingQueries):
     def __init__(self, conn: AsyncConnection, *, is_sqlite: bool) -> None:
         self.conn = conn
         self.is_sqlite = is_sqlite
@@ -289,6 +290,7 @@ def _user(row: Any) -> User:
         presence=row["presence"],
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
+        idle_since=row.get("idle_since"),
     )
 
 
@@ -302,4 +304,5 @@ def _deployment(row: Any) -> Deployment:
         business_hours=row["business_hours"],
         identity_key=row["identity_key"],
         created_at=row["created_at"],
+        greeting=row.get("greeting"),
     )

@@ -1,0 +1,328 @@
+"""The router: offers queued conversations to reps, and keeps everyone told where things stand.
+
+Rules (issue 4): a queued conversation is offered to the *available* rep of its queue (online, a
+member of the queue, free capacity) with the most free capacity, ties to the one longest without new
+work. An offer not answered within ``offer_timeout_seconds`` is revoked and the next rep is tried; a
+rep who declined or let it expire is not offered the same conversation again for
+``refusal_cooldown_seconds``. Customers in the queue are told their position and an estimated wait
+whenever it changes.
+
+Correctness under concurrency does not depend on timing: every decision is taken and written inside
+one ``Store.write()`` transaction, which holds the append lock (and on PostgreSQL the advisory lock),
+re-reading the state it decides on; so two nodes' routers, or a router and a rep's accept, are ordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from helpline.bus import Bus, Envelope
+from helpline.bus.base import ALL
+from helpline.config import Settings
+from helpline.domain.models import Conversation, isoformat, utcnow
+from helpline.store import Store, StoreSession
+from helpline.store.routing import RepLoad
+from helpline.store.session import new_id
+
+logger = logging.getLogger("helpline.routing")
+SYSTEM = {"id": "system", "kind": "system", "display_name": "Helpline"}
+DEFAULT_WAIT_SECONDS = 60.0
+
+
+def audience(conversation: Conversation, *extra: str | None) -> set[str]:
+    return {p for p in (conversation.customer_id, conversation.assignee_id, *extra) if p}
+
+
+async def revoke_pending_offers(s: StoreSession, conversation_id: str, reason: str) -> None:
+    """Withdraw every open offer of a conversation (it was assigned, transferred or closed)."""
+    now = utcnow()
+    for offer in await s.pending_offers(conversation_id=conversation_id):
+        await s.answer_offer(offer.id, "revoked", now)
+        await s.append(
+            "offer.revoked",
+            {"offer_id": offer.id, "offer_conversation_id": conversation_id, "reason": reason},
+            conversation_id=None,
+            recipients={offer.user_id},
+        )
+
+
+def best_rep(candidates: Iterable[RepLoad]) -> RepLoad | None:
+    """Most free capacity; ties to the longest without new work (never-assigned reps first)."""
+    floor = datetime.min.replace(tzinfo=None)
+
+    def key(rep: RepLoad) -> tuple[int, float]:
+        since = rep.idle_since.replace(tzinfo=None) if rep.idle_since else floor
+        return (rep.free, -(since - floor).total_seconds())
+
+    return max(candidates, key=key, default=None)
+
+
+class Router:
+    def __init__(self, store: Store, bus: Bus, settings: Settings) -> None:
+        self.store = store
+        self.bus = bus
+        self.settings = settings
+        self._wake = asyncio.Event()
+        self._last_stats = ""
+        self._last_touch = datetime.min.replace(tzinfo=utcnow().tzinfo)
+        self.connected_staff: Any = None  # a callable returning the staff ids with streams on this node
+
+    def wake(self) -> None:
+        """Something changed (a conversation queued, an offer answered, a rep freed): route now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.router_tick_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:  # one bad tick (the database restarting) must not stop routing for good
+                logger.exception("routing tick failed")
+                await asyncio.sleep(1)
+
+    async def tick(self) -> None:
+        now = utcnow()
+        await self.keep_presence(now)
+        await self.expire_offers(now)
+        await self.route(now)
+        await self.sweep_inactivity(now)
+        await self.publish_stats()
+
+    # -- offers ----------------------------------------------------------------------------------
+    async def expire_offers(self, now: datetime) -> None:
+        async with self.store.read() as s:
+            if not await s.pending_offers(expired_by=now):
+                return
+        async with self.store.write() as s:
+            for offer in await s.pending_offers(expired_by=now):
+                await s.answer_offer(offer.id, "expired", now)
+                await s.append(
+                    "offer.revoked",
+                    {"offer_id": offer.id, "offer_conversation_id": offer.conversation_id, "reason": "timeout"},
+                    conversation_id=None,
+                    recipients={offer.user_id},
+                )
+
+    async def route(self, now: datetime) -> None:
+        async with self.store.write() as s:
+            for queue in await s.queues():
+                queued = await s.queued_conversations(queue.id)
+                if not queued:
+                    continue
+                await self._offer_queue(s, queue.id, queued, now)
+                await self._tell_positions(s, queue.id, queued)
+
+    async def _offer_queue(self, s: StoreSession, queue_id: str, queued: list[Conversation], now: datetime) -> None:
+        reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online"}
+        if not any(r.free > 0 for r in reps.values()):
+            return
+        cooldown = now - timedelta(seconds=self.settings.refusal_cooldown_seconds)
+        for conversation in queued:
+            if await s.pending_offers(conversation_id=conversation.id):
+                continue
+            refusers = await s.recent_refusers(conversation.id, cooldown)
+            rep = best_rep(r for r in reps.values() if r.free > 0 and r.id not in refusers)
+            if rep is None:
+                continue
+            expires = now + timedelta(seconds=self.settings.offer_timeout_seconds)
+            offer = await s.insert_offer(
+                id=new_id("ofr"), conversation_id=conversation.id, user_id=rep.id, created_at=now, expires_at=expires
+            )
+            reps[rep.id] = RepLoad(
+                rep.id, rep.display_name, rep.presence, rep.capacity, rep.active, rep.pending + 1, rep.idle_since
+            )
+            await s.append(
+                "offer.created",
+                {
+                    "offer_id": offer.id,
+                    "offer_conversation_id": conversation.id,
+                    "expires_at": isoformat(expires),
+                    "timeout_seconds": self.settings.offer_timeout_seconds,
+                    "conversation": conversation.public(),
+                },
+                conversation_id=None,
+                recipients={rep.id},
+            )
+
+    async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
+        waits = await s.recent_waits(queue_id)
+        per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
+        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online") or 1
+        for position, conversation in enumerate(queued, start=1):
+            if conversation.queue_position == position:
+                continue
+            await s.update_conversation(conversation.id, queue_position=position)
+            await s.append(
+                "conversation.routing",
+                {
+                    "state": "queued",
+                    "queue_id": queue_id,
+                    "position": position,
+                    "estimated_wait_seconds": round(per_slot * position / online),
+                    "assignee": None,
+                },
+                conversation_id=conversation.id,
+                recipients=audience(conversation),
+            )
+
+    # -- presence --------------------------------------------------------------------------------
+    async def keep_presence(self, now: datetime) -> None:
+        """Mark reps whose streams have all been gone for the grace period as offline.
+
+        Each node records, every ``presence_touch_seconds``, which staff have a stream open on it; a rep
+        no node has seen for ``presence_grace_seconds`` is set offline, remembering the presence to give
+        back when it reconnects (:meth:`rep_connected`).
+        """
+        connected = list(self.connected_staff() if self.connected_staff else [])
+        if connected and (now - self._last_touch).total_seconds() >= self.settings.presence_touch_seconds:
+            async with self.store.write() as s:
+                await s.touch_streams(connected, now)
+            self._last_touch = now
+        cutoff = now - timedelta(seconds=self.settings.presence_grace_seconds)
+        async with self.store.read() as s:
+            gone = [r for r in await s.reps_gone_since(cutoff) if r[0] not in connected]
+        if not gone:
+            return
+        async with self.store.write() as s:
+            for user_id, display_name, presence in await s.reps_gone_since(cutoff):
+                if user_id in connected:
+                    continue
+                await s.update_user(user_id, presence="offline", presence_before_disconnect=presence)
+                await s.append(
+                    "presence.changed",
+                    {"user_id": user_id, "display_name": display_name, "status": "offline", "reason": "disconnected"},
+                    conversation_id=None,
+                    recipients={user_id},
+                )
+                for offer in await s.pending_offers():
+                    if offer.user_id == user_id:
+                        await revoke_one(s, offer.id, offer.conversation_id, user_id, "unavailable")
+
+    async def rep_connected(self, user_id: str) -> None:
+        """A rep's stream opened: note it, and give back the presence it had before it disconnected."""
+        now = utcnow()
+        async with self.store.write() as s:
+            user = await s.user(id=user_id)
+            if user is None or "chat_rep" not in user.permissions:
+                return
+            await s.touch_streams([user_id], now)
+            restored = await s.presence_to_restore(user_id)
+            if restored:
+                await s.update_user(user_id, presence=restored, presence_before_disconnect=None)
+                await s.append(
+                    "presence.changed",
+                    {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
+                    conversation_id=None,
+                    recipients={user_id},
+                )
+        self.wake()
+
+    # -- inactivity --------------------------------------------------------------------------------
+    async def sweep_inactivity(self, now: datetime) -> None:
+        warn_after = self.settings.inactivity_warning_seconds
+        if warn_after <= 0:
+            return
+        silent_since = now - timedelta(seconds=warn_after)
+        async with self.store.read() as s:
+            candidates = [c for c in await s.inactive_conversations(silent_since) if c.status == "assigned"]
+        if not candidates:
+            return
+        close_after = timedelta(seconds=self.settings.inactivity_close_seconds)
+        async with self.store.write() as s:
+            for stale in candidates:
+                conversation = await s.conversation(stale.id, for_update=True)
+                if conversation is None or conversation.status != "assigned":
+                    continue
+                last = conversation.last_customer_at
+                if last is None or last >= silent_since:
+                    continue
+                if conversation.inactivity_warned_at is None:
+                    minutes = max(1, round(close_after.total_seconds() / 60))
+                    await s.update_conversation(conversation.id, inactivity_warned_at=now)
+                    await system_message(
+                        s, conversation, f"Are you still there? This chat will close in {minutes} minute(s).",
+                        "inactivity-warning",
+                    )
+                elif _aware(conversation.inactivity_warned_at) + close_after <= now:
+                    await close_conversation(s, conversation, SYSTEM, reason="inactivity")
+
+    # -- supervision -------------------------------------------------------------------------------
+    async def queue_stats(self) -> list[dict[str, Any]]:
+        now = utcnow()
+        async with self.store.read() as s:
+            stats = []
+            for queue in await s.queues():
+                queued = await s.queued_conversations(queue.id)
+                reps = await s.rep_loads(queue_id=queue.id)
+                oldest = min((c.queued_at or c.created_at for c in queued), default=None)
+                stats.append({
+                    "queue_id": queue.id,
+                    "name": queue.name,
+                    "length": len(queued),
+                    "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
+                    "reps_online": sum(1 for r in reps if r.presence == "online"),
+                    "reps": [
+                        {"id": r.id, "display_name": r.display_name, "presence": r.presence, "active": r.active,
+                         "pending_offers": r.pending, "capacity": r.capacity}
+                        for r in reps
+                    ],
+                })
+        return stats
+
+    async def publish_stats(self) -> None:
+        """``queue.stats`` to supervisors when something changed: ephemeral, like typing."""
+        queues = await self.queue_stats()
+        fingerprint = json.dumps([{k: v for k, v in q.items() if k != "longest_wait_seconds"} for q in queues])
+        if fingerprint == self._last_stats:
+            return
+        self._last_stats = fingerprint
+        body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
+        await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
+
+
+async def revoke_one(s: StoreSession, offer_id: str, conversation_id: str, user_id: str, reason: str) -> None:
+    await s.answer_offer(offer_id, "revoked", utcnow())
+    await s.append(
+        "offer.revoked",
+        {"offer_id": offer_id, "offer_conversation_id": conversation_id, "reason": reason},
+        conversation_id=None,
+        recipients={user_id},
+    )
+
+
+async def system_message(s: StoreSession, conversation: Conversation, text: str, kind: str) -> None:
+    """An automatic entry in the conversation (greeting, business hours, inactivity warning)."""
+    await s.append(
+        "conversation.message",
+        {"message_id": new_id(kind), "text": text, "author": SYSTEM, "automatic": kind},
+        conversation_id=conversation.id,
+        recipients=audience(conversation),
+    )
+
+
+async def close_conversation(
+    s: StoreSession, conversation: Conversation, closed_by: dict[str, str], reason: str
+) -> None:
+    await s.update_conversation(conversation.id, status="closed", closed_at=utcnow(), queue_position=None)
+    await revoke_pending_offers(s, conversation.id, "closed")
+    await s.append(
+        "conversation.closed",
+        {"closed_by": closed_by, "reason": reason},
+        conversation_id=conversation.id,
+        recipients=audience(conversation),
+    )
+
+
+def _aware(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
