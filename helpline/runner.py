@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import signal
+import socket
 from types import FrameType
 from typing import Any
 
@@ -35,6 +37,16 @@ class HelplineServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self.helpline_app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()  # so another thread can ask for a graceful stop
+        await super().serve(sockets)
+
+    def stop_gracefully(self) -> None:
+        """Thread-safe: what SIGTERM does (streams end with stream.reconnect, then the server exits)."""
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.handle_exit, signal.SIGTERM, None)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         streams = getattr(self.helpline_app.state, "streams", None)

@@ -215,8 +215,17 @@ class AsyncClient(ClientBase):
 
     async def _sse(self, state: StreamState) -> AsyncGenerator[Event, None]:
         headers = self.auth_headers(state.sse_headers())
+        request = self._http.build_request("GET", EVENTS_PATH, headers=headers, timeout=self.stream_timeout)
         try:
-            async with self._http.stream("GET", EVENTS_PATH, headers=headers, timeout=self.stream_timeout) as response:
+            # A proxy that holds the whole response holds its headers too: waiting for them is bounded by
+            # the first-byte timeout and counts as a stall, which is what moves us to long-polling.
+            with anyio.move_on_after(self.first_byte_timeout) as header_wait:
+                opened = await self._http.send(request, stream=True)
+            if header_wait.cancelled_caught:
+                state.opened(time.monotonic())
+                state.stalled(time.monotonic())
+                return
+            async with aclosing(opened) as response:
                 if not response.is_success:
                     await response.aread()
                     raise error_from_response(response)

@@ -216,8 +216,16 @@ class Client(ClientBase):
 
     def _sse(self, state: StreamState) -> Generator[Event, None, None]:
         headers = self.auth_headers(state.sse_headers())
+        request = self._http.build_request("GET", EVENTS_PATH, headers=headers, timeout=self.stream_timeout)
         try:
-            with self._http.stream("GET", EVENTS_PATH, headers=headers, timeout=self.stream_timeout) as response:
+            # A proxy that holds the whole response holds its headers too: waiting for them is bounded by
+            # the first-byte timeout and counts as a stall, which is what moves us to long-polling.
+            opened = _send_within(self._http, request, self.first_byte_timeout)
+            if opened is None:
+                state.opened(time.monotonic())
+                state.stalled(time.monotonic())
+                return
+            with contextlib.closing(opened) as response:
                 if not response.is_success:
                     response.read()
                     raise error_from_response(response)
@@ -308,3 +316,37 @@ def _interrupt(response: httpx.Response) -> None:
     if isinstance(sock, socket.socket):
         with contextlib.suppress(OSError):
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _send_within(http: httpx.Client, request: httpx.Request, seconds: float) -> httpx.Response | None:
+    """Send and wait at most ``seconds`` for the response headers; None when they did not come.
+
+    The request goes on in its thread; if its response arrives after we gave up, that thread closes it.
+    """
+    outcome: list[httpx.Response | BaseException] = []
+    lock = threading.Lock()
+    gave_up = False
+
+    def send() -> None:
+        try:
+            result: httpx.Response | BaseException = http.send(request, stream=True)
+        except BaseException as exc:  # handed to the caller below, or dropped if it gave up
+            result = exc
+        with lock:
+            if gave_up:
+                if isinstance(result, httpx.Response):
+                    result.close()
+                return
+            outcome.append(result)
+
+    worker = threading.Thread(target=send, name="helpline-sse-open", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    with lock:
+        if not outcome:
+            gave_up = True
+            return None
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result

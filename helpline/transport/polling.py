@@ -6,6 +6,7 @@ resume logic; the only difference is that each answer ends the response.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,6 +15,7 @@ from pydantic import BaseModel
 from helpline.api import problems
 from helpline.api.deps import Caller, services
 from helpline.transport.resume import channel_of, parse_event_id, replay
+from helpline.transport.streaming import close_on_disconnect
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
@@ -41,6 +43,7 @@ async def poll(
         settings = svc.settings
         async with svc.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
             registry.subscriptions.add(subscription)
+            watcher = asyncio.create_task(close_on_disconnect(request.receive, subscription))
             try:
                 start = await replay(svc.store, caller, parse_event_id(after), settings.replay_limit)
                 payloads = [e.payload for e in start.events]
@@ -57,6 +60,7 @@ async def poll(
                         last_id = more.last_id
                     payloads += [e.payload for e in envelopes if e.id is None]  # typing: live only
             finally:
+                watcher.cancel()
                 registry.subscriptions.discard(subscription)
     finally:
         registry.release(caller, "poll")

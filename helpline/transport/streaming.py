@@ -172,7 +172,7 @@ class EventStream:
 
         async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
             registry.subscriptions.add(subscription)
-            watcher = asyncio.create_task(_close_on_disconnect(receive, subscription))
+            watcher = asyncio.create_task(close_on_disconnect(receive, subscription))
             try:
                 try:
                     start = await replay(services.store, principal, parse_event_id(raw_resume), settings.replay_limit)
@@ -268,7 +268,7 @@ async def _finish(send: Send, timeout: float) -> None:
         pass
 
 
-async def _close_on_disconnect(receive: Receive, subscription: Subscription) -> None:
+async def close_on_disconnect(receive: Receive, subscription: Subscription) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
