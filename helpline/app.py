@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
 from helpline.api import admin, auth, conversations, ops
+from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
 from helpline.config import Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DeploymentCORS, root=app)
     for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app): the stream's hot

@@ -34,6 +34,9 @@ class Settings:
     # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
     # response and let load rebalance across nodes.
     heartbeat_seconds: float = 15.0
+    # Heartbeats are SSE comments, which browsers' EventSource never surfaces; with this on they are
+    # `stream.heartbeat` events instead, so page scripts can run a watchdog on them.
+    heartbeat_events: bool = False
     stream_lifetime_seconds: float = 600.0
     stream_padding_bytes: int = 2048
     retry_milliseconds: int = 3000

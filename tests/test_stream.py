@@ -252,6 +252,16 @@ async def test_idle_streams_get_heartbeat_comments(live: LiveFactory) -> None:
             assert stream.raw[before:].count(b": heartbeat\n\n") >= 3
 
 
+async def test_heartbeats_can_be_events_a_page_script_can_see(live: LiveFactory) -> None:
+    server = live(heartbeat_seconds=0.3, heartbeat_events=True)
+    async with LiveWorld(server.url, DEMO_PASSWORD) as world:
+        token = await world.customer("alice")
+        async with open_stream(server.url, token) as stream:
+            await opened(stream)
+            beat = await stream.next(timeout=2)
+    assert beat.event == "stream.heartbeat" and beat.id is None and beat.json()["type"] == "stream.heartbeat"
+
+
 async def test_streams_end_with_reconnect_after_their_jittered_lifetime(live: LiveFactory) -> None:
     server = live(stream_lifetime_seconds=1.0)
     async with LiveWorld(server.url, DEMO_PASSWORD) as world:

@@ -219,6 +219,7 @@ class EventStream:
         metrics: Metrics,
     ) -> str:
         heartbeat = settings.heartbeat_seconds
+        heartbeat_bytes = control_event("stream.heartbeat") if settings.heartbeat_events else HEARTBEAT
         write_timeout = settings.stream_write_timeout_seconds
         delivered = metrics.events_delivered.labels("sse")
         while True:
@@ -242,7 +243,7 @@ class EventStream:
                         return "slow"
                     delivered.inc(len(chunks))
             elif not subscription.closed and time.monotonic() < deadline:
-                if not await _write(send, HEARTBEAT, write_timeout):
+                if not await _write(send, heartbeat_bytes, write_timeout):
                     return "slow"
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out

@@ -1,0 +1,37 @@
+"""Health, readiness and the metrics an operator graphs."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.world import World
+
+EXPECTED_METRICS = [
+    "helpline_open_streams",
+    "helpline_events_delivered_total",
+    "helpline_events_replayed_total",
+    "helpline_stream_resets_total",
+    "helpline_heartbeats_total",
+    "helpline_slow_consumer_disconnects_total",
+    "helpline_poll_requests_total",
+    "helpline_streams_refused_total",
+]
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).json() == {"status": "ready"}
+
+
+async def test_metrics_expose_the_stream_counters(world: World, client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/events/poll?timeout=0", headers=world.auth("alice"))
+    text = (await client.get("/metrics")).text
+    for name in EXPECTED_METRICS:
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
+    assert "helpline_poll_requests_total 1.0" in text
+
+
+async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert "/api/v1/events" in schema["paths"] and "/api/v1/conversations/{conversation_id}/messages" in schema["paths"]
+    assert (await client.get("/docs")).status_code == 200
