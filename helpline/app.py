@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await bus.connect()
         services = Services.build(settings, store, bus)
         app.state.services = services
+        app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo:
             from helpline.demo import seed_demo
 

@@ -158,7 +158,6 @@ def deployments_create(
     typer.echo(f"created deployment {deployment.key} ({deployment.id})")
 
 
-
 @app.command()
 def doctor(
     url: str,

@@ -190,7 +190,7 @@ class Row:
         return f"{self.operation} ({target})"
 
 
-# One row per operation and target; the columns are the callers, in the order of CALLERS.
+# One row per operation and target, with every caller's answer (`answers` refuses to leave one out).
 # fmt: off
 ROWS = [
     # credentials
@@ -286,6 +286,7 @@ ROWS = [
     Row("GET /healthz", everyone(200)),
     Row("GET /readyz", everyone(200)),
     Row("GET /metrics", everyone(200)),
+    Row("GET /api/v1/diagnostics/stream", everyone(200), query="count=1&interval=0.1"),  # for `helpline doctor`
     # events
     Row("GET /api/v1/events/poll", query="timeout=0",
         expect=answers(anonymous=401, alice=200, bob=200, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,
@@ -518,6 +519,30 @@ async def test_a_bad_token_is_not_authenticated(
     assert response.status_code == 401, response.text
     assert_problem(response)
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+HOSTILE_AUTHORIZATION = {
+    "empty": "",
+    "scheme only": "Bearer",
+    "blank token": "Bearer    ",
+    "basic credentials": "Basic cmVwOmNvcnJlY3QtaG9yc2UtYmF0dGVyeQ==",
+    "a token of 8 KiB": "Bearer " + "a" * 8192,
+    "three dots": "Bearer ...",
+    "non-ASCII": "Bearer t\u00f6ken",
+}
+
+
+@in_module_loop
+@pytest.mark.parametrize("header", HOSTILE_AUTHORIZATION.values(), ids=HOSTILE_AUTHORIZATION.keys())
+async def test_a_malformed_authorization_header_is_not_authenticated(
+    app: FastAPI, client: httpx.AsyncClient, header: str
+) -> None:
+    raw = [(b"authorization", header.encode("latin-1"))]
+    rest = await client.get("/api/v1/conversations", headers=raw)
+    stream = await open_stream(app, {"Authorization": header})
+    for response in (rest, stream):
+        assert response.status_code == 401, response.text
+        assert_problem(response)
 
 
 @in_module_loop

@@ -371,6 +371,21 @@ async def test_query_and_path_values_are_validated(world: World, path: str, stat
         assert response.status_code == status, response.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api/v1/no-such-thing", 404, "not_found"),
+        ("DELETE", "/api/v1/conversations", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/auth/login", 405, "method_not_allowed"),
+    ],
+)
+async def test_an_unknown_path_or_method_is_a_problem_too(
+    world: World, method: str, path: str, status: int, code: str
+) -> None:
+    response = await world.call("alice", method, path)
+    assert_problem(response, status, code)
+
+
 # -- idempotency ---------------------------------------------------------------------------------
 async def test_the_same_message_sent_20_times_at_once_is_stored_once(world: World) -> None:
     conversation = await fresh_conversation(world)
@@ -421,3 +436,26 @@ async def test_every_acknowledged_message_is_in_the_entries(world: World) -> Non
     assert len(acknowledged) == len(sends)
     stored = {m["id"]: (m["message_id"], m["text"]) for m in await stored_messages(world, conversation)}
     assert stored == acknowledged
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "nul-1", "text": "before\x00after"},
+        {"id": "nul-2", "text": "fine", "extra\x00": 1},
+    ],
+)
+async def test_nul_characters_are_refused_at_the_edge(world: World, body: dict[str, object]) -> None:
+    """PostgreSQL cannot store NUL in text; refusing it up front keeps both backends alike."""
+    response = await world.call("alice", "POST", f"/api/v1/conversations/{world.conversations['alice']}/messages", body)
+    assert_problem(response, 422, "validation_error")
+
+
+async def test_a_content_length_that_is_not_a_number_is_400(world: World) -> None:
+    conversation = world.conversations["alice"]
+    response = await world.client.post(
+        f"/api/v1/conversations/{conversation}/messages",
+        content=b'{"id":"m","text":"x"}',
+        headers={**world.auth("alice"), "content-type": "application/json", "content-length": "12abc"},
+    )
+    assert response.status_code == 400 and response.json()["code"] == "validation_error"

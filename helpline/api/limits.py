@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpline.errors import PROBLEM_CONTENT_TYPE, HelplineError, PayloadTooLarge, problem_body, problem_bytes
+from helpline.errors import (
+    PROBLEM_CONTENT_TYPE,
+    BadRequest,
+    HelplineError,
+    PayloadTooLarge,
+    problem_body,
+    problem_bytes,
+)
 
 logger = logging.getLogger("helpline.api")
 
@@ -47,7 +54,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.isdigit():
+            await self._refuse(send, BadRequest("Content-Length is not a number"))
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
         chunks: list[bytes] = []
@@ -74,13 +84,13 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
-        error = PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
+    async def _refuse(self, send: Send, error: HelplineError | None = None) -> None:
+        error = error or PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
         body = problem_bytes(error)
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.status,
                 "headers": [
                     (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),

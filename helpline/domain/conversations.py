@@ -116,11 +116,11 @@ class Conversations:
             perms.require_can_write(principal, conversation)
             previous = await s.event_by_client_id(conversation.id, message_id)
             if previous is not None:
-                stored = previous.data()
-                if stored.get("author", {}).get("id") != principal.id:
+                earlier = previous.data()
+                if earlier.get("author", {}).get("id") != principal.id:
                     # Someone else's message: a 200 would tell this sender its own text was stored.
                     raise Conflict("this message id is already in use; generate a new one")
-                return stored, False
+                return earlier, False
             if conversation.status == "closed":
                 raise Conflict("the conversation is closed")
             stored = await s.append(

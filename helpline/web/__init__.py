@@ -11,6 +11,9 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 WEB_ROOT = Path(__file__).with_name("static")
 
@@ -37,6 +40,22 @@ PAGE_HEADERS = {
 }
 
 web_router = APIRouter(include_in_schema=False)
+
+
+class PublicStaticFiles(StaticFiles):
+    """``/static``: public files any site may load, which the embeddable widget needs.
+
+    ``widget.js`` and the modules it imports are loaded by the company's own pages, on another origin;
+    module scripts are always fetched in CORS mode, so without ``Access-Control-Allow-Origin`` the
+    browser refuses them. These files are public and carry no credentials, so ``*`` is safe.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 @web_router.get("/")

@@ -239,8 +239,9 @@ function showConversation(conversation) {
   const supervisor = can('supervisor');
   $('conversation-title').textContent = conversation.pre_chat?.topic || `Conversation ${conversation.id.slice(0, 8)}`;
   const assignee = conversation.assignee_id ? (mine ? 'you' : conversation.assignee_id) : 'nobody';
-  $('conversation-meta').textContent = `${STATUS_LABEL[conversation.status] || conversation.status} · assigned to ${assignee}`
-    + ` · queue ${conversation.queue_id} · customer ${conversation.customer_id} · id ${conversation.id}`;
+  $('conversation-meta').textContent = `${STATUS_LABEL[conversation.status] || conversation.status} · assigned to ${assignee}`;
+  $('conversation-ids').textContent = `conversation ${conversation.id} · queue ${conversation.queue_id}`
+    + ` · customer ${conversation.customer_id}`;
   setComposerVisible(open && mine && can('access_conversation_entries'));
   $('monitor-note').hidden = !(supervisor && !mine);
   $('close-conversation').hidden = !(open && (mine || supervisor));
@@ -307,28 +308,42 @@ function onEvent(event) {
 }
 
 function queueStatsText(event) {
-  const waiting = event.waiting ?? event.queued ?? event.size;
-  const name = event.queue_name || event.queue_id || 'queue';
-  return waiting === undefined ? '' : `${name}: ${waiting} waiting`;
+  const minutes = (seconds) => (seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${seconds} s`);
+  return (event.queues || []).map((queue) => {
+    const waiting = `${queue.name || queue.queue_id}: ${queue.length} waiting`;
+    const longest = queue.length ? `, longest ${minutes(queue.longest_wait_seconds || 0)}` : '';
+    return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online`;
+  }).join(' · ');
 }
 
+/** Offers from the router: accept or decline before they expire (offer.revoked withdraws one). */
 function onOffer(event) {
-  const offerId = event.offer_id || event.offer?.id;
+  const offerId = event.offer_id;
   if (!offerId) return;
   if (event.type === 'offer.revoked') state.offers.delete(offerId);
   else state.offers.set(offerId, event);
-  const items = [...state.offers.entries()].map(([id, offer]) => h('li', { className: 'offer' },
-    h('span', { textContent: `Conversation ${(offer.conversation_id || '').slice(0, 8)}` }),
-    h('button', { type: 'button', textContent: 'Accept', on: { click: () => answerOffer(id, 'accept') } }),
-    h('button', { type: 'button', className: 'secondary', textContent: 'Decline', on: { click: () => answerOffer(id, 'decline') } })));
+  const items = [...state.offers.entries()].map(([id, offer]) => {
+    const conversation = offer.conversation || {};
+    const label = conversation.pre_chat?.topic || `Conversation ${(offer.offer_conversation_id || '').slice(0, 8)}`;
+    const expires = offer.expires_at ? ` · until ${formatTime(offer.expires_at)}` : '';
+    return h('li', { className: 'offer' },
+      h('span', { textContent: `${label}${expires}` }),
+      h('button', { type: 'button', textContent: 'Accept', on: { click: () => answerOffer(id, 'accept') } }),
+      h('button', { type: 'button', className: 'secondary', textContent: 'Decline', on: { click: () => answerOffer(id, 'decline') } }));
+  });
   $('offer-list').replaceChildren(...items);
   $('offers').hidden = items.length === 0;
 }
 
 async function answerOffer(id, answer) {
   try {
+    const offer = state.offers.get(id);
     await api.post(`/api/v1/offers/${encodeURIComponent(id)}/${answer}`, {});
     onOffer({ type: 'offer.revoked', offer_id: id });
+    if (answer === 'accept' && offer?.offer_conversation_id) {
+      refreshSoon(offer.offer_conversation_id);
+      select(offer.offer_conversation_id);
+    }
   } catch (error) {
     handleFailure(error, $('app-error'));
   }

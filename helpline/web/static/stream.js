@@ -74,6 +74,7 @@ export class LiveEvents {
     this.abort = null;
     this.lastActivity = 0;
     this.heartbeatMs = 15000;
+    this.sseRetryDelay = sseRetryMs; // doubles while the stream keeps failing, back to sseRetryMs once it works
     this.onOnline = () => {
       if (this.status === 'reconnecting') this.reconnect(0);
     };
@@ -166,6 +167,7 @@ export class LiveEvents {
     if (type === 'stream.open') {
       this.opened = true;
       this.failures = 0;
+      this.sseRetryDelay = this.options.sseRetryMs;
       if (data.heartbeat_seconds > 0) this.heartbeatMs = data.heartbeat_seconds * 1000;
       this.setStatus('live');
       return;
@@ -224,12 +226,13 @@ export class LiveEvents {
   }
 
   async pollLoop(generation) {
-    const retrySseAt = Date.now() + this.options.sseRetryMs;
+    const retrySseAt = Date.now() + this.sseRetryDelay;
     this.setStatus('polling');
     let failures = 0;
     while (generation === this.generation) {
       if (Date.now() >= retrySseAt) {
         this.mode = 'sse';
+        this.sseRetryDelay = Math.min(this.sseRetryDelay * 2, 10 * 60 * 1000);
         this.connect();
         return;
       }

@@ -100,6 +100,13 @@ export class Transcript {
       this.setState(pending, entry.id <= this.readUpTo ? 'Read' : 'Sent', 'sent');
       return pending;
     }
+    if (entry.author?.kind === 'system') {
+      // Automatic messages (greeting, business hours, inactivity warning) read as notices, not as a person.
+      const notice = h('div', { className: 'sys sys--notice' },
+        h('p', {}, entry.text ?? '', ' ', h('time', { dateTime: entry.at || '', textContent: formatTime(entry.at) })));
+      this.place(entry.id, notice);
+      return notice;
+    }
     const own = entry.author?.id === this.selfId();
     const node = this.messageNode({ text: entry.text, own, authorName: entry.author?.display_name, at: entry.at });
     node.dataset.incoming = String(!own);

@@ -78,8 +78,11 @@ class ChatWidget {
       type: 'button', className: 'launcher', attrs: { 'aria-expanded': 'false', 'aria-controls': 'hl-panel' },
       on: { click: () => (this.panel.hidden ? this.openPanel(true) : this.minimize()) },
     }, icon(CHAT_ICON), h('span', { textContent: this.config.title }));
+    this.unread = 0;
+    this.badge = h('span', { className: 'badge', hidden: true });
+    this.launcher.append(this.badge);
     this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
-    this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle' }, title: 'Connection' });
+    this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle', 'aria-hidden': 'true' } });
     this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
@@ -113,6 +116,7 @@ class ChatWidget {
 
   openPanel(focus) {
     this.panel.hidden = false;
+    this.setUnread(0);
     this.launcher.setAttribute('aria-expanded', 'true');
     this.store.set({ open: true });
     if (focus) this.input.focus();
@@ -251,7 +255,18 @@ class ChatWidget {
         break;
     }
     const node = this.transcript.apply(event);
-    if (node && !replay && event.type === 'conversation.message' && event.author?.id !== me) this.sendRead();
+    if (node && !replay && event.type === 'conversation.message' && event.author?.id !== me) {
+      if (this.panel.hidden) this.setUnread(this.unread + 1);
+      this.sendRead();
+    }
+  }
+
+  /** New replies while the chat is minimized show on the launcher. */
+  setUnread(count) {
+    this.unread = count;
+    this.badge.hidden = count === 0;
+    this.badge.textContent = String(count);
+    this.launcher.setAttribute('aria-label', count ? `${this.config.title} (${count} new)` : this.config.title);
   }
 
   onRouting(event) {

@@ -1,0 +1,67 @@
+"""The benchmark's smoke run (issue 5): every scenario at toy sizes, so bench/ cannot rot unnoticed.
+
+It checks correctness, never speed: nothing lost, nothing duplicated, and the JSON every scenario writes
+has the keys the report reads. Helpline runs on SQLite only; nchan joins when it is installed, and is
+required (installed by bench/install_nchan.sh) only under HELPLINE_REQUIRE_SERVICES=1, like the other
+service-backed tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import nchan
+from bench.report import PHASE_KEYS, SCENARIO_KEYS
+from bench.run import main
+from tests.conftest import REQUIRE_SERVICES, skip_or_fail
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _targets() -> list[str]:
+    targets = ["sqlite"]
+    if not nchan.available() and REQUIRE_SERVICES:
+        subprocess.run(["bash", str(ROOT / "bench" / "install_nchan.sh")], check=False, timeout=600)
+        if not nchan.available():
+            skip_or_fail("nchan (nginx + libnginx-mod-nchan) is not installed: run bench/install_nchan.sh")
+    if nchan.available():
+        targets.append("nchan")
+    return targets
+
+
+def _check_phase(phase: dict[str, object], where: str) -> None:
+    assert PHASE_KEYS <= phase.keys(), f"{where}: missing {PHASE_KEYS - phase.keys()}"
+    assert phase["lost"] == 0, f"{where}: lost {phase['lost']}"
+    assert phase["duplicated"] == 0, f"{where}: duplicated {phase['duplicated']}"
+
+
+@pytest.mark.timeout(90)
+def test_every_scenario_runs_and_loses_nothing(tmp_path: Path) -> None:
+    targets = _targets()
+    assert main(["--smoke", "--targets", ",".join(targets), "--out", str(tmp_path), "--workers", "2"]) == 0
+    names = ["helpline-sqlite"] + (["nchan"] if "nchan" in targets else [])
+    for name in names:
+        for scenario, keys in SCENARIO_KEYS.items():
+            path = tmp_path / f"{name}-{scenario}.json"
+            assert path.exists(), f"{path.name} was not written"
+            result = json.loads(path.read_text())
+            assert keys <= result.keys(), f"{path.name}: missing {keys - result.keys()}"
+            where = f"{name} {scenario}"
+            if scenario == "idle":
+                assert all(step["failed"] == 0 for step in result["steps"]), where
+            elif scenario == "chat":
+                for phase in result["phases"]:
+                    _check_phase(phase, where)
+                    assert phase["acked"] > 0, f"{where}: nothing was acknowledged"
+            elif scenario == "ramp":
+                for phase in result["steps"]:
+                    _check_phase(phase, where)
+            else:
+                _check_phase(result, where)
+                assert result["reopen_failed"] == 0, where
+                assert result["catch_up_missing"] == 0, where
+    assert (tmp_path / "tables.md").read_text().startswith("## Figures")
