@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.staticfiles import StaticFiles
 
 from helpline.api import admin, auth, conversations, ops
 from helpline.api.cors import DeploymentCORS
@@ -20,7 +21,7 @@ from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
 from helpline.transport import diagnostics, polling, streaming
-from helpline.web import WEB_ROOT, web_router
+from helpline.web import WEB_ROOT, PublicStaticFiles, web_router
 
 logger = logging.getLogger("helpline")
 
@@ -40,9 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from helpline.demo import seed_demo
 
             await seed_demo(services)
+        streams = app.state.streams
+        services.router.connected_staff = lambda: list(streams.per_identity)
+        routing = asyncio.create_task(services.router.run(), name="helpline-router")
         try:
             yield
         finally:
+            routing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await routing
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()
@@ -66,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # loop skips FastAPI's request/response machinery.
     app.add_route("/api/v1/events", streaming.EventStream(app), methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
     app.include_router(web_router)
-    app.mount("/static", StaticFiles(directory=WEB_ROOT), name="static")
+    # The widget is loaded by companies' own pages; module scripts are always fetched with CORS.
+    app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

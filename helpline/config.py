@@ -55,6 +55,9 @@ class Settings:
     inactivity_warning_seconds: float = 600.0
     inactivity_close_seconds: float = 300.0
     default_max_concurrent: int = 3
+    # argon2id cost for staff passwords (argon2's recommended defaults).
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

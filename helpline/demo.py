@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from helpline.domain.security import hash_password
 from helpline.services import Services
 
 DEMO_USERS = {
@@ -17,7 +16,7 @@ async def seed_demo(services: Services) -> None:
     """Create what is missing; reset demo passwords to the current one so the printed one works."""
     settings = services.settings
     origins = [settings.public_url.rstrip("/")] if settings.public_url else []
-    password_hash = hash_password(settings.demo_password)
+    password_hash = await services.accounts.passwords.hash(settings.demo_password)
     async with services.store.write() as s:
         queue = await s.queue(name="support") or await s.insert_queue("support")
         deployment = await s.deployment(key="demo")
@@ -35,7 +34,7 @@ async def seed_demo(services: Services) -> None:
         for username, (display_name, permissions) in DEMO_USERS.items():
             user = await s.user(username=username)
             if user is None:
-                await s.insert_user(
+                user = await s.insert_user(
                     username=username,
                     display_name=display_name,
                     password_hash=password_hash,
@@ -45,3 +44,5 @@ async def seed_demo(services: Services) -> None:
                 )
             else:
                 await s.update_user(user.id, password_hash=password_hash, permissions=permissions)
+            if "chat_rep" in permissions:  # reps take work from the demo queue
+                await s.set_queue_membership(user.id, [queue.id])

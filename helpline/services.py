@@ -9,6 +9,7 @@ from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.routing import Router
 from helpline.store import Store
 
 
@@ -19,6 +20,7 @@ class Services:
     bus: Bus
     accounts: Accounts
     conversations: Conversations
+    router: Router
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     extras: dict[str, object] = field(default_factory=dict)
@@ -26,12 +28,16 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
         store.on_commit(publisher(bus))
+        router = Router(store, bus, settings)
+        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        accounts.on_routing_change = conversations.on_routing_change = router.wake
         return cls(
             settings=settings,
             store=store,
             bus=bus,
-            accounts=Accounts(store, settings),
-            conversations=Conversations(store, bus),
+            accounts=accounts,
+            conversations=conversations,
+            router=router,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
         )

@@ -102,7 +102,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(database_url=database_url, secret_key=SECRET, **overrides)
+    # Cheap argon2 in tests: hashing is exercised all the same, at a fraction of the production cost.
+    cheap_passwords = {"password_time_cost": 1, "password_memory_kib": 1024}
+    return Settings(database_url=database_url, secret_key=SECRET, **{**cheap_passwords, **overrides})
 
 
 # -- in-process app ----------------------------------------------------------------------------

@@ -180,6 +180,7 @@ class Row:
             deployment_key=scene.world.deployment_key,
             user_id=scene.world.user_ids["rep2"],
             offer_id="offer-1",
+            deployment_id=scene.world.deployment_id,
         )
 
     @property
@@ -271,6 +272,12 @@ ROWS = [
     Row("POST /api/v1/offers/{offer_id}/decline",
         answers(anonymous=401, alice=403, bob=403, rep=404, rep2=404, trainee=404, supervisor=CHAT_REP,
                 admin=CHAT_REP, nochat=CHAT_USER)),
+    Row("GET /api/v1/reps/available",
+        answers(anonymous=401, alice=403, bob=403, rep=200, rep2=200, trainee=ACE, supervisor=200, admin=ACE,
+                nochat=CHAT_USER)),
+    Row("GET /api/v1/queues/stats",
+        answers(anonymous=401, alice=403, bob=403, rep=SUPERVISOR, rep2=SUPERVISOR, trainee=SUPERVISOR,
+                supervisor=200, admin=SUPERVISOR, nochat=SUPERVISOR)),
     # admin
     Row("GET /api/v1/admin/users", admins_only(200)),
     Row("POST /api/v1/admin/users", admins_only(201),
@@ -282,6 +289,7 @@ ROWS = [
     Row("GET /api/v1/admin/deployments", admins_only(200)),
     Row("POST /api/v1/admin/deployments", admins_only(201),
         body=lambda s: {"key": f"site-{s.unique}", "queue": "support", "allowed_origins": ["https://a.example"]}),
+    Row("PATCH /api/v1/admin/deployments/{deployment_id}", admins_only(200), body=lambda s: {"greeting": "Hi"}),
     # operations
     Row("GET /healthz", everyone(200)),
     Row("GET /readyz", everyone(200)),

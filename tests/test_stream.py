@@ -155,6 +155,10 @@ async def test_a_stream_carries_only_what_its_caller_may_see(world: LiveWorld) -
 async def test_after_a_transfer_the_previous_rep_stops_receiving_the_conversation(world: LiveWorld) -> None:
     await world.customer("alice")
     conversation = await world.conversation("alice", "c-transfer", rep="rep")
+    online = await world.http.put(
+        "/api/v1/me/presence", json={"status": "online"}, headers={"Authorization": f"Bearer {world.tokens['rep2']}"}
+    )
+    assert online.status_code == 200  # only an online rep with free capacity can take a transfer
     async with open_stream(world.base_url, world.tokens["rep"]) as rep_stream:
         await opened(rep_stream)
         await world.post(
@@ -227,7 +231,14 @@ async def test_sse_and_long_poll_deliver_the_same_events_with_the_same_ids_in_or
 async def test_long_poll_answers_as_soon_as_an_event_exists(world: LiveWorld) -> None:
     token = await world.customer("alice")
     await world.conversation("alice", "c-poll")
-    head = (await world.http.get("/api/v1/events/poll?timeout=0", headers={"Authorization": f"Bearer {token}"})).json()
+    head = {"last_event_id": "0"}
+    while True:  # read until quiet: the router may still be telling alice her queue position
+        page = await world.http.get(
+            f"/api/v1/events/poll?after={head['last_event_id']}&timeout=1", headers={"Authorization": f"Bearer {token}"}
+        )
+        if not page.json()["events"]:
+            break
+        head = page.json()
     waiting = asyncio.create_task(
         world.http.get(
             f"/api/v1/events/poll?after={head['last_event_id']}&timeout=20",
@@ -351,3 +362,20 @@ def unique() -> str:
 
 
 __all__ = ["StreamReader", "httpx"]
+
+
+async def test_a_rep_without_entry_access_never_receives_message_text(world: LiveWorld) -> None:
+    """The trainee handles the session (routing, participants) but may not read entries (PROTOCOL.md)."""
+    await world.customer("alice")
+    async with open_stream(world.base_url, world.tokens["trainee"]) as trainee_stream:
+        await opened(trainee_stream)
+        conversation = await world.conversation("alice", "c-trainee", rep="trainee")
+        await world.send("alice", conversation, "my account number is 1234", "secret-text")
+        await world.post("alice", f"/api/v1/conversations/{conversation}/close")
+        seen = await trainee_stream.until(lambda e: e.event == "conversation.closed")
+    polled = await world.http.get(
+        "/api/v1/events/poll?after=0&timeout=0", headers={"Authorization": f"Bearer {world.tokens['trainee']}"}
+    )
+    assert "conversation.participant_changed" in {e.event for e in seen}
+    assert all("1234" not in e.data for e in seen)
+    assert "1234" not in polled.text

@@ -31,6 +31,7 @@ class World:
     customer_ids: dict[str, str] = field(default_factory=dict)
     queue_id: str = ""
     deployment_key: str = "web"
+    deployment_id: str = ""
     conversations: dict[str, str] = field(default_factory=dict)
 
     def auth(self, who: str) -> dict[str, str]:
@@ -80,7 +81,7 @@ async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
         world.tokens[username] = login.json()["access_token"]
     queue = await accounts.create_queue("support")
     world.queue_id = queue.id
-    await accounts.create_deployment("web", "support", ["https://shop.example"])
+    world.deployment_id = (await accounts.create_deployment("web", "support", ["https://shop.example"])).id
     await world.customer("alice")
     await world.customer("bob")
     # alice's conversation is assigned to rep; bob's waits in the queue.

@@ -11,6 +11,7 @@ from helpline.api.deps import AccountsDep, current_principal
 from helpline.api.schemas import (
     DeploymentCreate,
     DeploymentOut,
+    DeploymentUpdate,
     QueueCreate,
     QueueOut,
     UserCreate,
@@ -32,7 +33,7 @@ UserId = Annotated[str, Path(max_length=40)]
 
 @router.get("/users", response_model=list[UserOut], responses=problems(401, 403))
 async def list_users(accounts: AccountsDep) -> list[dict[str, Any]]:
-    return [u.public() for u in await accounts.users()]
+    return [await accounts.describe(u) for u in await accounts.users()]
 
 
 @router.post("/users", status_code=201, response_model=UserOut, responses=problems(401, 403, 409))
@@ -43,19 +44,20 @@ async def create_user(body: UserCreate, accounts: AccountsDep) -> dict[str, Any]
         list(body.permissions),
         display_name=body.display_name,
         max_concurrent=body.max_concurrent,
+        queue_ids=list(body.queue_ids),
     )
-    return user.public()
+    return await accounts.describe(user)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, responses=problems(401, 403, 404))
 async def get_user(user_id: UserId, accounts: AccountsDep) -> dict[str, Any]:
-    return (await accounts.user(user_id)).public()
+    return await accounts.describe(await accounts.user(user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, responses=problems(401, 403, 404))
 async def update_user(user_id: UserId, body: UserUpdate, accounts: AccountsDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_none=True)
-    return (await accounts.update_user(user_id, changes)).public()
+    return await accounts.describe(await accounts.update_user(user_id, changes))
 
 
 @router.get("/queues", response_model=list[QueueOut], responses=problems(401, 403))
@@ -81,5 +83,22 @@ async def create_deployment(body: DeploymentCreate, accounts: AccountsDep) -> di
         list(body.allowed_origins),
         pre_chat_fields=[f.model_dump() for f in body.pre_chat_fields],
         identity_key=body.identity_key,
+        business_hours=body.business_hours.model_dump() if body.business_hours else None,
+        greeting=body.greeting,
     )
     return deployment.public()
+
+
+@router.patch("/deployments/{deployment_id}", response_model=DeploymentOut, responses=problems(401, 403, 404))
+async def update_deployment(
+    deployment_id: Annotated[str, Path(max_length=40)], body: DeploymentUpdate, accounts: AccountsDep
+) -> dict[str, Any]:
+    """Change a deployment's origins, pre-chat form, business hours or greeting (an empty greeting removes it)."""
+    changes = body.model_dump(exclude_unset=True)
+    if "pre_chat_fields" in changes and changes["pre_chat_fields"] is None:
+        del changes["pre_chat_fields"]
+    if changes.get("allowed_origins") is None:
+        changes.pop("allowed_origins", None)
+    if changes.get("greeting") == "":
+        changes["greeting"] = None
+    return (await accounts.update_deployment(deployment_id, changes)).public()

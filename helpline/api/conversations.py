@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from helpline.api import problems
-from helpline.api.deps import AccountsDep, Caller, ConversationsDep
+from helpline.api.deps import AccountsDep, Caller, ConversationsDep, services
 from helpline.api.schemas import (
     AssignRequest,
+    AvailableRep,
     ConversationOut,
     ConversationPage,
     CreateConversationRequest,
     Entry,
     EntryPage,
     MessageRequest,
+    OfferAnswer,
     PresenceOut,
     PresenceRequest,
+    QueueStats,
     ReceiptRequest,
     TransferRequest,
     TypingRequest,
 )
-from helpline.domain.permissions import require_rep
-from helpline.errors import NotFound, ValidationFailed
+from helpline.domain.permissions import Permission, require
+from helpline.errors import ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -173,14 +176,34 @@ async def set_presence(body: PresenceRequest, caller: Caller, accounts: Accounts
     return await accounts.set_presence(caller, body.status)
 
 
-@router.post("/offers/{offer_id}/accept", responses=problems(401, 403, 404))
-async def accept_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
-    """Offers are made by the router (its own issue); until then there is no offer to accept."""
-    require_rep(caller)
-    raise NotFound("no such offer")
+OfferId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("/offers/{offer_id}/decline", responses=problems(401, 403, 404))
-async def decline_offer(offer_id: Annotated[str, Path(max_length=64)], caller: Caller) -> None:
-    require_rep(caller)
-    raise NotFound("no such offer")
+@router.post("/offers/{offer_id}/accept", response_model=ConversationOut, responses=problems(401, 403, 404, 409))
+async def accept_offer(offer_id: OfferId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
+    """Take an offered conversation: you become its assignee. 409 if it was revoked, expired or taken."""
+    return await service.accept_offer(caller, offer_id)
+
+
+@router.post("/offers/{offer_id}/decline", response_model=OfferAnswer, responses=problems(401, 403, 404, 409))
+async def decline_offer(offer_id: OfferId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
+    """Decline an offer; the router offers the conversation to another rep."""
+    return await service.decline_offer(caller, offer_id)
+
+
+@router.get("/reps/available", response_model=list[AvailableRep], responses=problems(401, 403))
+async def available_reps(
+    caller: Caller,
+    service: ConversationsDep,
+    queue_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> list[dict[str, Any]]:
+    """Who a conversation can be transferred to: online reps with free capacity (access_conversation_entries)."""
+    return await service.available_reps(caller, queue_id)
+
+
+@router.get("/queues/stats", response_model=list[QueueStats], responses=problems(401, 403))
+async def queue_stats(caller: Caller, request: Request) -> list[dict[str, Any]]:
+    """Every queue's length, longest wait, and its reps' presence and load (supervisors)."""
+    require(caller, Permission.SUPERVISOR)
+    stats: list[dict[str, Any]] = await services(request).router.queue_stats()
+    return stats

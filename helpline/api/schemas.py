@@ -163,6 +163,7 @@ class UserCreate(Strict):
     display_name: Name | None = None
     permissions: Annotated[list[PermissionName], Field(max_length=5)]
     max_concurrent: Annotated[int, Field(ge=0, le=100)] = 3
+    queue_ids: Annotated[list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=100)] = []
 
 
 class UserUpdate(Strict):
@@ -171,6 +172,7 @@ class UserUpdate(Strict):
     permissions: Annotated[list[PermissionName], Field(max_length=5)] | None = None
     max_concurrent: Annotated[int, Field(ge=0, le=100)] | None = None
     disabled: bool | None = None
+    queue_ids: Annotated[list[Annotated[str, StringConstraints(max_length=40)]], Field(max_length=100)] | None = None
 
 
 class UserOut(BaseModel):
@@ -182,6 +184,7 @@ class UserOut(BaseModel):
     presence: str
     disabled: bool
     created_at: str
+    queue_ids: list[str] = []
 
 
 class QueueCreate(Strict):
@@ -203,12 +206,71 @@ class PreChatField(Strict):
     required: bool = False
 
 
+Clock = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class BusinessHours(Strict):
+    """Opening hours in the deployment's time zone; outside them, an automatic reply, then queue or refuse."""
+
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    weekly: dict[Day, Annotated[list[Annotated[list[Clock], Field(min_length=2, max_length=2)]], Field(max_length=6)]]
+    outside: Literal["queue", "refuse"] = "queue"
+    auto_reply: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def evaluable(self) -> BusinessHours:
+        from helpline.domain import hours
+
+        hours.validate(self.model_dump())
+        return self
+
+
+class OfferAnswer(BaseModel):
+    offer_id: str
+    status: str
+
+
+class AvailableRep(BaseModel):
+    id: str
+    display_name: str
+    active: int
+    capacity: int
+
+
+class RepStats(BaseModel):
+    id: str
+    display_name: str
+    presence: str
+    active: int
+    pending_offers: int
+    capacity: int
+
+
+class QueueStats(BaseModel):
+    queue_id: str
+    name: str
+    length: int
+    longest_wait_seconds: int
+    reps_online: int
+    reps: list[RepStats]
+
+
 class DeploymentCreate(Strict):
     key: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
     queue: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     allowed_origins: Annotated[list[Origin], Field(max_length=50)]
     pre_chat_fields: Annotated[list[PreChatField], Field(max_length=20)] = []
     identity_key: Annotated[str, StringConstraints(min_length=32, max_length=255)] | None = None
+    business_hours: BusinessHours | None = None
+    greeting: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+
+
+class DeploymentUpdate(Strict):
+    allowed_origins: Annotated[list[Origin], Field(max_length=50)] | None = None
+    pre_chat_fields: Annotated[list[PreChatField], Field(max_length=20)] | None = None
+    business_hours: BusinessHours | None = None
+    greeting: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
 class DeploymentOut(BaseModel):
@@ -220,6 +282,7 @@ class DeploymentOut(BaseModel):
     business_hours: dict[str, Any] | None
     verified_identities: bool
     created_at: str
+    greeting: str | None = None
 
 
 class Problem(BaseModel):

@@ -6,14 +6,13 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
-from helpline.domain.models import Deployment, Principal, Queue, User
+from helpline.domain.models import Deployment, Principal, Queue, User, utcnow
 from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
+    Passwords,
     Tokens,
-    hash_password,
     verify_identity_token,
-    verify_password,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from helpline.store import Store
@@ -24,12 +23,14 @@ class Accounts:
         self.store = store
         self.settings = settings
         self.tokens = Tokens(settings.secret_key)
+        self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
+        self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
 
     # -- authentication -------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> dict[str, Any]:
         async with self.store.read() as s:
             user = await s.user(username=username)
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        if not await self.passwords.verify(user.password_hash if user else None, password) or user is None:
             raise NotAuthenticated("wrong username or password")
         if user.disabled:
             raise NotAuthenticated("this account is disabled")
@@ -122,13 +123,16 @@ class Accounts:
     async def set_presence(self, principal: Principal, status: str) -> dict[str, Any]:
         perms.require_rep(principal)
         async with self.store.write() as s:
-            await s.update_user(principal.id, presence=status)
+            # Going online starts the disconnect grace period now, whether or not a stream is open yet.
+            await s.update_user(principal.id, presence=status, presence_before_disconnect=None, last_stream_at=utcnow())
             await s.append(
                 "presence.changed",
                 {"user_id": principal.id, "display_name": principal.display_name, "status": status},
                 conversation_id=None,
                 recipients={principal.id},
             )
+        if self.on_routing_change is not None:
+            self.on_routing_change()
         return {"user_id": principal.id, "status": status}
 
     # -- admin ----------------------------------------------------------------------------------
@@ -140,21 +144,27 @@ class Accounts:
         *,
         display_name: str | None = None,
         max_concurrent: int = 3,
+        queue_ids: list[str] | None = None,
     ) -> User:
         unknown = set(permissions) - ALL_PERMISSIONS
         if unknown:
             raise ValidationFailed(f"unknown permissions: {', '.join(sorted(unknown))}")
+        password_hash = await self.passwords.hash(password)
         async with self.store.write() as s:
             if await s.user(username=username) is not None:
                 raise Conflict("a user with this username exists")
-            return await s.insert_user(
+            user = await s.insert_user(
                 username=username,
                 display_name=display_name or username,
-                password_hash=hash_password(password),
+                password_hash=password_hash,
                 permissions=sorted(set(permissions)),
                 max_concurrent=max_concurrent,
                 disabled=False,
             )
+            if queue_ids:
+                await _check_queues(s, queue_ids)
+                await s.set_queue_membership(user.id, queue_ids)
+            return user
 
     async def update_user(self, user_id: str, changes: dict[str, Any]) -> User:
         if "permissions" in changes:
@@ -163,10 +173,14 @@ class Accounts:
                 raise ValidationFailed(f"unknown permissions: {', '.join(sorted(unknown))}")
             changes["permissions"] = sorted(set(changes["permissions"]))
         if "password" in changes:
-            changes["password_hash"] = hash_password(changes.pop("password"))
+            changes["password_hash"] = await self.passwords.hash(changes.pop("password"))
+        queue_ids = changes.pop("queue_ids", None)
         async with self.store.write() as s:
             if await s.user(id=user_id) is None:
                 raise NotFound("no such user")
+            if queue_ids is not None:
+                await _check_queues(s, queue_ids)
+                await s.set_queue_membership(user_id, queue_ids)
             if changes:
                 await s.update_user(user_id, **changes)
             user = await s.user(id=user_id)
@@ -176,6 +190,11 @@ class Accounts:
     async def users(self) -> list[User]:
         async with self.store.read() as s:
             return await s.users()
+
+    async def describe(self, user: User) -> dict[str, Any]:
+        """A user as the admin API shows it, with the queues it takes work from."""
+        async with self.store.read() as s:
+            return {**user.public(), "queue_ids": await s.user_queue_ids(user.id)}
 
     async def user(self, user_id: str) -> User:
         async with self.store.read() as s:
@@ -203,6 +222,7 @@ class Accounts:
         pre_chat_fields: list[dict[str, Any]] | None = None,
         business_hours: dict[str, Any] | None = None,
         identity_key: str | None = None,
+        greeting: str | None = None,
     ) -> Deployment:
         async with self.store.write() as s:
             queue = await s.queue(name=queue_name)
@@ -217,7 +237,18 @@ class Accounts:
                 pre_chat_fields=pre_chat_fields or [],
                 business_hours=business_hours,
                 identity_key=identity_key,
+                greeting=greeting,
             )
+
+    async def update_deployment(self, deployment_id: str, changes: dict[str, Any]) -> Deployment:
+        async with self.store.write() as s:
+            if await s.deployment(id=deployment_id) is None:
+                raise NotFound("no such deployment")
+            if changes:
+                await s.update_deployment(deployment_id, **changes)
+            deployment = await s.deployment(id=deployment_id)
+        assert deployment is not None
+        return deployment
 
     async def deployments(self) -> list[Deployment]:
         async with self.store.read() as s:
@@ -231,3 +262,9 @@ def _me(user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "permissions": list(user.permissions),
     }
+
+
+async def _check_queues(s: Any, queue_ids: list[str]) -> None:
+    for queue_id in queue_ids:
+        if await s.queue(id=queue_id) is None:
+            raise ValidationFailed(f"no queue with id {queue_id!r}")

@@ -11,27 +11,34 @@ from datetime import datetime
 from typing import Any
 
 from helpline.bus import Bus, Envelope, channels_for
+from helpline.domain import hours
 from helpline.domain import permissions as perms
-from helpline.domain.models import Conversation, Principal, StoredEvent, isoformat, utcnow
+from helpline.domain.log import (
+    SYSTEM,
+    actor,
+    audience,
+    automatic_message,
+    close_conversation,
+    entry_audience,
+    rep,
+    revoke_pending_offers,
+)
+from helpline.domain.models import Conversation, Principal, StoredEvent, User, isoformat, utcnow
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.store import Store, StoreSession
 from helpline.store.session import new_id
 
 
-def audience(conversation: Conversation, *extra: str | None) -> set[str]:
-    """Who may see an event of this conversation: its customer and current assignee (plus ``extra``)."""
-    return {p for p in (conversation.customer_id, conversation.assignee_id, *extra) if p}
-
-
-def actor(principal: Principal) -> dict[str, str]:
-    return {"id": principal.id, "kind": principal.kind, "display_name": principal.display_name}
-
-
 class Conversations:
     def __init__(self, store: Store, bus: Bus) -> None:
         self.store = store
         self.bus = bus
+        self.on_routing_change: Any = None  # the router's wake(): work or capacity appeared
+
+    def _wake_router(self) -> None:
+        if self.on_routing_change is not None:
+            self.on_routing_change()
 
     async def create(
         self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
@@ -49,6 +56,7 @@ class Conversations:
             deployment = await s.deployment(id=principal.deployment_id)
             if deployment is None:
                 raise NotFound("the deployment no longer exists")
+            now = utcnow()
             conversation = await s.insert_conversation(
                 id=conversation_id or new_id("conv"),
                 customer_id=principal.id,
@@ -56,6 +64,8 @@ class Conversations:
                 queue_id=deployment.queue_id,
                 status="queued",
                 pre_chat=pre_chat,
+                queued_at=now,
+                last_customer_at=now,
             )
             await s.add_participant(conversation.id, principal.id, "customer")
             await s.append(
@@ -64,13 +74,32 @@ class Conversations:
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
+            business_hours = deployment.business_hours
+            if not hours.is_open(business_hours, now):
+                assert business_hours is not None
+                reply = business_hours.get("auto_reply") or hours.DEFAULT_AUTO_REPLY
+                await automatic_message(s, conversation, reply, "outside-hours")
+                if business_hours.get("outside") == "refuse":
+                    await s.append(
+                        "conversation.routing",
+                        {
+                            "state": "failed",
+                            "reason": "outside_business_hours",
+                            "queue_id": conversation.queue_id,
+                            "assignee": None,
+                        },
+                        conversation_id=conversation.id,
+                        recipients=audience(conversation),
+                    )
+                    return await close_conversation(s, conversation, SYSTEM, "outside_business_hours"), True
             await s.append(
                 "conversation.routing",
                 {"state": "queued", "queue_id": conversation.queue_id, "assignee": None},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
-            return conversation, True
+        self._wake_router()
+        return conversation, True
 
     async def get(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
         async with self.store.read() as s:
@@ -127,10 +156,13 @@ class Conversations:
                 "conversation.message",
                 {"message_id": message_id, "text": text, "author": actor(principal)},
                 conversation_id=conversation.id,
-                recipients=audience(conversation),
+                recipients=await entry_audience(s, conversation),
                 client_id=message_id,
             )
-            await s.update_conversation(conversation.id)
+            if principal.is_customer:  # the inactivity clock restarts
+                await s.update_conversation(conversation.id, last_customer_at=utcnow(), inactivity_warned_at=None)
+            else:
+                await s.update_conversation(conversation.id)
             return stored.data(), True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
@@ -169,31 +201,34 @@ class Conversations:
         async with self.store.write() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
             if conversation.status != "closed":
-                now = utcnow()
-                await s.update_conversation(conversation.id, status="closed", closed_at=now)
-                await s.append(
-                    "conversation.closed",
-                    {"closed_by": actor(principal)},
-                    conversation_id=conversation.id,
-                    recipients=audience(conversation),
-                )
-                conversation = await s.conversation(conversation.id) or conversation
-            return conversation.public(await self._participants(s, conversation.id))
+                conversation = await close_conversation(s, conversation, actor(principal), "closed")
+            result = conversation.public(await self._participants(s, conversation.id))
+        self._wake_router()  # the rep has room for another conversation
+        return result
 
     async def transfer(
         self, principal: Principal, conversation_id: str, *, to_user_id: str | None, to_queue_id: str | None
     ) -> dict[str, Any]:
-        """Hand the conversation to another rep or back to a queue; the history goes with it."""
+        """Hand the conversation to another rep or back to a queue; the history goes with it.
+
+        Only an online rep with free capacity can take a transfer (``available_reps`` lists them).
+        """
         async with self.store.write() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
             perms.require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
             if conversation.assignee_id != principal.id and not perms.sees_everything(principal):
                 raise Forbidden("only the assigned rep or a supervisor may transfer this conversation")
+            if to_user_id is not None:
+                loads = await s.rep_loads(user_id=to_user_id)
+                if loads and (loads[0].presence != "online" or loads[0].active >= loads[0].capacity):
+                    raise Conflict("that rep is not online with free capacity; pick one from /api/v1/reps/available")
             moved = await self._move(s, principal, conversation, to_user_id, to_queue_id, "transferred")
-            return moved.public(await self._participants(s, moved.id))
+            result = moved.public(await self._participants(s, moved.id))
+        self._wake_router()
+        return result
 
     async def assign(self, principal: Principal, conversation_id: str, user_id: str) -> dict[str, Any]:
-        """Supervisors and admins assign by hand until routing does it (and to override routing)."""
+        """Supervisors and admins assign by hand, overriding routing (presence and capacity included)."""
         if not (principal.has(Permission.SUPERVISOR) or principal.has(Permission.ADMIN)):
             raise PermissionDenied(Permission.SUPERVISOR.value)
         async with self.store.write() as s:
@@ -201,7 +236,69 @@ class Conversations:
             if conversation is None:
                 raise NotFound("no such conversation")
             moved = await self._move(s, principal, conversation, user_id, None, "assigned")
-            return moved.public(await self._participants(s, moved.id))
+            result = moved.public(await self._participants(s, moved.id))
+        self._wake_router()
+        return result
+
+    async def accept_offer(self, principal: Principal, offer_id: str) -> dict[str, Any]:
+        """The offered rep takes the conversation: it becomes a participant and the assignee.
+
+        Checked inside the write transaction (so against every concurrent accept, decline, timeout and
+        router decision): the offer is still open and theirs, the conversation still queued, and the rep
+        still under capacity. Two reps can never both win, and no rep goes over capacity.
+        """
+        perms.require_rep(principal)
+        async with self.store.write() as s:
+            offer = await s.offer(offer_id, for_update=True)
+            if offer is None or offer.user_id != principal.id:
+                raise NotFound("no such offer")
+            if offer.status != "pending":
+                raise Conflict(f"the offer is no longer open (it was {offer.status})")
+            if _aware(offer.expires_at) <= utcnow():
+                await s.answer_offer(offer.id, "expired", utcnow())
+                raise Conflict("the offer has expired")
+            conversation = await s.conversation(offer.conversation_id, for_update=True)
+            if conversation is None or conversation.status != "queued":
+                await s.answer_offer(offer.id, "revoked", utcnow())
+                raise Conflict("the conversation is no longer waiting")
+            loads = await s.rep_loads(user_id=principal.id)
+            if not loads or loads[0].active >= loads[0].capacity:
+                raise Conflict("you are at capacity; close a conversation first")
+            await s.answer_offer(offer.id, "accepted", utcnow())
+            moved = await self._move(s, principal, conversation, principal.id, None, "assigned")
+            result = moved.public(await self._participants(s, moved.id))
+        self._wake_router()
+        return result
+
+    async def decline_offer(self, principal: Principal, offer_id: str) -> dict[str, Any]:
+        perms.require_rep(principal)
+        async with self.store.write() as s:
+            offer = await s.offer(offer_id, for_update=True)
+            if offer is None or offer.user_id != principal.id:
+                raise NotFound("no such offer")
+            if offer.status != "pending":
+                raise Conflict(f"the offer is no longer open (it was {offer.status})")
+            await s.answer_offer(offer.id, "declined", utcnow())
+            await s.append(
+                "offer.revoked",
+                {"offer_id": offer.id, "offer_conversation_id": offer.conversation_id, "reason": "declined"},
+                conversation_id=None,
+                recipients={principal.id},
+            )
+        self._wake_router()
+        return {"offer_id": offer_id, "status": "declined"}
+
+    async def available_reps(self, principal: Principal, queue_id: str | None) -> list[dict[str, Any]]:
+        """Transfer targets: online reps with free capacity (in ``queue_id`` when given)."""
+        perms.require(principal, Permission.CHAT_USER)
+        perms.require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
+        async with self.store.read() as s:
+            loads = await s.rep_loads(queue_id=queue_id)
+        return [
+            {"id": r.id, "display_name": r.display_name, "active": r.active, "capacity": r.capacity}
+            for r in loads
+            if r.presence == "online" and r.active < r.capacity and r.id != principal.id
+        ]
 
     async def _move(
         self,
@@ -215,21 +312,35 @@ class Conversations:
         if conversation.status == "closed":
             raise Conflict("the conversation is closed")
         previous = conversation.assignee_id
-        rep = None
+        target: User | None = None
+        now = utcnow()
         if to_user_id is not None:
-            rep = await s.user(id=to_user_id)
-            if rep is None:
+            target = await s.user(id=to_user_id)
+            if target is None:
                 raise NotFound("no such user")
-            if rep.disabled or not {"chat_user", "chat_rep"} <= set(rep.permissions):
+            if target.disabled or not {"chat_user", "chat_rep"} <= set(target.permissions):
                 raise ValidationFailed("the target user is not an active rep (chat_user and chat_rep)")
-            if rep.id == previous:
+            if target.id == previous:
                 raise Conflict("the conversation is already assigned to this rep")
-            values: dict[str, Any] = {"assignee_id": rep.id, "status": "assigned"}
+            values: dict[str, Any] = {
+                "assignee_id": target.id,
+                "status": "assigned",
+                "assigned_at": now,
+                "queue_position": None,
+            }
         else:
             queue = await s.queue(id=to_queue_id)
             if queue is None:
                 raise NotFound("no such queue")
-            values = {"assignee_id": None, "status": "queued", "queue_id": queue.id}
+            values = {
+                "assignee_id": None,
+                "status": "queued",
+                "queue_id": queue.id,
+                "queued_at": now,
+                "assigned_at": None,
+                "queue_position": None,
+            }
+        await revoke_pending_offers(s, conversation.id, "withdrawn")
         await s.update_conversation(conversation.id, **values)
         moved = await s.conversation(conversation.id)
         assert moved is not None  # we hold the row
@@ -238,15 +349,16 @@ class Conversations:
             old = await s.user(id=previous)
             await s.append(
                 "conversation.participant_changed",
-                {"action": "left", "participant": _rep(previous, old.display_name if old else "")},
+                {"action": "left", "participant": rep(previous, old.display_name if old else "")},
                 conversation_id=conversation.id,
                 recipients=audience(moved, previous),
             )
-        if rep is not None:
-            await s.add_participant(conversation.id, rep.id, "rep")
+        if target is not None:
+            await s.add_participant(conversation.id, target.id, "rep")
+            await s.update_user(target.id, idle_since=now)
             await s.append(
                 "conversation.participant_changed",
-                {"action": "joined", "participant": _rep(rep.id, rep.display_name)},
+                {"action": "joined", "participant": rep(target.id, target.display_name)},
                 conversation_id=conversation.id,
                 recipients=audience(moved),
             )
@@ -255,12 +367,16 @@ class Conversations:
             {
                 "state": state,
                 "queue_id": moved.queue_id,
-                "assignee": _rep(rep.id, rep.display_name) if rep else None,
-                "by": actor(principal),
+                "assignee": rep(target.id, target.display_name) if target else None,
             },
             conversation_id=conversation.id,
             recipients=audience(moved),
         )
+        if target is not None:
+            deployment = await s.deployment(id=moved.deployment_id)
+            if deployment is not None and deployment.greeting:  # configured per deployment; none by default
+                greeting = deployment.greeting.replace("{rep}", target.display_name)
+                await automatic_message(s, moved, greeting, "greeting", rep(target.id, target.display_name))
         return moved
 
     async def _participants(self, s: StoreSession, conversation_id: str) -> list[dict[str, Any]]:
@@ -275,8 +391,8 @@ class Conversations:
         ]
 
 
-def _rep(user_id: str, display_name: str) -> dict[str, str]:
-    return {"id": user_id, "kind": "staff", "display_name": display_name}
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 def _encode_cursor(conversation: Conversation) -> str:

@@ -102,6 +102,7 @@ class Deployment:
             "business_hours": self.business_hours,
             "verified_identities": self.identity_key is not None,
             "created_at": isoformat(self.created_at),
+            "greeting": self.greeting,
         }
 
 

@@ -25,31 +25,14 @@ from typing import Any
 from helpline.bus import Bus, Envelope
 from helpline.bus.base import ALL
 from helpline.config import Settings
+from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
 from helpline.domain.models import Conversation, isoformat, utcnow
 from helpline.store import Store, StoreSession
 from helpline.store.routing import RepLoad
 from helpline.store.session import new_id
 
 logger = logging.getLogger("helpline.routing")
-SYSTEM = {"id": "system", "kind": "system", "display_name": "Helpline"}
 DEFAULT_WAIT_SECONDS = 60.0
-
-
-def audience(conversation: Conversation, *extra: str | None) -> set[str]:
-    return {p for p in (conversation.customer_id, conversation.assignee_id, *extra) if p}
-
-
-async def revoke_pending_offers(s: StoreSession, conversation_id: str, reason: str) -> None:
-    """Withdraw every open offer of a conversation (it was assigned, transferred or closed)."""
-    now = utcnow()
-    for offer in await s.pending_offers(conversation_id=conversation_id):
-        await s.answer_offer(offer.id, "revoked", now)
-        await s.append(
-            "offer.revoked",
-            {"offer_id": offer.id, "offer_conversation_id": conversation_id, "reason": reason},
-            conversation_id=None,
-            recipients={offer.user_id},
-        )
 
 
 def best_rep(candidates: Iterable[RepLoad]) -> RepLoad | None:
@@ -206,25 +189,29 @@ class Router:
                 )
                 for offer in await s.pending_offers():
                     if offer.user_id == user_id:
-                        await revoke_one(s, offer.id, offer.conversation_id, user_id, "unavailable")
+                        await revoke_offer(s, offer.id, offer.conversation_id, user_id, "unavailable")
 
     async def rep_connected(self, user_id: str) -> None:
-        """A rep's stream opened: note it, and give back the presence it had before it disconnected."""
-        now = utcnow()
-        async with self.store.write() as s:
-            user = await s.user(id=user_id)
-            if user is None or "chat_rep" not in user.permissions:
+        """A rep's stream opened: give back the presence it had before it was marked disconnected.
+
+        Reads first, so the common case (nothing to restore) costs no write; ``keep_presence`` records
+        open streams on its own schedule.
+        """
+        async with self.store.read() as s:
+            if not await s.presence_to_restore(user_id):
                 return
-            await s.touch_streams([user_id], now)
+        async with self.store.write() as s:
             restored = await s.presence_to_restore(user_id)
-            if restored:
-                await s.update_user(user_id, presence=restored, presence_before_disconnect=None)
-                await s.append(
-                    "presence.changed",
-                    {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
-                    conversation_id=None,
-                    recipients={user_id},
-                )
+            user = await s.user(id=user_id)
+            if not restored or user is None:
+                return
+            await s.update_user(user_id, presence=restored, presence_before_disconnect=None, last_stream_at=utcnow())
+            await s.append(
+                "presence.changed",
+                {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
+                conversation_id=None,
+                recipients={user_id},
+            )
         self.wake()
 
     # -- inactivity --------------------------------------------------------------------------------
@@ -249,10 +236,8 @@ class Router:
                 if conversation.inactivity_warned_at is None:
                     minutes = max(1, round(close_after.total_seconds() / 60))
                     await s.update_conversation(conversation.id, inactivity_warned_at=now)
-                    await system_message(
-                        s, conversation, f"Are you still there? This chat will close in {minutes} minute(s).",
-                        "inactivity-warning",
-                    )
+                    text = f"Are you still there? This chat will close in {minutes} minute(s)."
+                    await automatic_message(s, conversation, text, "inactivity-warning")
                 elif _aware(conversation.inactivity_warned_at) + close_after <= now:
                     await close_conversation(s, conversation, SYSTEM, reason="inactivity")
 
@@ -265,18 +250,26 @@ class Router:
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
-                stats.append({
-                    "queue_id": queue.id,
-                    "name": queue.name,
-                    "length": len(queued),
-                    "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
-                    "reps_online": sum(1 for r in reps if r.presence == "online"),
-                    "reps": [
-                        {"id": r.id, "display_name": r.display_name, "presence": r.presence, "active": r.active,
-                         "pending_offers": r.pending, "capacity": r.capacity}
-                        for r in reps
-                    ],
-                })
+                stats.append(
+                    {
+                        "queue_id": queue.id,
+                        "name": queue.name,
+                        "length": len(queued),
+                        "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
+                        "reps_online": sum(1 for r in reps if r.presence == "online"),
+                        "reps": [
+                            {
+                                "id": r.id,
+                                "display_name": r.display_name,
+                                "presence": r.presence,
+                                "active": r.active,
+                                "pending_offers": r.pending,
+                                "capacity": r.capacity,
+                            }
+                            for r in reps
+                        ],
+                    }
+                )
         return stats
 
     async def publish_stats(self) -> None:
@@ -288,39 +281,6 @@ class Router:
         self._last_stats = fingerprint
         body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
         await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
-
-
-async def revoke_one(s: StoreSession, offer_id: str, conversation_id: str, user_id: str, reason: str) -> None:
-    await s.answer_offer(offer_id, "revoked", utcnow())
-    await s.append(
-        "offer.revoked",
-        {"offer_id": offer_id, "offer_conversation_id": conversation_id, "reason": reason},
-        conversation_id=None,
-        recipients={user_id},
-    )
-
-
-async def system_message(s: StoreSession, conversation: Conversation, text: str, kind: str) -> None:
-    """An automatic entry in the conversation (greeting, business hours, inactivity warning)."""
-    await s.append(
-        "conversation.message",
-        {"message_id": new_id(kind), "text": text, "author": SYSTEM, "automatic": kind},
-        conversation_id=conversation.id,
-        recipients=audience(conversation),
-    )
-
-
-async def close_conversation(
-    s: StoreSession, conversation: Conversation, closed_by: dict[str, str], reason: str
-) -> None:
-    await s.update_conversation(conversation.id, status="closed", closed_at=utcnow(), queue_position=None)
-    await revoke_pending_offers(s, conversation.id, "closed")
-    await s.append(
-        "conversation.closed",
-        {"closed_by": closed_by, "reason": reason},
-        conversation_id=conversation.id,
-        recipients=audience(conversation),
-    )
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -7,6 +7,7 @@ a ≤ 60 s expiry and a ``jti`` the store records on first use (PROTOCOL.md "Cre
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,21 +23,32 @@ ACCESS_AUDIENCE = "helpline:access"
 TICKET_AUDIENCE = "helpline:stream-ticket"
 ALGORITHM = "HS256"
 
-_hasher = PasswordHasher()
-# Verifying against this when the username is unknown keeps login time the same either way, so the
-# timing of a failed login does not reveal which usernames exist.
-_DUMMY_HASH = _hasher.hash("helpline-no-such-user")
 
+class Passwords:
+    """argon2id hashing, run in a worker thread: one hash costs ~0.1-0.2 s of CPU, which on the event
+    loop would stall every stream of the node for that long.
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    The cost comes from settings (argon2's recommended defaults unless changed). Verifying uses the
+    parameters stored in each hash, so raising the cost later keeps old hashes valid.
+    """
 
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        # Verified against when the username is unknown, so a failed login takes the same time either
+        # way and does not reveal which usernames exist.
+        self._dummy = self._hasher.hash("helpline-no-such-user")
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        return await asyncio.to_thread(self._verify, password_hash, password)
+
+    def _verify(self, password_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash or self._dummy, password) and password_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,11 @@ class EventStream:
             await send_problem(send, error)
             return
         try:
+            if principal.has("chat_rep"):
+                await services.router.rep_connected(principal.id)  # presence back after a disconnect
             await self._serve(services, registry, principal, channel, scope, receive, send)
+        except HelplineError as error:  # only before the response starts: _serve handles its own
+            await send_problem(send, error)
         finally:
             registry.release(principal, "sse")
 
