@@ -43,13 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await seed_demo(services)
         streams = app.state.streams
         services.router.connected_staff = lambda: list(streams.per_identity)
-        routing = asyncio.create_task(services.router.run(), name="helpline-router")
+        routing = (
+            asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
+        )
         try:
             yield
         finally:
-            routing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await routing
+            if routing is not None:
+                routing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await routing
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()

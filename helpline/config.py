@@ -47,6 +47,7 @@ class Settings:
     replay_limit: int = 5000
     poll_max_timeout_seconds: float = 30.0
     # Routing (issue 4).
+    router_enabled: bool = True  # tests turn the background loop off and drive Router.tick() themselves
     router_tick_seconds: float = 1.0
     offer_timeout_seconds: float = 30.0
     refusal_cooldown_seconds: float = 120.0

@@ -73,8 +73,9 @@ class Router:
                 logger.exception("routing tick failed")
                 await asyncio.sleep(1)
 
-    async def tick(self) -> None:
-        now = utcnow()
+    async def tick(self, now: datetime | None = None) -> None:
+        """One pass of every rule; ``now`` lets tests move the clock instead of sleeping."""
+        now = now or utcnow()
         await self.keep_presence(now)
         await self.expire_offers(now)
         await self.route(now)
@@ -230,8 +231,10 @@ class Router:
                 conversation = await s.conversation(stale.id, for_update=True)
                 if conversation is None or conversation.status != "assigned":
                     continue
-                last = conversation.last_customer_at
-                if last is None or last >= silent_since:
+                # Silence counts from the customer's last word or the rep's arrival, whichever is later:
+                # waiting in the queue is not inactivity.
+                moments = [m for m in (conversation.last_customer_at, conversation.assigned_at) if m is not None]
+                if not moments or max(_aware(m) for m in moments) >= silent_since:
                     continue
                 if conversation.inactivity_warned_at is None:
                     minutes = max(1, round(close_after.total_seconds() / 60))
