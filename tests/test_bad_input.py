@@ -287,6 +287,7 @@ def operation_path(world: World, template: str) -> str:
         deployment_key=world.deployment_key,
         user_id=world.user_ids["rep2"],
         offer_id="offer-1",
+        deployment_id=world.deployment_id,
     )
 
 

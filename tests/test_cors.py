@@ -35,3 +35,17 @@ async def test_other_origins_get_no_cors_and_cannot_start_sessions(world: World,
     assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
     refused = await client.post("/api/v1/deployments/web/sessions", json={}, headers={"Origin": evil})
     assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+
+
+async def test_a_new_deployment_origin_is_allowed_at_once(world: World, client: httpx.AsyncClient) -> None:
+    newcomer = "https://new-shop.example"
+    ask = {"Origin": newcomer, "Access-Control-Request-Method": "POST"}
+    assert (await client.options("/api/v1/conversations", headers=ask)).status_code == 403  # warms the cache
+    created = await world.call(
+        "admin",
+        "POST",
+        "/api/v1/admin/deployments",
+        {"key": "new-shop", "queue": "support", "allowed_origins": [newcomer]},
+    )
+    assert created.status_code == 201
+    assert (await client.options("/api/v1/conversations", headers=ask)).status_code == 204

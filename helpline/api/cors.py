@@ -23,14 +23,19 @@ class DeploymentOrigins:
     def __init__(self) -> None:
         self._origins: frozenset[str] = frozenset()
         self._fetched_at = -CACHE_SECONDS
+        self._version = -1
 
     async def allows(self, app: ASGIApp, origin: str) -> bool:
-        if time.monotonic() - self._fetched_at > CACHE_SECONDS:
-            services = getattr(getattr(app, "state", None), "services", None)
-            if services is not None:
-                deployments = await services.accounts.deployments()
-                self._origins = frozenset(o for d in deployments for o in d.allowed_origins)
-                self._fetched_at = time.monotonic()
+        services = getattr(getattr(app, "state", None), "services", None)
+        if services is None:
+            return False
+        # Changes made through this node apply at once; those made through another node within seconds.
+        stale = time.monotonic() - self._fetched_at > CACHE_SECONDS
+        if stale or self._version != services.accounts.deployments_version:
+            self._version = services.accounts.deployments_version
+            deployments = await services.accounts.deployments()
+            self._origins = frozenset(o for d in deployments for o in d.allowed_origins)
+            self._fetched_at = time.monotonic()
         return origin in self._origins
 
 

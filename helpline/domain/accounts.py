@@ -25,6 +25,7 @@ class Accounts:
         self.tokens = Tokens(settings.secret_key)
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
         self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
+        self.deployments_version = 0  # bumped on every deployment change, so caches of them refresh
 
     # -- authentication -------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> dict[str, Any]:
@@ -230,6 +231,7 @@ class Accounts:
                 raise NotFound(f"no queue named {queue_name!r}")
             if await s.deployment(key=key) is not None:
                 raise Conflict("a deployment with this key exists")
+            self.deployments_version += 1
             return await s.insert_deployment(
                 key=key,
                 queue_id=queue.id,
@@ -246,6 +248,7 @@ class Accounts:
                 raise NotFound("no such deployment")
             if changes:
                 await s.update_deployment(deployment_id, **changes)
+                self.deployments_version += 1
             deployment = await s.deployment(id=deployment_id)
         assert deployment is not None
         return deployment
