@@ -22,17 +22,10 @@ import pytest
 
 import helpline.client
 from helpline.client import AsyncClient, Client, Event, HelplineError, HTTPStatusError, TransportError
-from helpline.client._common import (
-    Backoff,
-    ProtocolError,
-    StreamState,
-    Watchdog,
-    error_from_response,
-    event_from_json,
-    event_from_sse,
-    parse_retry_after,
-    retry_delay,
-)
+from helpline.client._errors import ProtocolError, error_from_response, parse_retry_after
+from helpline.client._events import event_from_json, event_from_sse
+from helpline.client._retry import Backoff, retry_delay
+from helpline.client._stream import StreamState, Watchdog
 from helpline.transport.sse import ServerSentEvent, encode_comment, encode_event, encode_preamble
 
 

@@ -29,13 +29,13 @@ Errors form one tree, so callers catch what they mean and nothing from httpx lea
 """
 
 from helpline.client._async import AsyncClient
-from helpline.client._common import (
-    Event,
+from helpline.client._errors import (
     HelplineError,
     HTTPStatusError,
     ProtocolError,
     TransportError,
 )
+from helpline.client._events import Event
 from helpline.client._sync import Client
 
 __all__ = [

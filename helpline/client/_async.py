@@ -14,25 +14,25 @@ import httpx
 from helpline.client._common import (
     CONVERSATIONS,
     EVENTS_PATH,
-    HTTPX_ERRORS,
     POLL_PATH,
-    Backoff,
     ClientBase,
-    Event,
-    HelplineError,
-    StreamState,
-    as_object,
     conversation_path,
-    decode_json,
     drop_none,
-    error_from_response,
-    is_event_stream,
     new_id,
-    retry_delay,
     segment,
     transfer_body,
+)
+from helpline.client._errors import (
+    HTTPX_ERRORS,
+    HelplineError,
+    as_object,
+    decode_json,
+    error_from_response,
     transport_error,
 )
+from helpline.client._events import Event
+from helpline.client._retry import Backoff, retry_delay
+from helpline.client._stream import StreamState, is_event_stream
 
 
 class AsyncClient(ClientBase):
