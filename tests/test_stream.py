@@ -59,7 +59,20 @@ async def test_stream_opens_with_padding_retry_and_a_first_event_in_one_go(world
         comment, _, rest = raw.partition(b"\n")
         assert comment.startswith(b":") and len(comment) >= 2048
         assert re.match(rb"(\r?\n)*retry: \d+\n", rest)
-        assert first.id is None  # control events carry no id, so they never move Last-Event-ID
+        # stream.open names where the stream starts (the head, for a new client), so a browser that loses
+        # its first connection before any stored event resumes from there instead of from a later head.
+        assert first.id is not None and int(first.id) >= 0
+
+
+async def test_a_client_that_drops_before_its_first_event_resumes_from_the_open_id(world: LiveWorld) -> None:
+    token = await world.customer("alice")
+    conversation = await world.conversation("alice", "c-early-drop")
+    async with open_stream(world.base_url, token) as stream:  # no Last-Event-ID: a brand-new browser
+        start = (await opened(stream)).id
+    await world.send("alice", conversation, "sent while disconnected", "gap")  # the browser is away
+    async with open_stream(world.base_url, token, headers={"Last-Event-ID": start or ""}) as stream:
+        events = await stream.until(lambda e: e.event == "conversation.message")
+    assert events[-1].json()["message_id"] == "gap"
 
 
 async def test_events_arrive_live_with_strictly_increasing_ids(world: LiveWorld) -> None:
@@ -213,7 +226,7 @@ async def test_sse_and_long_poll_deliver_the_same_events_with_the_same_ids_in_or
         await world.send("alice" if n % 2 else "rep", conversation, f"n{n}", f"m{n}")
     async with open_stream(world.base_url, token, headers={"Last-Event-ID": "0"}) as stream:
         streamed = await stream.until(lambda e: e.id is not None and '"m5"' in e.data)
-    streamed = [e for e in streamed if e.id is not None]
+    streamed = [e for e in streamed if e.id is not None and not e.event.startswith("stream.")]
     polled: list[dict[str, Any]] = []
     after = "0"
     while True:

@@ -160,7 +160,8 @@ class StreamState:
             if event.type == "stream.reconnect":
                 self.reconnect_requested = True  # what follows on this connection is not for us
                 break
-            if event.type == "stream.open":  # the server's greeting: adopt its heartbeat interval
+            if event.type == "stream.open":  # the server's greeting: its start position and heartbeat
+                self.advance(event.id)
                 heartbeat = event.data.get("heartbeat_seconds")
                 if isinstance(heartbeat, int | float) and heartbeat > 0:
                     self.watchdog.idle_timeout = 2 * heartbeat

@@ -98,6 +98,10 @@ class Router:
                 )
 
     async def route(self, now: datetime) -> None:
+        # Decide on a read whether anything is to be done: a write would take the append lock, which
+        # every message send needs too, so an idle tick must not take it.
+        if not await self._has_work():
+            return
         async with self.store.write() as s:
             for queue in await s.queues():
                 queued = await s.queued_conversations(queue.id)
@@ -105,6 +109,24 @@ class Router:
                     continue
                 await self._offer_queue(s, queue.id, queued, now)
                 await self._tell_positions(s, queue.id, queued)
+
+    async def _has_work(self) -> bool:
+        async with self.store.read() as s:
+            queued = await s.queued_conversations()
+            if not queued:
+                return False
+            by_queue: dict[str, list[Conversation]] = {}
+            for conversation in queued:
+                by_queue.setdefault(conversation.queue_id, []).append(conversation)
+            for queue_id, waiting in by_queue.items():
+                if any(c.queue_position != n for n, c in enumerate(waiting, start=1)):
+                    return True  # a customer's position changed
+                reps = [r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online" and r.free > 0]
+                if reps:
+                    for conversation in waiting:
+                        if not await s.pending_offers(conversation_id=conversation.id):
+                            return True  # someone could be offered a waiting conversation
+        return False
 
     async def _offer_queue(self, s: StoreSession, queue_id: str, queued: list[Conversation], now: datetime) -> None:
         reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online"}

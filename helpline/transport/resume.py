@@ -41,6 +41,7 @@ class Replay:
     events: list[StoredEvent]
     last_id: int
     reset: bytes | None  # the stream.reset event's JSON when the resume point cannot be honoured
+    start_id: int | None = None  # where the stream starts, when it is not a reset
 
 
 def reset_payload(head: int, reason: str) -> str:
@@ -66,7 +67,7 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
     async with store.read() as s:
         head = await s.head()
         if after is None:
-            return Replay([], head, None)
+            return Replay([], head, None, head)
         reason = None
         if after < 0:
             reason = "malformed"
@@ -78,6 +79,6 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
             events = await s.events_after(recipient_filter(principal), after, limit + 1)
             if len(events) <= limit:
                 last = events[-1].id if events else after
-                return Replay(events, last or after, None)
+                return Replay(events, last or after, None, after)
             reason = "too_far_behind"
     return Replay([], head, reset_payload(head, reason).encode())

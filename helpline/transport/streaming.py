@@ -51,10 +51,10 @@ STREAM_HEADERS = [
 HEARTBEAT = encode_comment("heartbeat")
 
 
-def control_event(event_type: str, **fields: Any) -> bytes:
-    """An ephemeral, id-less event the stream itself emits (open, reconnect)."""
+def control_event(event_type: str, event_id: int | None = None, **fields: Any) -> bytes:
+    """An event the stream itself emits (open, heartbeat, reconnect); only stream.open has an id."""
     body = {"type": event_type, "conversation_id": None, "at": isoformat(utcnow()), **fields}
-    return encode_event(json.dumps(body, separators=(",", ":")), event=event_type)
+    return encode_event(json.dumps(body, separators=(",", ":")), event=event_type, id=event_id)
 
 
 def frame(envelope: Envelope) -> bytes:
@@ -186,9 +186,12 @@ class EventStream:
                 await send({"type": "http.response.start", "status": 200, "headers": STREAM_HEADERS})
                 # Padding, retry and a first event go out in one write: buffering intermediaries and some
                 # antivirus engines hold a response until enough bytes (or a second event) arrive.
+                # stream.open carries the stream's starting position as its id, so that a browser whose
+                # first connection drops before any stored event reconnects from there (EventSource only
+                # sends Last-Event-ID once it has seen an id), never from a later head.
                 opening = [
                     encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
-                    control_event("stream.open", heartbeat_seconds=settings.heartbeat_seconds),
+                    control_event("stream.open", start.start_id, heartbeat_seconds=settings.heartbeat_seconds),
                 ]
                 last_sent = start.last_id
                 if start.reset is not None:

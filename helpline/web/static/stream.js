@@ -165,6 +165,8 @@ export class LiveEvents {
     }
     const type = data.type || message.type;
     if (type === 'stream.open') {
+      // Its id is where this stream starts: a reconnect from there misses nothing.
+      if (message.lastEventId) this.advance(Number(message.lastEventId));
       this.opened = true;
       this.failures = 0;
       this.sseRetryDelay = this.options.sseRetryMs;
