@@ -345,7 +345,8 @@ async def test_staff_without_chat_user_cannot_open_a_stream(world: LiveWorld) ->
 
 
 async def test_a_client_that_stops_reading_is_disconnected_and_memory_stays_bounded(live: LiveFactory) -> None:
-    server = live(stream_queue_size=20, stream_write_timeout_seconds=1.0)
+    # Enough requests to fill the kernel's socket buffers, whatever their size: the rate limit is not under test.
+    server = live(stream_queue_size=20, stream_write_timeout_seconds=1.0, rate_limit_per_minute=1_000_000)
     async with LiveWorld(server.url, DEMO_PASSWORD) as world:
         token = await world.customer("alice")
         conversation = await world.conversation("alice", "c-slow")
@@ -354,7 +355,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_memory_stays_boun
         writer.write(f"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
         await writer.drain()
         big = "x" * 9000
-        for n in range(2500):
+        for n in range(5000):
             await world.send("alice", conversation, big, f"big-{n}")
             if n % 100 == 99 and await open_streams(world) == 0:
                 break
