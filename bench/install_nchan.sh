@@ -2,7 +2,12 @@
 # Install the nchan reference (issue 5): Debian's nginx with the nchan module. Needs root (apt-get);
 # the server itself is then run unprivileged by bench/nchan.py with its own prefix and port.
 set -euo pipefail
+# nginx checks its compiled-in temp folders at start even when the config names others; the packaged
+# service creates them on its first start, which never happens here. They must exist for an
+# unprivileged nginx (mkdir of an existing folder is fine, creating one under /var/lib is not).
+make_temp_dirs() { [ "$(id -u)" = 0 ] && mkdir -p /var/lib/nginx/{body,proxy,fastcgi,scgi,uwsgi} || true; }
 if [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] && command -v nginx >/dev/null; then
+  make_temp_dirs
   echo "nchan already installed: $(nginx -v 2>&1)"
   exit 0
 fi
@@ -18,4 +23,5 @@ apt-get install -y -q --no-install-recommends nginx libnginx-mod-nchan
 if command -v systemctl >/dev/null && systemctl is-active --quiet nginx 2>/dev/null; then
   systemctl stop nginx || true
 fi
+make_temp_dirs
 ls /usr/lib/nginx/modules/ngx_nchan_module.so

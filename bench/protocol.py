@@ -13,6 +13,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from typing import cast
 
 # Every benchmark message carries this marker in its client id (Helpline) or body (nchan):
 # M<phase>_<worker>_<seq>_<scheduled monotonic ns>. One regex finds it in either server's framing.
@@ -92,8 +93,7 @@ class HttpConnection(asyncio.Protocol):
         return self._callback is not None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -162,6 +162,7 @@ class HttpConnection(asyncio.Protocol):
 
 
 MessageCallback = Callable[["SseStream", int, int, int, int, int], None]
+ResetCallback = Callable[["SseStream"], None]
 
 
 class SseStream(asyncio.Protocol):
@@ -170,9 +171,10 @@ class SseStream(asyncio.Protocol):
     It remembers the last ``id:`` seen, which is what a browser sends back as ``Last-Event-ID``.
     """
 
-    def __init__(self, index: int, on_message: MessageCallback) -> None:
+    def __init__(self, index: int, on_message: MessageCallback, on_reset: ResetCallback | None = None) -> None:
         self.index = index
         self.on_message = on_message
+        self.on_reset = on_reset
         self.transport: asyncio.Transport | None = None
         self.opened = asyncio.get_running_loop().create_future()
         self.closed = asyncio.get_running_loop().create_future()
@@ -185,8 +187,7 @@ class SseStream(asyncio.Protocol):
         self._buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -241,6 +242,8 @@ class SseStream(asyncio.Protocol):
             if id_at == 0 or (id_at > 0 and block[id_at - 1] == 0x0A):
                 line_end = block.find(b"\n", id_at)
                 self.last_id = block[id_at + 3 : line_end if line_end >= 0 else len(block)].strip()
+            if self.on_reset is not None and b"event: stream.reset" in block:
+                self.on_reset(self)  # the server could not honour Last-Event-ID: a gap it admits
             found = MARKER.search(block)
             if found is not None:
                 phase, worker, seq, sent = (int(g) for g in found.groups())
