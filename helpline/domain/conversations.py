@@ -21,12 +21,14 @@ from helpline.domain.log import (
     close_conversation,
     entry_audience,
     rep,
+    revoke_offer,
     revoke_pending_offers,
 )
 from helpline.domain.models import Conversation, Principal, StoredEvent, User, isoformat, utcnow
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.store import Store, StoreSession
+from helpline.store.routing import Offer
 from helpline.store.session import new_id
 
 
@@ -249,17 +251,9 @@ class Conversations:
         """
         perms.require_rep(principal)
         async with self.store.write() as s:
-            offer = await s.offer(offer_id, for_update=True)
-            if offer is None or offer.user_id != principal.id:
-                raise NotFound("no such offer")
-            if offer.status != "pending":
-                raise Conflict(f"the offer is no longer open (it was {offer.status})")
-            if _aware(offer.expires_at) <= utcnow():
-                await s.answer_offer(offer.id, "expired", utcnow())
-                raise Conflict("the offer has expired")
+            offer = await _own_open_offer(s, principal, offer_id)
             conversation = await s.conversation(offer.conversation_id, for_update=True)
             if conversation is None or conversation.status != "queued":
-                await s.answer_offer(offer.id, "revoked", utcnow())
                 raise Conflict("the conversation is no longer waiting")
             loads = await s.rep_loads(user_id=principal.id)
             if not loads or loads[0].active >= loads[0].capacity:
@@ -273,18 +267,8 @@ class Conversations:
     async def decline_offer(self, principal: Principal, offer_id: str) -> dict[str, Any]:
         perms.require_rep(principal)
         async with self.store.write() as s:
-            offer = await s.offer(offer_id, for_update=True)
-            if offer is None or offer.user_id != principal.id:
-                raise NotFound("no such offer")
-            if offer.status != "pending":
-                raise Conflict(f"the offer is no longer open (it was {offer.status})")
-            await s.answer_offer(offer.id, "declined", utcnow())
-            await s.append(
-                "offer.revoked",
-                {"offer_id": offer.id, "offer_conversation_id": offer.conversation_id, "reason": "declined"},
-                conversation_id=None,
-                recipients={principal.id},
-            )
+            offer = await _own_open_offer(s, principal, offer_id)
+            await revoke_offer(s, offer.id, offer.conversation_id, principal.id, "declined", status="declined")
         self._wake_router()
         return {"offer_id": offer_id, "status": "declined"}
 
@@ -389,6 +373,18 @@ class Conversations:
             }
             for row in await s.participants(conversation_id)
         ]
+
+
+async def _own_open_offer(s: StoreSession, principal: Principal, offer_id: str) -> Offer:
+    """The caller's offer, if it can still be answered (404 for someone else's, 409 once it is closed)."""
+    offer = await s.offer(offer_id, for_update=True)
+    if offer is None or offer.user_id != principal.id:
+        raise NotFound("no such offer")
+    if offer.status != "pending":
+        raise Conflict(f"the offer is no longer open (it was {offer.status})")
+    if _aware(offer.expires_at) <= utcnow():
+        raise Conflict("the offer has expired")
+    return offer
 
 
 def _aware(moment: datetime) -> datetime:

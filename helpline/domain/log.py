@@ -48,8 +48,11 @@ async def automatic_message(
     )
 
 
-async def revoke_offer(s: StoreSession, offer_id: str, conversation_id: str, user_id: str, reason: str) -> None:
-    await s.answer_offer(offer_id, "revoked", utcnow())
+async def revoke_offer(
+    s: StoreSession, offer_id: str, conversation_id: str, user_id: str, reason: str, *, status: str = "revoked"
+) -> None:
+    """Close an open offer (``status``: revoked, declined or expired) and tell the rep why."""
+    await s.answer_offer(offer_id, status, utcnow())
     await s.append(
         "offer.revoked",
         {"offer_id": offer_id, "offer_conversation_id": conversation_id, "reason": reason},

@@ -89,13 +89,7 @@ class Router:
                 return
         async with self.store.write() as s:
             for offer in await s.pending_offers(expired_by=now):
-                await s.answer_offer(offer.id, "expired", now)
-                await s.append(
-                    "offer.revoked",
-                    {"offer_id": offer.id, "offer_conversation_id": offer.conversation_id, "reason": "timeout"},
-                    conversation_id=None,
-                    recipients={offer.user_id},
-                )
+                await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "timeout", status="expired")
 
     async def route(self, now: datetime) -> None:
         # Decide on a read whether anything is to be done: a write would take the append lock, which
