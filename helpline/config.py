@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///helpline.db"
@@ -55,7 +55,6 @@ class Settings:
     presence_touch_seconds: float = 10.0
     inactivity_warning_seconds: float = 600.0
     inactivity_close_seconds: float = 300.0
-    default_max_concurrent: int = 3
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536
@@ -64,7 +63,6 @@ class Settings:
     max_message_chars: int = 10_000
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -72,8 +70,6 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = env.get(f"HELPLINE_{f.name.upper()}")
             if raw is not None:
                 values[f.name] = _coerce(f.name, raw, f.type)

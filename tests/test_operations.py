@@ -35,3 +35,10 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert "/api/v1/events" in schema["paths"] and "/api/v1/conversations/{conversation_id}/messages" in schema["paths"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_messages_stored_counts_each_message_once(world: World, client: httpx.AsyncClient) -> None:
+    conversation = world.conversations["alice"]
+    for _ in range(2):  # the second is a retry: nothing new is stored
+        await world.send("alice", conversation, "hello", "counted-once")
+    assert "helpline_messages_stored_total 1.0" in (await client.get("/metrics")).text

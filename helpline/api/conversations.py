@@ -100,11 +100,14 @@ async def post_message(
     body: MessageRequest,
     caller: Caller,
     service: ConversationsDep,
+    request: Request,
     response: Response,
 ) -> dict[str, Any]:
     """Send a message. A 2xx means it is durably stored; a retry with the same `id` never duplicates it."""
     entry, created = await service.post_message(caller, conversation_id, body.id, body.text)
     response.status_code = 201 if created else 200
+    if created:
+        request.app.state.metrics.messages_stored.inc()
     return entry
 
 

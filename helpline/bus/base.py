@@ -12,7 +12,9 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from helpline.transport.sse import encode_event
 
 ALL = "all"
 
@@ -27,11 +29,16 @@ def channels_for(recipients: Iterable[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """What travels on the bus: the event's wire JSON, encoded once, shared by every subscriber."""
+    """What travels on the bus: the event's wire JSON and its SSE frame, each encoded once (when the
+    envelope is made) and shared by every subscriber, so fan-out does no per-stream encoding."""
 
     id: int | None  # None for ephemeral events (typing), which are never stored
     type: str
     payload: str
+    frame: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", encode_event(self.payload, event=self.type, id=self.id))
 
 
 class SlowConsumer(Exception):

@@ -28,6 +28,7 @@ from helpline.domain.models import Conversation, Principal, StoredEvent, User, i
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.store import Store, StoreSession
+from helpline.store.database import Publisher
 from helpline.store.routing import Offer
 from helpline.store.session import new_id
 
@@ -408,7 +409,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return moment, last_id
 
 
-def publisher(bus: Bus) -> Any:
+def publisher(bus: Bus) -> Publisher:
     """The store's on-commit hook: committed events go to the bus in id order."""
 
     async def publish(events: Iterable[StoredEvent]) -> None:

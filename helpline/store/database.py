@@ -19,6 +19,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from helpline.config import ConfigurationError
 from helpline.domain.models import StoredEvent
 from helpline.errors import Conflict, HelplineError, Unavailable
 from helpline.store import schema
@@ -151,8 +152,6 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
                 await conn.execute(select(func.count()).select_from(schema.queues))
     except (SQLAlchemyError, OSError) as exc:
         await engine.dispose()
-        from helpline.config import ConfigurationError
-
         raise ConfigurationError(
             f"cannot open database {redact(url)}: {type(exc).__name__}"
             + ("" if should_migrate else " (has 'helpline db upgrade' been run?)")

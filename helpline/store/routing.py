@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpline.domain.models import Conversation
@@ -101,8 +101,6 @@ class RoutingQueries:
 
     async def set_queue_membership(self, user_id: str, queue_ids: list[str]) -> None:
         m = schema.queue_members
-        from sqlalchemy import delete
-
         await self.conn.execute(delete(m).where(m.c.user_id == user_id))
         if queue_ids:
             await self.conn.execute(insert(m), [{"queue_id": q, "user_id": user_id} for q in sorted(set(queue_ids))])

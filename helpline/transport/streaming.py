@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from helpline.bus import SlowConsumer
-from helpline.bus.base import Envelope, Subscription
+from helpline.bus.base import Subscription
 from helpline.config import Settings
 from helpline.domain.models import Principal, isoformat, utcnow
 from helpline.errors import (
@@ -57,10 +57,6 @@ def control_event(event_type: str, event_id: int | None = None, **fields: Any) -
     return encode_event(json.dumps(body, separators=(",", ":")), event=event_type, id=event_id)
 
 
-def frame(envelope: Envelope) -> bytes:
-    return encode_event(envelope.payload, event=envelope.type, id=envelope.id)
-
-
 class StreamRegistry:
     """Open streams: enforces the per-identity and total caps, and ends them all on shutdown."""
 
@@ -68,14 +64,11 @@ class StreamRegistry:
         self.settings = settings
         self.metrics = metrics
         self.per_identity: Counter[str] = Counter()
+        self.total = 0  # kept alongside, so admitting a stream never sums over every identity
         self.subscriptions: set[Subscription] = set()
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
-
-    @property
-    def total(self) -> int:
-        return sum(self.per_identity.values())
 
     def admit(self, principal: Principal, transport: str) -> None:
         if self.shutting_down:
@@ -87,11 +80,13 @@ class StreamRegistry:
             self.metrics.streams_refused.labels("identity").inc()
             raise RateLimited("too many open streams for this identity; close one first", retry_after=10)
         self.per_identity[principal.id] += 1
+        self.total += 1
         self._idle.clear()
         self.metrics.open_streams.labels(transport).inc()
 
     def release(self, principal: Principal, transport: str) -> None:
         self.per_identity[principal.id] -= 1
+        self.total -= 1
         if self.per_identity[principal.id] <= 0:
             del self.per_identity[principal.id]
         self.metrics.open_streams.labels(transport).dec()
@@ -197,7 +192,7 @@ class EventStream:
                 if start.reset is not None:
                     metrics.stream_resets.inc()
                     opening.append(encode_event(start.reset.decode(), event="stream.reset", id=last_sent))
-                opening.extend(frame(Envelope(e.id, e.type, e.payload)) for e in start.events)
+                opening.extend(encode_event(e.payload, event=e.type, id=e.id) for e in start.events)
                 metrics.events_replayed.inc(len(start.events))
                 if not await _write(send, b"".join(opening), write_timeout):
                     metrics.slow_consumers.inc()
@@ -244,7 +239,7 @@ class EventStream:
                         if envelope.id <= last_sent:
                             continue  # already sent by the replay
                         last_sent = envelope.id
-                    chunks.append(frame(envelope))
+                    chunks.append(envelope.frame)  # encoded once, shared by every stream
                 if chunks:
                     if not await _write(send, b"".join(chunks), write_timeout):
                         return "slow"
