@@ -165,3 +165,166 @@ async def test_an_unreachable_database_is_a_clear_startup_error() -> None:
     with pytest.raises(ConfigurationError, match="cannot open database") as caught:
         await open_store("postgresql://nobody:hunter2@127.0.0.1:1/none", migrate=False)
     assert "hunter2" not in str(caught.value)  # credentials are redacted
+
+
+# -- group commit: concurrent writers share one commit, and each still stands or falls alone -------
+
+
+async def test_concurrent_writers_share_commits_and_publish_every_event_once_in_id_order(store: Store) -> None:
+    customer = await seed_conversation(store)
+    published: list[int] = []
+
+    async def publish(events: Sequence[StoredEvent]) -> None:
+        published.extend(e.id or 0 for e in events)
+
+    store.on_commit(publish)
+
+    async def write(n: int) -> int:
+        async with store.write() as s:
+            event = await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+            await asyncio.sleep(0)  # others queue behind this turn, as concurrent requests do
+        return event.id or 0
+
+    before = (store.commits.batches, store.commits.turns)
+    ids = await asyncio.gather(*(write(n) for n in range(60)))
+    batches, turns = store.commits.batches - before[0], store.commits.turns - before[1]
+    assert turns == 60 and batches < 60  # some commits were shared
+    assert published == sorted(ids) and len(set(ids)) == 60
+    async with store.read() as s:
+        assert len(await s.conversation_events("conv-1", after=None, before=None, limit=100)) == 60
+
+
+async def test_a_failing_writer_in_a_shared_batch_undoes_only_its_own_statements(store: Store) -> None:
+    customer = await seed_conversation(store)
+    published: list[dict[str, object]] = []
+
+    async def publish(events: Sequence[StoredEvent]) -> None:
+        published.extend(e.data() for e in events)
+
+    store.on_commit(publish)
+
+    async def write(n: int) -> str:
+        try:
+            async with store.write() as s:
+                await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+                await asyncio.sleep(0)
+                if n % 3 == 0:  # fails after it wrote: its event must vanish, its neighbours' must not
+                    raise Conflict(f"writer {n} changed its mind")
+        except Conflict:
+            return "failed"
+        return "stored"
+
+    outcomes = await asyncio.gather(*(write(n) for n in range(30)))
+    stored = {n for n, outcome in enumerate(outcomes) if outcome == "stored"}
+    assert stored == {n for n in range(30) if n % 3}
+    assert {e["n"] for e in published} == stored
+    async with store.read() as s:
+        rows = await s.conversation_events("conv-1", after=None, before=None, limit=100)
+    assert {e.data()["n"] for e in rows} == stored
+
+
+async def test_a_database_error_in_one_writer_is_a_conflict_for_it_alone(store: Store) -> None:
+    """On PostgreSQL a failed statement poisons its transaction: only a savepoint keeps the batch alive."""
+    customer = await seed_conversation(store)
+
+    async def duplicate_queue() -> str:
+        try:
+            async with store.write() as s:
+                await asyncio.sleep(0)
+                await s.insert_queue("q-conv-1")  # the name is taken: a unique-key violation
+        except Conflict:
+            return "conflict"
+        return "stored"
+
+    async def message(n: int) -> str:
+        async with store.write() as s:
+            await asyncio.sleep(0)
+            await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+        return "stored"
+
+    outcomes = await asyncio.gather(message(0), duplicate_queue(), message(1), duplicate_queue(), message(2))
+    assert outcomes == ["stored", "conflict", "stored", "conflict", "stored"]
+    async with store.read() as s:
+        assert len(await s.conversation_events("conv-1", after=None, before=None, limit=10)) == 3
+
+
+async def test_a_writer_cancelled_while_queued_or_in_its_turn_does_not_stall_the_others(store: Store) -> None:
+    customer = await seed_conversation(store)
+    in_turn = asyncio.Event()
+
+    async def slow() -> None:
+        async with store.write() as s:
+            await s.append("conversation.message", {"n": "slow"}, conversation_id="conv-1", recipients={customer})
+            in_turn.set()
+            await asyncio.sleep(3600)
+
+    async def quick(n: int) -> None:
+        async with store.write() as s:
+            await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+
+    holder = asyncio.create_task(slow())
+    await in_turn.wait()
+    queued = asyncio.create_task(quick(-1))
+    await asyncio.sleep(0.01)
+    queued.cancel()  # cancelled while it waits for its turn
+    holder.cancel()  # cancelled in the middle of its turn
+    await asyncio.wait_for(asyncio.gather(*(quick(n) for n in range(3))), timeout=10)
+    async with store.read() as s:
+        rows = await s.conversation_events("conv-1", after=None, before=None, limit=10)
+    assert sorted(e.data()["n"] for e in rows) == [0, 1, 2]  # neither cancelled writer left anything
+
+
+async def test_leaving_the_write_block_means_committed(database_url: str, store: Store) -> None:
+    customer = await seed_conversation(store)
+    other = await open_store(database_url, migrate=False)  # another process's view of the database
+    try:
+        for n in range(5):
+            async with store.write() as s:
+                event = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer})
+            async with other.read() as s:
+                assert await s.event_in_conversation("conv-1", event.id or 0), f"event {n} not visible after commit"
+    finally:
+        await other.close()
+
+
+async def test_the_driver_statements_read_and_write_exactly_what_core_does(store: Store) -> None:
+    """The per-message statements bypass SQLAlchemy's executor (store/driver.py): same rows either way."""
+    from sqlalchemy import select
+
+    from helpline.domain.models import Conversation, utcnow
+    from helpline.store import schema
+
+    customer = await seed_conversation(store)
+    later = utcnow()
+    async with store.write() as s:
+        user = await s.insert_user(
+            username="rep",
+            display_name="Rep",
+            password_hash="x",
+            permissions=["chat_rep", "access_conversation_entries"],
+            max_concurrent=2,
+            disabled=False,
+        )
+        await s.update_conversation("conv-1", assignee_id=user.id, status="assigned", last_customer_at=later)
+        event = await s.append(
+            "conversation.message", {"t": "é"}, conversation_id="conv-1", recipients={customer, user.id}, client_id="m1"
+        )
+    async with store.read() as s:
+        row = (await s.conn.execute(select(schema.conversations).where(schema.conversations.c.id == "conv-1"))).one()
+        through_core = Conversation(**row._mapping)
+        through_driver = await s.conversation("conv-1")
+        assert through_driver == through_core
+        assert through_driver.last_customer_at is not None
+        assert (
+            abs((through_driver.last_customer_at.replace(tzinfo=None) - later.replace(tzinfo=None)).total_seconds())
+            < 1e-3
+        )
+        assert await s.user_permissions(user.id) == ("chat_rep", "access_conversation_entries")
+        assert await s.user_permissions("nobody") is None
+        again = await s.event_by_client_id("conv-1", "m1")
+        assert again is not None and again.data() == event.data()
+        assert [e.id for e in await s.events_after(user.id, 0, 10)] == [event.id]
+        stored_at = (
+            await s.conn.execute(select(schema.events.c.created_at).where(schema.events.c.id == event.id))
+        ).scalar_one()
+        assert stored_at is not None  # written through the column's own bind processor, read back by Core

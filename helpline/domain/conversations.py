@@ -28,7 +28,7 @@ from helpline.domain.models import Conversation, Principal, StoredEvent, User, i
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.store import Store, StoreSession
-from helpline.store.database import Publisher
+from helpline.store.commit import Publisher
 from helpline.store.routing import Offer
 from helpline.store.session import new_id
 

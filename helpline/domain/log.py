@@ -22,9 +22,9 @@ async def entry_audience(s: StoreSession, conversation: Conversation) -> set[str
     ``access_conversation_entries`` (a rep without it handles the session but never sees the text)."""
     readers = {conversation.customer_id}
     if conversation.assignee_id:
-        assignee = await s.user(id=conversation.assignee_id)
-        if assignee is not None and "access_conversation_entries" in assignee.permissions:
-            readers.add(assignee.id)
+        permissions = await s.user_permissions(conversation.assignee_id)
+        if permissions is not None and "access_conversation_entries" in permissions:
+            readers.add(conversation.assignee_id)
     return readers
 
 

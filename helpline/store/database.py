@@ -1,35 +1,33 @@
 """Opening the database, and the transaction discipline that makes event ids trustworthy.
 
 Streams resume from an event id, so an event with a smaller id must never become visible after one
-with a larger id: a reader that saw id 11 would skip id 10 forever. Every write therefore holds the
-*append lock* from the moment it may allocate an id until its events are committed **and published**
-on the bus. In one process that is an ``asyncio.Lock``; on PostgreSQL it is also a session advisory lock,
-so several server processes on one database still commit and publish in id order.
+with a larger id: a reader that saw id 11 would skip id 10 forever. Every write therefore runs in the
+one writer task of :mod:`helpline.store.commit`, which allocates ids, commits **and publishes** a batch
+before it begins the next; on PostgreSQL it also holds a session advisory lock for the batch, so several
+server processes on one database still commit and publish in id order.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
-from helpline.domain.models import StoredEvent
-from helpline.errors import Conflict, HelplineError, Unavailable
+from helpline.errors import HelplineError, Unavailable
 from helpline.store import schema
+from helpline.store.commit import GroupCommit, Publisher
+from helpline.store.driver import DriverStatements
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
 from helpline.store.urls import async_url, redact
 
 logger = logging.getLogger("helpline.store")
-
-Publisher = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 
 # An arbitrary, fixed key for pg_advisory_lock: "helpline" in ASCII, folded into a signed 64-bit int.
 APPEND_LOCK_KEY = 0x68656C706C696E65 - (1 << 63)
@@ -40,14 +38,20 @@ class Store:
         self.url = url
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self._append_lock = asyncio.Lock()
-        self._publish: Publisher | None = None
+        self.statements = DriverStatements(engine.dialect)
+        self.commits = GroupCommit(
+            self._writer_connection, self._begin_batch, self._release_writer_connection, self.session
+        )
+
+    def session(self, conn: AsyncConnection) -> StoreSession:
+        return StoreSession(conn, self.statements)
 
     def on_commit(self, publish: Publisher) -> None:
-        """Register where committed events go (the bus); called while the append lock is still held."""
-        self._publish = publish
+        """Register where committed events go (the bus); called before the next batch may begin."""
+        self.commits.publish = publish
 
     async def close(self) -> None:
+        await self.commits.close()
         await self.engine.dispose()
 
     async def ping(self) -> None:
@@ -63,48 +67,51 @@ class Store:
     async def read(self) -> AsyncIterator[StoreSession]:
         try:
             async with self.engine.connect() as conn:
-                yield StoreSession(conn, is_sqlite=self.is_sqlite)
+                yield self.session(conn)
         except HelplineError:
             raise
         except (SQLAlchemyError, OSError) as exc:
             raise _unavailable(exc) from exc
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[StoreSession]:
-        """A transaction that may append events; commits, publishes, then releases the append lock."""
+    def write(self) -> AbstractAsyncContextManager[StoreSession]:
+        """A turn in a write transaction that may append events (see :mod:`helpline.store.commit`).
+
+        The ``async with`` body runs the caller's checks and statements; leaving it waits until the
+        batch holding them has committed and published, so code after it may answer 2xx.
+        """
+        return self.commits.turn()
+
+    async def _writer_connection(self) -> AsyncConnection:
+        conn = await self.engine.connect()
         try:
-            async with self._append_lock, self.engine.connect() as conn:
-                conn = await conn.execution_options(helpline_write=True)
-                await self._lock_across_processes(conn)
-                try:
-                    session = StoreSession(conn, is_sqlite=self.is_sqlite)
-                    async with conn.begin():
-                        yield session
-                    if session.appended and self._publish is not None:
-                        await self._publish(session.appended)
-                finally:
-                    await self._unlock_across_processes(conn)
-        except HelplineError:
+            return await conn.execution_options(helpline_write=True)  # SQLite: BEGIN IMMEDIATE
+        except BaseException:
+            await conn.close()
             raise
-        except IntegrityError:
-            # The domain checks before it writes, so this is a backstop (e.g. a unique key raced by a
-            # writer outside Helpline); it means "conflict", not "the database is down".
-            raise Conflict("the write conflicts with existing data; re-read and retry") from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise _unavailable(exc) from exc
 
-    async def _lock_across_processes(self, conn: AsyncConnection) -> None:
+    async def _begin_batch(self, conn: AsyncConnection, first: bool) -> AsyncTransaction:
+        """Begin a batch's transaction so that it has really started on the server.
+
+        The hot statements go to the driver connection (store/driver.py), which would run outside any
+        transaction if SQLAlchemy had not sent a statement yet. SQLite's ``BEGIN IMMEDIATE`` is sent by
+        the ``begin`` listener; on PostgreSQL the batch's first statement takes the append lock, which
+        outlives the transaction (a session lock) until ``_release_writer_connection``.
+        """
+        transaction = await conn.begin()
         if not self.is_sqlite:
-            await conn.execute(select(func.pg_advisory_lock(APPEND_LOCK_KEY)))
-            await conn.commit()
+            await conn.execute(select(func.pg_advisory_lock(APPEND_LOCK_KEY)) if first else text("SELECT 1"))
+        return transaction
 
-    async def _unlock_across_processes(self, conn: AsyncConnection) -> None:
-        if not self.is_sqlite and not conn.closed and not conn.invalidated:
-            try:
-                await conn.execute(select(func.pg_advisory_unlock(APPEND_LOCK_KEY)))
-                await conn.commit()
-            except DBAPIError:  # the connection is broken; PostgreSQL drops its locks with it
-                await conn.invalidate()
+    async def _release_writer_connection(self, conn: AsyncConnection) -> None:
+        try:
+            if not self.is_sqlite and not conn.closed and not conn.invalidated:
+                try:
+                    await conn.execute(select(func.pg_advisory_unlock(APPEND_LOCK_KEY)))
+                    await conn.commit()
+                except DBAPIError:  # the connection is broken; PostgreSQL drops its locks with it
+                    await conn.invalidate()
+        finally:
+            await conn.close()
 
 
 def _unavailable(exc: BaseException) -> Unavailable:

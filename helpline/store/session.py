@@ -26,6 +26,7 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.driver import DriverStatements, fetch, processed
 from helpline.store.routing import RoutingQueries
 
 
@@ -34,10 +35,18 @@ def new_id(prefix: str) -> str:
 
 
 class StoreSession(RoutingQueries):
-    def __init__(self, conn: AsyncConnection, *, is_sqlite: bool) -> None:
+    def __init__(self, conn: AsyncConnection, statements: DriverStatements) -> None:
         self.conn = conn
-        self.is_sqlite = is_sqlite
+        self.statements = statements
+        self.is_sqlite = statements.is_sqlite
         self.appended: list[StoredEvent] = []
+        self._driver_connection: Any = None
+
+    async def _fetch(self, sql: str, *parameters: Any) -> list[Any]:
+        """A hot statement on the driver connection, in this session's transaction (store/driver.py)."""
+        if self._driver_connection is None:
+            self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
+        return await fetch(self._driver_connection, self.is_sqlite, sql, parameters)
 
     # -- events -------------------------------------------------------------------------------
     async def append(
@@ -53,25 +62,14 @@ class StoreSession(RoutingQueries):
         now = utcnow()
         body = {"type": type, "conversation_id": conversation_id, "at": isoformat(now), **payload}
         stored_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-        result = await self.conn.execute(
-            insert(schema.events)
-            .values(
-                conversation_id=conversation_id,
-                type=type,
-                client_id=client_id,
-                payload=stored_body,
-                created_at=now,
-            )
-            .returning(schema.events.c.id)
-        )
-        event_id = int(result.scalar_one())
+        sql, created_at = self.statements.insert_event()
+        rows = await self._fetch(sql, conversation_id, type, client_id, stored_body, processed(now, created_at))
+        event_id = int(rows[0][0])
         encoded = with_id(event_id, stored_body)
         audience = frozenset(recipients)
         if audience:
-            await self.conn.execute(
-                insert(schema.event_recipients),
-                [{"principal_id": principal, "event_id": event_id} for principal in sorted(audience)],
-            )
+            parameters = [value for principal in sorted(audience) for value in (principal, event_id)]
+            await self._fetch(self.statements.insert_recipients(len(audience)), *parameters)
         stored = StoredEvent(event_id, type, conversation_id, encoded, audience)
         self.appended.append(stored)
         return stored
@@ -109,15 +107,11 @@ class StoreSession(RoutingQueries):
         return [_stored(row) for row in rows]
 
     async def event_by_client_id(self, conversation_id: str, client_id: str) -> StoredEvent | None:
-        e = schema.events
-        row = (
-            await self.conn.execute(
-                select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(
-                    e.c.conversation_id == conversation_id, e.c.client_id == client_id
-                )
-            )
-        ).first()
-        return None if row is None else _stored(row)
+        rows = await self._fetch(self.statements.event_by_client_id(), conversation_id, client_id)
+        if not rows:
+            return None
+        event_id, type, conv_id, payload = rows[0]
+        return StoredEvent(int(event_id), type, conv_id, with_id(int(event_id), payload))
 
     async def event_in_conversation(self, conversation_id: str, event_id: int) -> bool:
         e = schema.events
@@ -138,6 +132,12 @@ class StoreSession(RoutingQueries):
         values = {"id": new_id("usr"), "created_at": utcnow(), "presence": "offline", **values}
         await self.conn.execute(insert(schema.users).values(**values))
         return _user(values)
+
+    async def user_permissions(self, user_id: str) -> tuple[str, ...] | None:
+        """Just a user's permissions (who may read a new entry), on the per-message path."""
+        sql, processor = self.statements.user_permissions()
+        rows = await self._fetch(sql, user_id)
+        return None if not rows else tuple(processed(rows[0][0], processor))
 
     async def user(self, *, id: str | None = None, username: str | None = None) -> User | None:
         u = schema.users
@@ -210,15 +210,19 @@ class StoreSession(RoutingQueries):
         return Conversation(**values)
 
     async def conversation(self, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
-        query = select(schema.conversations).where(schema.conversations.c.id == conversation_id)
-        if for_update and not self.is_sqlite:
-            query = query.with_for_update()
-        row = (await self.conn.execute(query)).first()
-        return None if row is None else Conversation(**row._mapping)
+        sql, names, processors = self.statements.select_row(schema.conversations, for_update)
+        rows = await self._fetch(sql, conversation_id)
+        if not rows:
+            return None
+        values = zip(names, rows[0], processors, strict=True)
+        return Conversation(**{name: processed(value, processor) for name, value, processor in values})
 
     async def update_conversation(self, conversation_id: str, **values: Any) -> None:
-        c = schema.conversations
-        await self.conn.execute(update(c).where(c.c.id == conversation_id).values(updated_at=utcnow(), **values))
+        values = {"updated_at": utcnow(), **values}
+        names = tuple(sorted(values))
+        sql, processors = self.statements.update_row(schema.conversations, names)
+        parameters = [processed(values[name], p) for name, p in zip(names, processors, strict=True)]
+        await self._fetch(sql, *parameters, conversation_id)
 
     async def list_conversations(
         self,

@@ -1,0 +1,205 @@
+"""Group commit: every write transaction that is waiting when the writer is free shares one commit.
+
+A durable commit costs a ``BEGIN``, a ``COMMIT`` with its fsync and, on PostgreSQL, the cross-process
+append lock; per message that was most of the database time (bench/RESULTS.md). Callers still write
+``async with store.write() as s:`` and run their own checks and statements, but their turns are taken
+one after another inside one transaction owned by a single writer task:
+
+* each turn after the first in a batch runs inside a ``SAVEPOINT``, so a turn that fails undoes only
+  its own statements (the first turn needs none: when it fails the batch is still empty and the whole
+  transaction is rolled back and begun again);
+* after the last turn the batch commits **once**, then publishes every turn's events in id order,
+  and only then does any caller leave its ``async with``: a 2xx still means "committed";
+* the writer is the only task that writes, which is what the append lock used to guarantee, so ids
+  still become visible in order. On PostgreSQL the advisory lock is held per batch for other processes.
+
+A batch closes when nobody else is waiting, after ``max_turns`` turns or after ``max_seconds``, so a
+steady stream of writers cannot hold back the first one's answer indefinitely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
+from helpline.domain.models import StoredEvent
+from helpline.errors import Conflict, HelplineError, Unavailable
+from helpline.store.session import StoreSession
+
+logger = logging.getLogger("helpline.store")
+
+Publisher = Callable[[Sequence[StoredEvent]], Awaitable[None]]
+Connect = Callable[[], Awaitable[AsyncConnection]]
+Begin = Callable[[AsyncConnection, bool], Awaitable[AsyncTransaction]]
+Release = Callable[[AsyncConnection], Awaitable[None]]
+Session = Callable[[AsyncConnection], StoreSession]
+
+
+class _Turn:
+    """One caller's place in a batch: the writer hands it a session, the caller says how its body ended."""
+
+    __slots__ = ("committed", "finished", "session")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.session: asyncio.Future[StoreSession] = loop.create_future()
+        self.finished: asyncio.Future[bool] = loop.create_future()  # True: the body completed
+        self.committed: asyncio.Future[None] = loop.create_future()
+
+    def finish(self, succeeded: bool) -> None:
+        if not self.finished.done():
+            self.finished.set_result(succeeded)
+
+    def fail(self, error: HelplineError) -> None:
+        """The batch this turn belongs to is lost: tell the caller, wherever it is in its turn."""
+        if not self.session.done():
+            self.session.set_exception(error)
+        elif not self.committed.done() and not (self.finished.done() and not self.finished.result()):
+            self.committed.set_exception(error)
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        connect: Connect,
+        begin: Begin,
+        release: Release,
+        session: Session,
+        *,
+        max_turns: int = 200,
+        max_seconds: float = 0.010,
+    ) -> None:
+        self._connect = connect
+        self._begin = begin  # (connection, first of the batch?) -> a transaction that has really begun
+        self._release = release
+        self._session = session
+        self.max_turns = max_turns
+        self.max_seconds = max_seconds
+        self.publish: Publisher | None = None
+        self._waiting: deque[_Turn] = deque()
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0  # observability for tests and benchmarks: how often a commit was shared
+        self.turns = 0
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[StoreSession]:
+        turn = _Turn(asyncio.get_running_loop())
+        self._waiting.append(turn)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="helpline-group-commit")
+        try:
+            session = await turn.session
+        except BaseException:
+            turn.finish(False)  # cancelled while queued, or after the writer handed us the session
+            raise
+        try:
+            yield session
+        except IntegrityError:
+            turn.finish(False)
+            # The domain checks before it writes, so this is a backstop (e.g. a unique key raced by a
+            # writer outside Helpline); it means "conflict", not "the database is down".
+            raise Conflict("the write conflicts with existing data; re-read and retry") from None
+        except SQLAlchemyError as exc:
+            turn.finish(False)
+            raise _unavailable(exc) from exc
+        except BaseException:
+            turn.finish(False)
+            raise
+        turn.finish(True)
+        await turn.committed
+
+    async def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+
+    async def _write_batches(self) -> None:
+        while self._waiting:
+            try:
+                conn = await self._connect()
+            except (SQLAlchemyError, OSError) as exc:
+                self._fail_waiting(_unavailable(exc))
+                return
+            try:
+                await self._one_batch(conn)
+            except asyncio.CancelledError:
+                self._fail_waiting(Unavailable("the server is shutting down; retry shortly", retry_after=2))
+                raise
+            except Exception:  # the batch's callers were answered; keep serving the ones waiting
+                logger.exception("group commit: a batch failed")
+            finally:
+                await self._release(conn)
+
+    async def _one_batch(self, conn: AsyncConnection) -> None:
+        loop = asyncio.get_running_loop()
+        done: list[tuple[_Turn, StoreSession]] = []
+        turn: _Turn | None = None
+        try:
+            transaction = await self._begin(conn, True)
+            deadline = loop.time() + self.max_seconds
+            while self._waiting and len(done) < self.max_turns and (not done or loop.time() < deadline):
+                turn = self._waiting.popleft()
+                if turn.session.done():  # its caller was cancelled while it waited
+                    continue
+                # Every turn after the first gets a savepoint; a failed first turn leaves nothing to keep.
+                savepoint = await conn.begin_nested() if done else None
+                session = self._session(conn)
+                turn.session.set_result(session)
+                if await turn.finished:
+                    done.append((turn, session))
+                    if savepoint is not None:
+                        await savepoint.commit()
+                elif savepoint is not None:
+                    await savepoint.rollback()
+                else:
+                    await transaction.rollback()
+                    transaction = await self._begin(conn, False)
+                turn = None
+            if done:
+                await transaction.commit()
+            else:
+                await transaction.rollback()
+        except BaseException as exc:
+            error = (
+                _unavailable(exc)
+                if isinstance(exc, (SQLAlchemyError, OSError))
+                else Unavailable("the write could not be committed; retry shortly", retry_after=2)
+            )
+            for failed in [t for t, _ in done] + ([turn] if turn is not None else []):
+                failed.fail(error)
+            await _rollback_quietly(conn)
+            raise
+        self.batches += 1
+        self.turns += len(done)
+        events = [event for _, session in done for event in session.appended]
+        try:
+            if events and self.publish is not None:
+                await self.publish(events)
+        finally:
+            for finished, _ in done:
+                finished.committed.set_result(None)
+
+    def _fail_waiting(self, error: HelplineError) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            turn.fail(error)
+
+
+async def _rollback_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.rollback()
+    except (SQLAlchemyError, OSError):
+        await conn.invalidate()
+
+
+def _unavailable(exc: BaseException) -> Unavailable:
+    logger.warning("database error: %s", type(exc).__name__, exc_info=exc)
+    return Unavailable("the database is unavailable; retry shortly", retry_after=2)
