@@ -150,15 +150,17 @@ class GroupCommit:
                 if turn.session.done():  # its caller was cancelled while it waited
                     continue
                 # Every turn after the first gets a savepoint; a failed first turn leaves nothing to keep.
-                savepoint = await conn.begin_nested() if done else None
                 session = self._session(conn)
+                savepointed = bool(done)
+                if savepointed:
+                    await session.savepoint()
                 turn.session.set_result(session)
                 if await turn.finished:
                     done.append((turn, session))
-                    if savepoint is not None:
-                        await savepoint.commit()
-                elif savepoint is not None:
-                    await savepoint.rollback()
+                    if savepointed:
+                        await session.release_savepoint()
+                elif savepointed:
+                    await session.rollback_to_savepoint()
                 else:
                     await transaction.rollback()
                     transaction = await self._begin(conn, False)
