@@ -328,3 +328,35 @@ async def test_the_driver_statements_read_and_write_exactly_what_core_does(store
             await s.conn.execute(select(schema.events.c.created_at).where(schema.events.c.id == event.id))
         ).scalar_one()
         assert stored_at is not None  # written through the column's own bind processor, read back by Core
+
+
+async def test_a_message_reads_its_context_in_one_statement_and_touches_its_conversation(store: Store) -> None:
+    customer = await seed_conversation(store)
+    async with store.write() as s:
+        rep = await s.insert_user(
+            username="rep",
+            display_name="Rep",
+            password_hash="x",
+            permissions=["chat_rep"],  # without access_conversation_entries
+            max_concurrent=2,
+            disabled=False,
+        )
+        assert await s.message_context("conv-1", "m1", for_update=True) == (await s.conversation("conv-1"), None, None)
+        await s.update_conversation("conv-1", assignee_id=rep.id)
+        before = await s.conversation("conv-1")
+        event = await s.append(
+            "conversation.message",
+            {"text": "hi"},
+            conversation_id="conv-1",
+            recipients={customer},
+            client_id="m1",
+            conversation_changes={"inactivity_warned_at": None, "status": "assigned"},
+        )
+    async with store.read() as s:
+        conversation, previous, permissions = await s.message_context("conv-1", "m1", for_update=False)
+        assert previous is not None and previous.data() == event.data()
+        assert permissions == ("chat_rep",)
+        assert conversation == await s.conversation("conv-1")
+        assert conversation is not None and before is not None
+        assert conversation.status == "assigned" and conversation.updated_at > before.updated_at
+        assert await s.message_context("conv-unknown", "m1", for_update=False) == (None, None, None)

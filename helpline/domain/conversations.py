@@ -19,7 +19,7 @@ from helpline.domain.log import (
     audience,
     automatic_message,
     close_conversation,
-    entry_audience,
+    readers,
     rep,
     revoke_offer,
     revoke_pending_offers,
@@ -144,9 +144,11 @@ class Conversations:
     ) -> tuple[dict[str, Any], bool]:
         """Store a message; a retry with the same ``message_id`` returns the stored entry instead."""
         async with self.store.write() as s:
-            conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
+            found, previous, assignee_permissions = await s.message_context(
+                conversation_id, message_id, for_update=True
+            )
+            conversation = perms.require_visible(principal, found)
             perms.require_can_write(principal, conversation)
-            previous = await s.event_by_client_id(conversation.id, message_id)
             if previous is not None:
                 earlier = previous.data()
                 if earlier.get("author", {}).get("id") != principal.id:
@@ -155,17 +157,16 @@ class Conversations:
                 return earlier, False
             if conversation.status == "closed":
                 raise Conflict("the conversation is closed")
+            # A customer's message restarts the inactivity clock; any message touches updated_at.
+            changes = {"last_customer_at": utcnow(), "inactivity_warned_at": None} if principal.is_customer else {}
             stored = await s.append(
                 "conversation.message",
                 {"message_id": message_id, "text": text, "author": actor(principal)},
                 conversation_id=conversation.id,
-                recipients=await entry_audience(s, conversation),
+                recipients=readers(conversation, assignee_permissions),
                 client_id=message_id,
+                conversation_changes=changes,
             )
-            if principal.is_customer:  # the inactivity clock restarts
-                await s.update_conversation(conversation.id, last_customer_at=utcnow(), inactivity_warned_at=None)
-            else:
-                await s.update_conversation(conversation.id)
             return stored.data(), True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:

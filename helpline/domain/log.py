@@ -18,14 +18,18 @@ def audience(conversation: Conversation, *extra: str | None) -> set[str]:
 
 
 async def entry_audience(s: StoreSession, conversation: Conversation) -> set[str]:
-    """Who may read an entry's content: the customer, and the assignee only with
-    ``access_conversation_entries`` (a rep without it handles the session but never sees the text)."""
-    readers = {conversation.customer_id}
-    if conversation.assignee_id:
-        permissions = await s.user_permissions(conversation.assignee_id)
-        if permissions is not None and "access_conversation_entries" in permissions:
-            readers.add(conversation.assignee_id)
-    return readers
+    """Who may read an entry's content (see :func:`readers`), reading the assignee's permissions."""
+    permissions = await s.user_permissions(conversation.assignee_id) if conversation.assignee_id else None
+    return readers(conversation, permissions)
+
+
+def readers(conversation: Conversation, assignee_permissions: tuple[str, ...] | None) -> set[str]:
+    """The customer, and the assignee only with ``access_conversation_entries`` (a rep without it
+    handles the session but never sees the text)."""
+    found = {conversation.customer_id}
+    if conversation.assignee_id and assignee_permissions and "access_conversation_entries" in assignee_permissions:
+        found.add(conversation.assignee_id)
+    return found
 
 
 def actor(principal: Principal) -> dict[str, str]:

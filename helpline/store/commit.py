@@ -144,23 +144,25 @@ class GroupCommit:
         turn: _Turn | None = None
         try:
             transaction = await self._begin(conn, True)
+            open_savepoint = False
             deadline = loop.time() + self.max_seconds
             while self._waiting and len(done) < self.max_turns and (not done or loop.time() < deadline):
                 turn = self._waiting.popleft()
                 if turn.session.done():  # its caller was cancelled while it waited
                     continue
                 # Every turn after the first gets a savepoint; a failed first turn leaves nothing to keep.
+                # A turn's savepoint is released when the next one is taken (same trip) or by COMMIT.
                 session = self._session(conn)
                 savepointed = bool(done)
                 if savepointed:
-                    await session.savepoint()
+                    await session.savepoint(release_previous=open_savepoint)
                 turn.session.set_result(session)
                 if await turn.finished:
                     done.append((turn, session))
-                    if savepointed:
-                        await session.release_savepoint()
+                    open_savepoint = savepointed
                 elif savepointed:
                     await session.rollback_to_savepoint()
+                    open_savepoint = False
                 else:
                     await transaction.rollback()
                     transaction = await self._begin(conn, False)

@@ -45,7 +45,8 @@ class DriverStatements:
         self.is_sqlite = dialect.name == "sqlite"
 
     def placeholders(self, count: int, start: int = 1) -> list[str]:
-        return ["?"] * count if self.is_sqlite else [f"${n}" for n in range(start, start + count)]
+        mark = "?" if self.is_sqlite else "$"  # numbered on both: a statement may use them out of order
+        return [f"{mark}{n}" for n in range(start, start + count)]
 
     def bind(self, column: Column[Any]) -> Processor:
         processor: Processor = column.type.dialect_impl(self.dialect).bind_processor(self.dialect)
@@ -97,6 +98,25 @@ class DriverStatements:
             f"WHERE conversation_id = {first} AND client_id = {second}"
         )
 
+    @lru_cache(maxsize=2)  # noqa: B019
+    def message_context(self, for_update: bool) -> tuple[str, list[str], list[Processor], Processor]:
+        """One statement for everything a message checks: the conversation, an earlier message with the
+        same client id, and the assignee's permissions (who may read the new entry)."""
+        c, e, u = schema.conversations, schema.events, schema.users
+        columns = list(c.c)
+        conversation_id, client_id = self.placeholders(2)
+        sql = (
+            f"SELECT {', '.join('c.' + col.name for col in columns)}, "
+            f"(SELECT u.permissions FROM {u.name} u WHERE u.id = c.assignee_id), "
+            f"e.id, e.type, e.conversation_id, e.payload "
+            f"FROM {c.name} c LEFT JOIN {e.name} e ON e.conversation_id = c.id AND e.client_id = {client_id} "
+            f"WHERE c.id = {conversation_id}"
+        )
+        if for_update and not self.is_sqlite:
+            sql += " FOR UPDATE OF c"
+        processors = [self.result(col) for col in columns]
+        return sql, [col.name for col in columns], processors, self.result(u.c.permissions)
+
     @lru_cache(maxsize=1)  # noqa: B019
     def user_permissions(self) -> tuple[str, Processor]:
         (key,) = self.placeholders(1)
@@ -104,12 +124,34 @@ class DriverStatements:
         return f"SELECT permissions FROM {u.name} WHERE id = {key}", self.result(u.c.permissions)
 
 
-async def fetch(driver: Any, is_sqlite: bool, sql: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
-    """Run one statement on the driver connection and return its rows (one thread hop on SQLite)."""
+Parameters = Sequence[Any] | Callable[[list[list[Any]]], Sequence[Any]]
+
+
+async def fetch_steps(driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
+    """Run statements in order and return each one's rows.
+
+    A step's parameters may be a function of the rows before it (an insert's new id, say). On SQLite
+    every step runs in **one** hop to aiosqlite's thread, through its (private, long-stable) ``_execute``
+    and ``_conn``: a hop costs about as much CPU as the statement itself. asyncpg gets one call per step.
+    """
     try:
         if is_sqlite:
-            return list(await driver.execute_fetchall(sql, tuple(parameters)))
-        return list(await driver.fetch(sql, *parameters))
+
+            def run_all() -> list[list[Any]]:
+                connection: sqlite3.Connection = driver._conn
+                results: list[list[Any]] = []
+                for sql, parameters in steps:
+                    values = parameters(results) if callable(parameters) else parameters
+                    results.append(connection.execute(sql, tuple(values)).fetchall())
+                return results
+
+            done: list[list[Any]] = await driver._execute(run_all)
+            return done
+        results: list[list[Any]] = []
+        for sql, parameters in steps:
+            values = parameters(results) if callable(parameters) else parameters
+            results.append(list(await driver.fetch(sql, *values)))
+        return results
     except sqlite3.IntegrityError:
         raise Conflict("the write conflicts with existing data; re-read and retry") from None
     except _PG_CONSTRAINT:

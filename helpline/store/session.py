@@ -26,7 +26,7 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
-from helpline.store.driver import DriverStatements, fetch, processed
+from helpline.store.driver import DriverStatements, Parameters, fetch_steps, processed
 from helpline.store.routing import RoutingQueries
 
 
@@ -44,20 +44,23 @@ class StoreSession(RoutingQueries):
 
     async def _fetch(self, sql: str, *parameters: Any) -> list[Any]:
         """A hot statement on the driver connection, in this session's transaction (store/driver.py)."""
+        return (await self._fetch_steps([(sql, parameters)]))[0]
+
+    async def _fetch_steps(self, steps: list[tuple[str, Parameters]]) -> list[list[Any]]:
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        return await fetch(self._driver_connection, self.is_sqlite, sql, parameters)
+        return await fetch_steps(self._driver_connection, self.is_sqlite, steps)
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
-    async def savepoint(self) -> None:
-        await self._fetch("SAVEPOINT helpline_turn")
-
-    async def release_savepoint(self) -> None:
-        await self._fetch("RELEASE SAVEPOINT helpline_turn")
+    async def savepoint(self, *, release_previous: bool) -> None:
+        """A savepoint for this turn, releasing the previous turn's in the same hop."""
+        steps: list[tuple[str, Parameters]] = [("SAVEPOINT helpline_turn", ())]
+        if release_previous:
+            steps.insert(0, ("RELEASE SAVEPOINT helpline_turn", ()))
+        await self._fetch_steps(steps)
 
     async def rollback_to_savepoint(self) -> None:
-        await self._fetch("ROLLBACK TO SAVEPOINT helpline_turn")
-        await self._fetch("RELEASE SAVEPOINT helpline_turn")
+        await self._fetch_steps([("ROLLBACK TO SAVEPOINT helpline_turn", ()), ("RELEASE SAVEPOINT helpline_turn", ())])
 
     # -- events -------------------------------------------------------------------------------
     async def append(
@@ -68,22 +71,55 @@ class StoreSession(RoutingQueries):
         conversation_id: str | None,
         recipients: Iterable[str],
         client_id: str | None = None,
+        conversation_changes: dict[str, Any] | None = None,
     ) -> StoredEvent:
-        """Store one event; its id is allocated here and ``payload`` gains ``id``, ``type``, ``at``."""
+        """Store one event; its id is allocated here and ``payload`` gains ``id``, ``type``, ``at``.
+
+        ``conversation_changes`` updates the event's conversation in the same trip to the database
+        (``updated_at`` is always set then): a message touches its conversation every time.
+        """
         now = utcnow()
         body = {"type": type, "conversation_id": conversation_id, "at": isoformat(now), **payload}
         stored_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         sql, created_at = self.statements.insert_event()
-        rows = await self._fetch(sql, conversation_id, type, client_id, stored_body, processed(now, created_at))
-        event_id = int(rows[0][0])
-        encoded = with_id(event_id, stored_body)
+        steps: list[tuple[str, Parameters]] = [
+            (sql, (conversation_id, type, client_id, stored_body, processed(now, created_at)))
+        ]
         audience = frozenset(recipients)
         if audience:
-            parameters = [value for principal in sorted(audience) for value in (principal, event_id)]
-            await self._fetch(self.statements.insert_recipients(len(audience)), *parameters)
-        stored = StoredEvent(event_id, type, conversation_id, encoded, audience)
+            principals = sorted(audience)
+
+            def with_event_id(results: list[list[Any]]) -> list[Any]:
+                event_id = results[0][0][0]
+                return [value for principal in principals for value in (principal, event_id)]
+
+            steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
+        if conversation_changes is not None and conversation_id is not None:
+            steps.append(self._conversation_update(conversation_id, {"updated_at": now, **conversation_changes}))
+        results = await self._fetch_steps(steps)
+        event_id = int(results[0][0][0])
+        stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)
         self.appended.append(stored)
         return stored
+
+    async def message_context(
+        self, conversation_id: str, client_id: str, *, for_update: bool
+    ) -> tuple[Conversation | None, StoredEvent | None, tuple[str, ...] | None]:
+        """The conversation, the earlier event with this client id, and its assignee's permissions."""
+        sql, names, processors, permissions = self.statements.message_context(for_update)
+        rows = await self._fetch(sql, conversation_id, client_id)
+        if not rows:
+            return None, None, None
+        row = rows[0]
+        width = len(names)
+        values = zip(names, row[:width], processors, strict=True)
+        conversation = Conversation(**{name: processed(value, processor) for name, value, processor in values})
+        assignee_permissions = None if row[width] is None else tuple(processed(row[width], permissions))
+        event_id, event_type, event_conversation, payload = row[width + 1 :]
+        previous = None
+        if event_id is not None:
+            previous = StoredEvent(int(event_id), event_type, event_conversation, with_id(int(event_id), payload))
+        return conversation, previous, assignee_permissions
 
     async def head(self) -> int:
         result = await self.conn.execute(select(func.max(schema.events.c.id)))
@@ -229,11 +265,14 @@ class StoreSession(RoutingQueries):
         return Conversation(**{name: processed(value, processor) for name, value, processor in values})
 
     async def update_conversation(self, conversation_id: str, **values: Any) -> None:
-        values = {"updated_at": utcnow(), **values}
+        sql, parameters = self._conversation_update(conversation_id, {"updated_at": utcnow(), **values})
+        await self._fetch(sql, *parameters)
+
+    def _conversation_update(self, conversation_id: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
         names = tuple(sorted(values))
         sql, processors = self.statements.update_row(schema.conversations, names)
         parameters = [processed(values[name], p) for name, p in zip(names, processors, strict=True)]
-        await self._fetch(sql, *parameters, conversation_id)
+        return sql, [*parameters, conversation_id]
 
     async def list_conversations(
         self,
