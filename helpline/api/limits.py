@@ -105,10 +105,22 @@ def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] 
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
+def error_response(exc: HelplineError) -> JSONResponse:
+    """A :class:`HelplineError` as its problem response, with its headers (WWW-Authenticate, Retry-After)."""
+    return problem_response(exc.status, exc.body(), exc.headers)
+
+
+def internal_error_response(exc: Exception) -> JSONResponse:
+    """Log an unexpected exception; the client gets a 500 that says nothing about it."""
+    logger.error("unhandled error", exc_info=exc)
+    body = problem_body(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
+    return problem_response(500, body)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HelplineError)
     async def helpline_error(_request: Request, exc: HelplineError) -> JSONResponse:
-        return problem_response(exc.status, exc.body(), exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -133,6 +145,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error", exc_info=exc)
-        body = problem_body(500, "internal_error", "Internal error", "an unexpected error occurred; it was logged")
-        return problem_response(500, body)
+        return internal_error_response(exc)

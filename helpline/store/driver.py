@@ -84,6 +84,25 @@ class DriverStatements:
         )
         return sql, self.bind(e.c.created_at)
 
+    @lru_cache(maxsize=64)  # noqa: B019
+    def append_in_one_statement(self, changes: tuple[str, ...] | None) -> tuple[str, list[Processor]]:
+        """PostgreSQL: the event, its recipients (``$6``, an array) and the conversation's ``changes``
+        (``$7``…) in one statement, one round trip; returns the new id."""
+        e, r, c = schema.events, schema.event_recipients, schema.conversations
+        sql = (
+            f"WITH ev AS (INSERT INTO {e.name} (conversation_id, type, client_id, payload, created_at) "
+            f"VALUES ($1, $2, $3, $4, $5) RETURNING id), "
+            f"rc AS (INSERT INTO {r.name} (principal_id, event_id) "
+            f"SELECT principal, ev.id FROM ev, unnest($6::varchar[]) AS principal)"
+        )
+        processors: list[Processor] = []
+        if changes:
+            marks = self.placeholders(len(changes), start=7)
+            assignments = ", ".join(f"{name} = {mark}" for name, mark in zip(changes, marks, strict=True))
+            sql += f", up AS (UPDATE {c.name} SET {assignments} WHERE id = $1)"
+            processors = [self.bind(c.c[name]) for name in changes]
+        return sql + " SELECT id FROM ev", processors
+
     @lru_cache(maxsize=16)  # noqa: B019
     def insert_recipients(self, count: int) -> str:
         marks = self.placeholders(2 * count)

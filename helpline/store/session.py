@@ -82,20 +82,30 @@ class StoreSession(RoutingQueries):
         body = {"type": type, "conversation_id": conversation_id, "at": isoformat(now), **payload}
         stored_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         sql, created_at = self.statements.insert_event()
-        steps: list[tuple[str, Parameters]] = [
-            (sql, (conversation_id, type, client_id, stored_body, processed(now, created_at)))
-        ]
+        first = (conversation_id, type, client_id, stored_body, processed(now, created_at))
         audience = frozenset(recipients)
-        if audience:
-            principals = sorted(audience)
-
-            def with_event_id(results: list[list[Any]]) -> list[Any]:
-                event_id = results[0][0][0]
-                return [value for principal in principals for value in (principal, event_id)]
-
-            steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
+        changes = None
         if conversation_changes is not None and conversation_id is not None:
-            steps.append(self._conversation_update(conversation_id, {"updated_at": now, **conversation_changes}))
+            changes = {"updated_at": now, **conversation_changes}
+        if not self.is_sqlite:  # one round trip
+            names = tuple(sorted(changes)) if changes else None
+            sql, processors = self.statements.append_in_one_statement(names)
+            values = (
+                [processed(changes[n], p) for n, p in zip(names, processors, strict=True)] if changes and names else []
+            )
+            steps: list[tuple[str, Parameters]] = [(sql, (*first, sorted(audience), *values))]
+        else:  # one hop to the SQLite thread
+            steps = [(sql, first)]
+            if audience:
+                principals = sorted(audience)
+
+                def with_event_id(results: list[list[Any]]) -> list[Any]:
+                    event_id = results[0][0][0]
+                    return [value for principal in principals for value in (principal, event_id)]
+
+                steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
+            if changes is not None and conversation_id is not None:
+                steps.append(self._conversation_update(conversation_id, changes))
         results = await self._fetch_steps(steps)
         event_id = int(results[0][0][0])
         stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)
