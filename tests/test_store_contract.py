@@ -360,3 +360,41 @@ async def test_a_message_reads_its_context_in_one_statement_and_touches_its_conv
         assert conversation is not None and before is not None
         assert conversation.status == "assigned" and conversation.updated_at > before.updated_at
         assert await s.message_context("conv-unknown", "m1", for_update=False) == (None, None, None)
+
+
+async def test_the_writer_replaces_a_connection_the_database_dropped(postgres_url: str) -> None:
+    """The writer keeps one connection between batches; if the server kills it, the next batch reconnects.
+
+    PostgreSQL only: it is the backend that can terminate one connection from outside.
+    """
+    from .conftest import empty_postgres
+
+    await empty_postgres(postgres_url)
+    store = await open_store(postgres_url, migrate=True)
+    try:
+        await _writes_survive_a_dropped_writer_connection(store)
+    finally:
+        await store.close()
+
+
+async def _writes_survive_a_dropped_writer_connection(store: Store) -> None:
+    from sqlalchemy import text
+
+    from helpline.errors import Unavailable
+
+    customer = await seed_conversation(store)
+    async with store.write() as s:
+        writer_pid = (await s.conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    async with store.read() as s:
+        await s.conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": writer_pid})  # waits for it
+    outcomes = []
+    for n in range(3):
+        try:
+            async with store.write() as s:
+                await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+            outcomes.append("stored")
+        except Unavailable:
+            outcomes.append("retry")
+    # The dead connection fails when the next batch begins, before any turn was handed a session: the
+    # writer reconnects and the waiting writes go through without their callers seeing an error.
+    assert outcomes == ["stored", "stored", "stored"]

@@ -37,7 +37,7 @@ logger = logging.getLogger("helpline.store")
 Publisher = Callable[[Sequence[StoredEvent]], Awaitable[None]]
 Connect = Callable[[], Awaitable[AsyncConnection]]
 Begin = Callable[[AsyncConnection, bool], Awaitable[AsyncTransaction]]
-Release = Callable[[AsyncConnection], Awaitable[None]]
+EndBatch = Callable[[AsyncConnection], Awaitable[bool]]
 Session = Callable[[AsyncConnection], StoreSession]
 
 
@@ -68,7 +68,7 @@ class GroupCommit:
         self,
         connect: Connect,
         begin: Begin,
-        release: Release,
+        end_batch: EndBatch,
         session: Session,
         *,
         max_turns: int = 200,
@@ -76,7 +76,8 @@ class GroupCommit:
     ) -> None:
         self._connect = connect
         self._begin = begin  # (connection, first of the batch?) -> a transaction that has really begun
-        self._release = release
+        self._end_batch = end_batch  # after each batch (unlocks on PostgreSQL); False: drop the connection
+        self._conn: AsyncConnection | None = None
         self._session = session
         self.max_turns = max_turns
         self.max_seconds = max_seconds
@@ -120,23 +121,31 @@ class GroupCommit:
                 await self._writer
             except asyncio.CancelledError:
                 pass
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
     async def _write_batches(self) -> None:
         while self._waiting:
-            try:
-                conn = await self._connect()
-            except (SQLAlchemyError, OSError) as exc:
-                self._fail_waiting(_unavailable(exc))
-                return
+            if self._conn is None:  # the writer keeps one connection: no pool checkout and reset per batch
+                try:
+                    self._conn = await self._connect()
+                except (SQLAlchemyError, OSError) as exc:
+                    self._fail_waiting(_unavailable(exc))
+                    return
+            conn, healthy = self._conn, False
             try:
                 await self._one_batch(conn)
+                healthy = True
             except asyncio.CancelledError:
                 self._fail_waiting(Unavailable("the server is shutting down; retry shortly", retry_after=2))
                 raise
             except Exception:  # the batch's callers were answered; keep serving the ones waiting
                 logger.exception("group commit: a batch failed")
             finally:
-                await self._release(conn)
+                if not await self._end_batch(conn) or not healthy:
+                    self._conn = None
+                    await _close_quietly(conn)
 
     async def _one_batch(self, conn: AsyncConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -195,6 +204,13 @@ class GroupCommit:
         while self._waiting:
             turn = self._waiting.popleft()
             turn.fail(error)
+
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    try:
+        await conn.close()
+    except (SQLAlchemyError, OSError):
+        logger.warning("group commit: the writer's connection did not close cleanly", exc_info=True)
 
 
 async def _rollback_quietly(conn: AsyncConnection) -> None:

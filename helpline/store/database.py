@@ -39,9 +39,7 @@ class Store:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.statements = DriverStatements(engine.dialect)
-        self.commits = GroupCommit(
-            self._writer_connection, self._begin_batch, self._release_writer_connection, self.session
-        )
+        self.commits = GroupCommit(self._writer_connection, self._begin_batch, self._end_batch, self.session)
 
     def session(self, conn: AsyncConnection) -> StoreSession:
         return StoreSession(conn, self.statements)
@@ -95,23 +93,26 @@ class Store:
         The hot statements go to the driver connection (store/driver.py), which would run outside any
         transaction if SQLAlchemy had not sent a statement yet. SQLite's ``BEGIN IMMEDIATE`` is sent by
         the ``begin`` listener; on PostgreSQL the batch's first statement takes the append lock, which
-        outlives the transaction (a session lock) until ``_release_writer_connection``.
+        outlives the transaction (a session lock) until ``_end_batch``.
         """
         transaction = await conn.begin()
         if not self.is_sqlite:
             await conn.execute(select(func.pg_advisory_lock(APPEND_LOCK_KEY)) if first else text("SELECT 1"))
         return transaction
 
-    async def _release_writer_connection(self, conn: AsyncConnection) -> None:
+    async def _end_batch(self, conn: AsyncConnection) -> bool:
+        """Release the append lock on PostgreSQL; False when the connection is no longer usable."""
+        if conn.closed or conn.invalidated:
+            return False
+        if self.is_sqlite:
+            return True
         try:
-            if not self.is_sqlite and not conn.closed and not conn.invalidated:
-                try:
-                    await conn.execute(select(func.pg_advisory_unlock(APPEND_LOCK_KEY)))
-                    await conn.commit()
-                except DBAPIError:  # the connection is broken; PostgreSQL drops its locks with it
-                    await conn.invalidate()
-        finally:
-            await conn.close()
+            await conn.execute(select(func.pg_advisory_unlock(APPEND_LOCK_KEY)))
+            await conn.commit()
+        except DBAPIError:  # the connection is broken; PostgreSQL drops its locks with it
+            await conn.invalidate()
+            return False
+        return True
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
