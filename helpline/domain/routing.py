@@ -8,7 +8,7 @@ rep who declined or let it expire is not offered the same conversation again for
 whenever it changes.
 
 Correctness under concurrency does not depend on timing: every decision is taken and written inside
-one ``Store.write()`` transaction, which holds the append lock (and on PostgreSQL the advisory lock),
+one ``Store.write()`` turn of the store's single writer (on PostgreSQL also holding the advisory lock),
 re-reading the state it decides on; so two nodes' routers, or a router and a rep's accept, are ordered.
 """
 
@@ -92,8 +92,8 @@ class Router:
                 await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "timeout", status="expired")
 
     async def route(self, now: datetime) -> None:
-        # Decide on a read whether anything is to be done: a write would take the append lock, which
-        # every message send needs too, so an idle tick must not take it.
+        # Decide on a read whether anything is to be done: a write is a turn of the single writer, which
+        # every message send needs too, so an idle tick must not take one.
         if not await self._has_work():
             return
         async with self.store.write() as s:
