@@ -99,14 +99,23 @@ class Subscription:
     async def wait(self, timeout: float | None) -> list[Envelope]:
         """What is queued, waiting up to ``timeout`` for something; ``[]`` on timeout or close."""
         if not self._items and not self.closed and not self.overflowed:
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # A bare timer on the waiter, not asyncio.wait_for: that adds a future, a callback and a
+            # timeout handle per wait, on every idle stream and on every delivery (bench/RESULTS.md).
+            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
             try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except TimeoutError:
-                pass
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         return self.drain()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Bus(ABC):
