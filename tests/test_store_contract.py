@@ -291,7 +291,7 @@ async def test_the_driver_statements_read_and_write_exactly_what_core_does(store
     """The per-message statements bypass SQLAlchemy's executor (store/driver.py): same rows either way."""
     from sqlalchemy import select
 
-    from helpline.domain.models import Conversation, utcnow
+    from helpline.domain.models import Conversation, Customer, utcnow
     from helpline.store import schema
 
     customer = await seed_conversation(store)
@@ -320,6 +320,10 @@ async def test_the_driver_statements_read_and_write_exactly_what_core_does(store
             < 1e-3
         )
         assert await s.user_permissions(user.id) == ("chat_rep", "access_conversation_entries")
+        assert await s.user(id=user.id) == await s.user(username="rep")  # driver by id, Core by name
+        core_customer = (await s.conn.execute(select(schema.customers).where(schema.customers.c.id == customer))).one()
+        assert await s.customer(id=customer) == Customer(**core_customer._mapping)
+        assert await s.log_bounds() == (event.id, event.id)
         assert await s.user_permissions("nobody") is None
         again = await s.event_by_client_id("conv-1", "m1")
         assert again is not None and again.data() == event.data()

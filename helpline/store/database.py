@@ -145,7 +145,9 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
     PostgreSQL deployments run ``helpline db upgrade`` explicitly so that a rolling deploy never has
     two versions racing to migrate.
     """
-    engine = create_async_engine(async_url(url), pool_pre_ping=False)
+    # Reads (authentication refreshes, replays, listings) run concurrently; connections beyond the pool
+    # are opened and closed per use (on SQLite a thread each), so the pool is sized for a busy node.
+    engine = create_async_engine(async_url(url), pool_pre_ping=False, pool_size=20, max_overflow=40)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -137,6 +137,22 @@ class DriverStatements:
         return sql, [col.name for col in columns], processors, self.result(u.c.permissions)
 
     @lru_cache(maxsize=1)  # noqa: B019
+    def log_bounds(self) -> str:
+        e = schema.events
+        return f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name})"
+
+    @lru_cache(maxsize=2)  # noqa: B019
+    def events_after(self, for_everyone: bool) -> str:
+        """Events after ``$1`` (up to ``$2``), for the principal ``$3`` unless ``for_everyone``."""
+        e, r = schema.events, schema.event_recipients
+        after, limit, principal = self.placeholders(3)
+        join = "" if for_everyone else f" JOIN {r.name} r ON r.event_id = e.id AND r.principal_id = {principal}"
+        return (
+            f"SELECT e.id, e.type, e.conversation_id, e.payload FROM {e.name} e{join} "
+            f"WHERE e.id > {after} ORDER BY e.id LIMIT {limit}"
+        )
+
+    @lru_cache(maxsize=1)  # noqa: B019
     def user_permissions(self) -> tuple[str, Processor]:
         (key,) = self.placeholders(1)
         u = schema.users

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpline.domain.models import (
@@ -132,22 +132,23 @@ class StoreSession(RoutingQueries):
         return conversation, previous, assignee_permissions
 
     async def head(self) -> int:
-        result = await self.conn.execute(select(func.max(schema.events.c.id)))
-        return int(result.scalar() or 0)
+        return (await self.log_bounds())[0]
 
     async def oldest(self) -> int:
-        result = await self.conn.execute(select(func.min(schema.events.c.id)))
-        return int(result.scalar() or 0)
+        return (await self.log_bounds())[1]
+
+    async def log_bounds(self) -> tuple[int, int]:
+        """The newest and the oldest event id (0, 0 for an empty log), in one statement."""
+        newest, oldest = (await self._fetch(self.statements.log_bounds()))[0]
+        return int(newest or 0), int(oldest or 0)
 
     async def events_after(self, principal_id: str | None, after: int, limit: int) -> list[StoredEvent]:
         """Events after ``after`` that ``principal_id`` may see (``None``: every event), oldest first."""
-        e = schema.events
-        query = select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(e.c.id > after)
-        if principal_id is not None:
-            r = schema.event_recipients
-            query = query.join(r, and_(r.c.event_id == e.c.id, r.c.principal_id == principal_id))
-        rows = await self.conn.execute(query.order_by(e.c.id).limit(limit))
-        return [_stored(row) for row in rows]
+        if principal_id is None:
+            rows = await self._fetch(self.statements.events_after(True), after, limit)
+        else:
+            rows = await self._fetch(self.statements.events_after(False), after, limit, principal_id)
+        return [StoredEvent(int(i), t, c, with_id(int(i), payload)) for i, t, c, payload in rows]
 
     async def conversation_events(
         self, conversation_id: str, *, after: int | None, before: int | None, limit: int
@@ -197,10 +198,20 @@ class StoreSession(RoutingQueries):
         return None if not rows else tuple(processed(rows[0][0], processor))
 
     async def user(self, *, id: str | None = None, username: str | None = None) -> User | None:
+        if id is not None:  # by id on the driver: every authentication refresh asks
+            row = await self._row(schema.users, id)
+            return None if row is None else _user(row)
         u = schema.users
-        condition = u.c.id == id if id is not None else u.c.username == username
-        row = (await self.conn.execute(select(u).where(condition))).first()
-        return None if row is None else _user(row._mapping)
+        found = (await self.conn.execute(select(u).where(u.c.username == username))).first()
+        return None if found is None else _user(found._mapping)
+
+    async def _row(self, table: Any, key: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        """One row of ``table`` by its ``id``, on the driver, through the columns' own processors."""
+        sql, names, processors = self.statements.select_row(table, for_update)
+        rows = await self._fetch(sql, key)
+        if not rows:
+            return None
+        return {name: processed(value, p) for name, value, p in zip(names, rows[0], processors, strict=True)}
 
     async def users(self) -> list[User]:
         rows = await self.conn.execute(select(schema.users).order_by(schema.users.c.username))
@@ -251,11 +262,11 @@ class StoreSession(RoutingQueries):
     async def customer(
         self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
     ) -> Customer | None:
+        if id is not None:  # by id on the driver: every authentication refresh asks
+            found = await self._row(schema.customers, id)
+            return None if found is None else Customer(**found)
         c = schema.customers
-        if id is not None:
-            condition = c.c.id == id
-        else:
-            condition = and_(c.c.deployment_id == deployment_id, c.c.external_id == external_id)
+        condition = and_(c.c.deployment_id == deployment_id, c.c.external_id == external_id)
         row = (await self.conn.execute(select(c).where(condition))).first()
         return None if row is None else Customer(**row._mapping)
 
@@ -267,12 +278,8 @@ class StoreSession(RoutingQueries):
         return Conversation(**values)
 
     async def conversation(self, conversation_id: str, *, for_update: bool = False) -> Conversation | None:
-        sql, names, processors = self.statements.select_row(schema.conversations, for_update)
-        rows = await self._fetch(sql, conversation_id)
-        if not rows:
-            return None
-        values = zip(names, rows[0], processors, strict=True)
-        return Conversation(**{name: processed(value, processor) for name, value, processor in values})
+        row = await self._row(schema.conversations, conversation_id, for_update=for_update)
+        return None if row is None else Conversation(**row)
 
     async def update_conversation(self, conversation_id: str, **values: Any) -> None:
         sql, parameters = self._conversation_update(conversation_id, {"updated_at": utcnow(), **values})

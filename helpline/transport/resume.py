@@ -65,7 +65,7 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
     ``stream.reset`` (PROTOCOL.md "Resume": never a silent gap) and the stream continues from the head.
     """
     async with store.read() as s:
-        head = await s.head()
+        head, oldest = await s.log_bounds()
         if after is None:
             return Replay([], head, None, head)
         reason = None
@@ -73,7 +73,7 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
             reason = "malformed"
         elif after > head:
             reason = "unknown"
-        elif after > 0 and after < await s.oldest() - 1:
+        elif after > 0 and after < oldest - 1:
             reason = "expired"
         if reason is None:
             events = await s.events_after(recipient_filter(principal), after, limit + 1)

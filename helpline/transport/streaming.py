@@ -256,7 +256,8 @@ async def _write(send: Send, body: bytes, timeout: float) -> bool:
     """Send one chunk within the write deadline; False when the client is not reading fast enough."""
     message: Message = {"type": "http.response.body", "body": body, "more_body": True}
     try:
-        await asyncio.wait_for(send(message), timeout)
+        async with asyncio.timeout(timeout):  # no task per write, as asyncio.wait_for would create
+            await send(message)
     except TimeoutError:
         return False
     except OSError:
