@@ -181,11 +181,6 @@ class RoutingQueries:
         )
         return [(row.id, row.display_name, row.presence) for row in rows]
 
-    async def presence_to_restore(self, user_id: str) -> str | None:
-        u = schema.users
-        row = (await self.conn.execute(select(u.c.presence_before_disconnect).where(u.c.id == user_id))).first()
-        return None if row is None else row.presence_before_disconnect
-
     async def inactive_conversations(self, silent_since: datetime) -> list[Conversation]:
         c = schema.conversations
         rows = await self.conn.execute(

@@ -205,6 +205,11 @@ class StoreSession(RoutingQueries):
         found = (await self.conn.execute(select(u).where(u.c.username == username))).first()
         return None if found is None else _user(found._mapping)
 
+    async def presence_to_restore(self, user_id: str) -> str | None:
+        """What a rep's presence was before it was marked disconnected; asked at every rep stream open."""
+        row = await self._row(schema.users, user_id)
+        return None if row is None else row["presence_before_disconnect"]
+
     async def _row(self, table: Any, key: str, *, for_update: bool = False) -> dict[str, Any] | None:
         """One row of ``table`` by its ``id``, on the driver, through the columns' own processors."""
         sql, names, processors = self.statements.select_row(table, for_update)
