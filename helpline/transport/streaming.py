@@ -164,9 +164,7 @@ class EventStream:
         send: Send,
     ) -> None:
         settings, metrics = services.settings, registry.metrics
-        headers = dict(scope["headers"])
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        raw_resume = headers.get(b"last-event-id", b"").decode("latin-1") or (query.get("last_event_id") or [""])[0]
+        raw_resume = resume_point(scope)
         write_timeout = settings.stream_write_timeout_seconds
 
         async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
@@ -250,6 +248,16 @@ class EventStream:
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out
                 return "disconnected" if subscription.closed_by == "client" else "shutdown"
+
+
+def resume_point(scope: Scope) -> str:
+    """``Last-Event-ID``, else ``?last_event_id=`` (a function, so the parsed headers are not kept alive
+    for the stream's lifetime in its frame: every idle stream's bytes count at 20,000 streams)."""
+    for name, value in scope["headers"]:
+        if name == b"last-event-id" and value:
+            return str(value.decode("latin-1"))
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return str((query.get("last_event_id") or [""])[0])
 
 
 async def _write(send: Send, body: bytes, timeout: float) -> bool:
