@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,19 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 
 # -- in-process app ----------------------------------------------------------------------------
+@asynccontextmanager
+async def unlimited_app(folder: Path) -> AsyncIterator[FastAPI]:
+    """A running app on its own SQLite file with rate limits out of the way, for a module's many calls
+    by a few identities (the module-scoped ``app`` fixtures of the authorization, bad-input and
+    fast-path suites)."""
+    settings = make_settings(
+        f"sqlite:///{folder / 'helpline.db'}", rate_limit_per_minute=100_000, login_attempts_per_minute=100_000
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
 @pytest.fixture
 async def app(sqlite_url: str) -> AsyncIterator[FastAPI]:
     application = create_app(make_settings(sqlite_url))

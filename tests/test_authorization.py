@@ -32,7 +32,7 @@ from fastapi import FastAPI
 
 from helpline import create_app
 from helpline.domain.security import TICKET_AUDIENCE, Tokens
-from tests.conftest import SECRET, make_settings
+from tests.conftest import SECRET, make_settings, unlimited_app
 from tests.world import PASSWORD, World, build_world
 
 # The async tests share the module's event loop, where its app and world live.
@@ -46,11 +46,8 @@ CODES = {400: "validation_error", 401: "not_authenticated", 403: "permission_den
 # -- the module's app, world and a fresh scene per test ------------------------------------------
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
-    database = tmp_path_factory.mktemp("authorization") / "helpline.db"
-    # Rate limits are not what this module tests; a few hundred calls by one identity must not trip them.
-    settings = make_settings(f"sqlite:///{database}", rate_limit_per_minute=100_000, login_attempts_per_minute=100_000)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    # Rate limits are not what this module tests: a few hundred calls by one identity must not trip them.
+    async with unlimited_app(tmp_path_factory.mktemp("authorization")) as application:
         yield application
 
 

@@ -20,7 +20,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from helpline import create_app
-from tests.conftest import make_settings
+from tests.conftest import make_settings, unlimited_app
 from tests.world import World, build_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,10 +32,7 @@ PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 # -- one app and world for the module (building a world hashes a dozen passwords) ----------------
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
-    database = tmp_path_factory.mktemp("bad-input") / "helpline.db"
-    settings = make_settings(f"sqlite:///{database}", rate_limit_per_minute=100_000, login_attempts_per_minute=100_000)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with unlimited_app(tmp_path_factory.mktemp("bad-input")) as application:
         yield application
 
 

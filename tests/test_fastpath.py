@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from helpline import create_app
 from helpline.api import fastpath
 from helpline.api.ratelimit import RateLimiter
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, make_settings, unlimited_app
 from tests.streams import LiveWorld, messages, open_stream, opened
 from tests.world import World, build_world
 
@@ -38,10 +38,7 @@ SHOP = "https://shop.example"  # the world's deployment origin
 # -- one app and world for the module; a client through the dispatch and one through FastAPI only --------
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def app(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
-    database = tmp_path_factory.mktemp("fastpath") / "helpline.db"
-    settings = make_settings(f"sqlite:///{database}", rate_limit_per_minute=100_000, login_attempts_per_minute=100_000)
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
+    async with unlimited_app(tmp_path_factory.mktemp("fastpath")) as application:
         yield application
 
 
