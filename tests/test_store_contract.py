@@ -402,3 +402,26 @@ async def _writes_survive_a_dropped_writer_connection(store: Store) -> None:
     # The dead connection fails when the next batch begins, before any turn was handed a session: the
     # writer reconnects and the waiting writes go through without their callers seeing an error.
     assert outcomes == ["stored", "stored", "stored"]
+
+
+async def test_a_writer_cancelled_while_its_batch_commits_does_not_stall_its_batch(store: Store) -> None:
+    customer = await seed_conversation(store)
+    publishing = asyncio.Event()
+
+    async def slow_publish(events: Sequence[StoredEvent]) -> None:
+        publishing.set()
+        await asyncio.sleep(0.2)
+
+    store.on_commit(slow_publish)
+
+    async def write(n: int) -> None:
+        async with store.write() as s:
+            await s.append("conversation.message", {"n": n}, conversation_id="conv-1", recipients={customer})
+            await asyncio.sleep(0)
+
+    first = asyncio.create_task(write(0))
+    others = [asyncio.create_task(write(n)) for n in range(1, 4)]
+    await publishing.wait()
+    first.cancel()  # while it waits for its batch's commit and publish
+    await asyncio.wait_for(asyncio.gather(*others), timeout=10)
+    await asyncio.wait_for(asyncio.gather(write(9)), timeout=10)  # and the writer still serves new turns

@@ -198,7 +198,8 @@ class GroupCommit:
                 await self.publish(events)
         finally:
             for finished, _ in done:
-                finished.committed.set_result(None)
+                if not finished.committed.done():  # its caller may have been cancelled while it waited
+                    finished.committed.set_result(None)
 
     def _fail_waiting(self, error: HelplineError) -> None:
         while self._waiting:
