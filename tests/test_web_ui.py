@@ -443,6 +443,31 @@ def test_customer_ends_the_chat_and_starts_a_new_one(demo_server: DemoServer, ne
 
 
 # -- a message whose answer is lost is retried with the same id, and stored once --------------------
+def test_sending_while_the_session_is_still_starting_uses_one_session(
+    demo_server: DemoServer, new_page: Callable[[], Any]
+) -> None:
+    """Opening the widget and sending at once must not start a second session: the conversation would
+    belong to one customer and the page would hold the other's token ("Not sent: no such conversation")."""
+    page = new_page()
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:  # answered only when the test says so
+        held.append(route)
+
+    page.route("**/sessions", hold)
+    page.goto(f"{demo_server.url}/")
+    page.get_by_role("button", name="Chat with us").click()
+    box = page.get_by_label("Message", exact=True)
+    box.fill("Typed before the session was ready")
+    box.press("Enter")
+    page.wait_for_timeout(500)  # time for a second session request, if the widget were to send one
+    assert len(held) == 1, f"{len(held)} session requests while the first was still in flight"
+    for route in held:
+        route.continue_()
+    bubble = page.locator(".msg--own").filter(has=page.locator(".msg__text", has_text="Typed before")).last
+    expect(bubble).to_have_attribute("data-state", re.compile("sent|read"))
+
+
 def test_lost_answer_is_retried_without_duplicating(demo_server: DemoServer, new_page: Callable[[], Any]) -> None:
     customer = open_widget(new_page(), demo_server)
     customer_says(customer, "Opening message")

@@ -144,14 +144,27 @@ class ChatWidget {
     return Boolean(this.store.get('token')) && (this.store.get('expiresAt') || 0) > Date.now() + 60000;
   }
 
-  /** Once per page: a session (new or resumed), the live stream, and the history of a resumed chat. */
+  /**
+   * Once per page: a session (new or resumed), the live stream, and the history of a resumed chat.
+   * A start still running is joined, never raced: two sessions started at once (opening the widget and
+   * sending at once) left the conversation with one customer and the page with the other's token, so
+   * the first message failed with "no such conversation". Only a finished start whose session has since
+   * expired starts again.
+   */
   start() {
+    if (this.started && this.startFinished && !this.sessionValid()) this.started = null;
     if (!this.started) {
-      this.started = this.startOnce();
-      this.started.catch((error) => {
-        this.started = null;
-        this.showNotice(`We could not start the chat: ${error.message}. Please try again.`);
-      });
+      const started = this.startOnce();
+      this.started = started;
+      this.startFinished = false;
+      started.then(
+        () => { if (this.started === started) this.startFinished = true; },
+        (error) => {
+          if (this.started !== started) return;
+          this.started = null;
+          this.showNotice(`We could not start the chat: ${error.message}. Please try again.`);
+        },
+      );
     }
     return this.started;
   }
@@ -335,7 +348,6 @@ class ChatWidget {
   async send(clientId, text) {
     this.transcript.markSending(clientId);
     try {
-      if (!this.sessionValid()) this.started = null;
       await this.start();
       const conversationId = await this.ensureConversation();
       this.endButton.hidden = false;
