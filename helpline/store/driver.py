@@ -2,10 +2,11 @@
 
 Measured on the bench machine (``bench/RESULTS.md``): one SQLAlchemy-Core ``SELECT`` by key costs about
 300 µs of CPU on aiosqlite and 250 µs on asyncpg, the same query on the driver connection 45 µs; a
-message runs six of them. So the few statements on that path (read a conversation, find a client id,
-read an assignee's permissions, append an event and its recipients, touch the conversation) are
-rendered once per dialect here and executed on the driver connection that the SQLAlchemy connection
-wraps, inside the same transaction. Values go through SQLAlchemy's own bind and result processors for
+message ran six of them. So the statements on the hottest paths (a message's context and its append,
+a stream's replay and the log's bounds, the principal reads behind authentication) are rendered once
+per dialect here and executed on the driver connection that the SQLAlchemy connection wraps, inside
+the same transaction. A message is now two statements: its context, then its event with recipients and
+the conversation touch (one data-modifying statement on PostgreSQL, one thread hop on SQLite). Values go through SQLAlchemy's own bind and result processors for
 each column, so a row written or read here is exactly what the Core path writes or reads (the store
 contract suite checks both paths against each other).
 
