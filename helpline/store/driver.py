@@ -6,9 +6,10 @@ message ran six of them. So the statements on the hottest paths (a message's con
 a stream's replay and the log's bounds, the principal reads behind authentication) are rendered once
 per dialect here and executed on the driver connection that the SQLAlchemy connection wraps, inside
 the same transaction. A message is now two statements: its context, then its event with recipients and
-the conversation touch (one data-modifying statement on PostgreSQL, one thread hop on SQLite). Values go through SQLAlchemy's own bind and result processors for
-each column, so a row written or read here is exactly what the Core path writes or reads (the store
-contract suite checks both paths against each other).
+the conversation touch (one data-modifying statement on PostgreSQL, one thread hop on SQLite).
+Values go through SQLAlchemy's own bind and result processors for each column, so a row written or
+read here is exactly what the Core path writes or reads (the store contract suite checks both paths
+against each other).
 
 Driver errors are translated here as Core's are in ``store.database``: a constraint violation is a
 :class:`~helpline.errors.Conflict`, anything else from the driver an :class:`~helpline.errors.Unavailable`.
