@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.handlers
+import queue
 import re
 import signal
 import socket
@@ -41,7 +43,12 @@ class HelplineServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()  # so another thread can ask for a graceful stop
-        await super().serve(sockets)
+        access_log = log_off_the_loop(logging.getLogger("uvicorn.access"))
+        try:
+            await super().serve(sockets)
+        finally:
+            if access_log is not None:
+                access_log.stop()  # writes out what is queued
 
     def stop_gracefully(self) -> None:
         """Thread-safe: what SIGTERM does (streams end with stream.reconnect, then the server exits)."""
@@ -56,6 +63,32 @@ class HelplineServer(uvicorn.Server):
             task.add_done_callback(lambda _t: super(HelplineServer, self).handle_exit(sig, frame))
             return
         super().handle_exit(sig, frame)
+
+
+class _Enqueue(logging.handlers.QueueHandler):
+    """Queue the record as it is: uvicorn's access formatter reads ``record.args``, which the stock
+    ``prepare`` would merge into the message (the args are plain strings and numbers, safe to hand on)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def log_off_the_loop(logger: logging.Logger) -> logging.handlers.QueueListener | None:
+    """Move ``logger``'s handlers to a thread: the event loop only queues the record.
+
+    uvicorn writes an access-log line per request from the event loop; formatting it and writing it to
+    stderr was about a quarter of the CPU of opening a stream (bench/RESULTS.md). The record is still
+    filtered (secrets redacted) on the loop and formatted by the same handlers, so what is logged is
+    unchanged; stopping the listener writes out whatever is still queued.
+    """
+    handlers = [h for h in logger.handlers if not isinstance(h, logging.handlers.QueueHandler)]
+    if not handlers or not logger.isEnabledFor(logging.INFO):
+        return None
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, *handlers, respect_handler_level=True)
+    logger.handlers = [_Enqueue(records)]
+    listener.start()
+    return listener
 
 
 def build_server(app: FastAPI, host: str, port: int, **options: Any) -> HelplineServer:

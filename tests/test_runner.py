@@ -20,3 +20,25 @@ def test_stream_tickets_and_tokens_in_urls_are_redacted_from_access_logs() -> No
     assert RedactSecrets().filter(record)
     line = record.getMessage()
     assert "eyJhbGc" not in line and "ticket=[redacted]" in line and "last_event_id=4" in line
+
+
+def test_the_access_log_is_written_off_the_loop_exactly_as_uvicorn_formats_it() -> None:
+    import io
+
+    from uvicorn.logging import AccessFormatter
+
+    from helpline.runner import log_off_the_loop
+
+    logger = logging.getLogger("helpline.test.access")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+    logger.handlers = [handler]
+    logger.addFilter(RedactSecrets())
+    listener = log_off_the_loop(logger)
+    assert listener is not None and handler not in logger.handlers
+    logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/api/v1/events?ticket=abc.def", "1.1", 200)
+    listener.stop()  # writes out what is queued
+    assert written.getvalue() == '127.0.0.1:5000 - "GET /api/v1/events?ticket=[redacted] HTTP/1.1" 200 OK\n'
