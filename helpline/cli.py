@@ -82,7 +82,7 @@ def serve(
     if settings.demo:
         typer.echo(f"  demo site:  {url}/          console: {url}/console          API docs: {url}/docs")
         typer.echo(f"  staff users rep, trainee, supervisor, admin — password: {settings.demo_password}")
-    build_server(application, host, port).run()
+    build_server(application, host, port, freeze_startup_heap=True).run()
 
 
 def _redacted(url: str) -> str:
