@@ -25,10 +25,17 @@ from helpline.api.schemas import (
     TransferRequest,
     TypingRequest,
 )
+from helpline.domain.models import StoredEvent
 from helpline.domain.permissions import Permission, require
 from helpline.errors import ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
+
+
+def entry_response(entry: StoredEvent, created: bool) -> Response:
+    """A stored entry as the answer: its JSON was encoded once, when it was written (201, or 200 for a retry)."""
+    return Response(entry.payload, status_code=201 if created else 200, media_type="application/json")
+
 
 ConversationId = Annotated[str, Path(max_length=64)]
 EventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
@@ -96,19 +103,13 @@ async def list_entries(
     },
 )
 async def post_message(
-    conversation_id: ConversationId,
-    body: MessageRequest,
-    caller: Caller,
-    service: ConversationsDep,
-    request: Request,
-    response: Response,
-) -> dict[str, Any]:
+    conversation_id: ConversationId, body: MessageRequest, caller: Caller, service: ConversationsDep, request: Request
+) -> Response:
     """Send a message. A 2xx means it is durably stored; a retry with the same `id` never duplicates it."""
     entry, created = await service.post_message(caller, conversation_id, body.id, body.text)
-    response.status_code = 201 if created else 200
     if created:
         request.app.state.metrics.messages_stored.inc()
-    return entry
+    return entry_response(entry, created)
 
 
 @router.post(

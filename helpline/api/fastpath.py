@@ -20,21 +20,20 @@ import re
 from collections import deque
 
 from fastapi import FastAPI, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpline.api.conversations import entry_response
 from helpline.api.cors import DeploymentCORS
 from helpline.api.deps import current_principal, services
 from helpline.api.limits import error_response, internal_error_response
-from helpline.api.schemas import Entry, MessageRequest
+from helpline.api.schemas import MessageRequest
 from helpline.errors import HelplineError
 
 PREFIX, SUFFIX = "/api/v1/conversations/", "/messages"
 # The route's path with its ``Path(max_length=64)``; Starlette's ``{conversation_id}`` is ``[^/]+``.
 MESSAGE_PATH = re.compile(re.escape(PREFIX) + r"[^/]{1,64}" + re.escape(SUFFIX))
 MESSAGE_KEY = "helpline.message"  # the parsed body, in the scope, for the part behind the CORS layer
-# The route's response model: FastAPI validates the entry against it and serializes with its dump_json.
-ENTRY = TypeAdapter(Entry)
 
 
 def is_message_post(scope: Scope) -> bool:
@@ -125,10 +124,7 @@ class MessagePost:
             return
         if created:
             self.app.state.metrics.messages_stored.inc()
-        body = ENTRY.dump_json(ENTRY.validate_python(entry), by_alias=True)
-        headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
-        await send({"type": "http.response.start", "status": 201 if created else 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await entry_response(entry, created)(scope, receive, send)
 
 
 def replay(received: list[Message], receive: Receive) -> Receive:

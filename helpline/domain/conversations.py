@@ -141,8 +141,11 @@ class Conversations:
 
     async def post_message(
         self, principal: Principal, conversation_id: str, message_id: str, text: str
-    ) -> tuple[dict[str, Any], bool]:
-        """Store a message; a retry with the same ``message_id`` returns the stored entry instead."""
+    ) -> tuple[StoredEvent, bool]:
+        """Store a message; a retry with the same ``message_id`` returns the stored entry instead.
+
+        The entry comes back as stored, its JSON already encoded: the answer is those bytes.
+        """
         async with self.store.write() as s:
             found, previous, assignee_permissions = await s.message_context(
                 conversation_id, message_id, for_update=True
@@ -150,11 +153,10 @@ class Conversations:
             conversation = perms.require_visible(principal, found)
             perms.require_can_write(principal, conversation)
             if previous is not None:
-                earlier = previous.data()
-                if earlier.get("author", {}).get("id") != principal.id:
+                if previous.data().get("author", {}).get("id") != principal.id:
                     # Someone else's message: a 200 would tell this sender its own text was stored.
                     raise Conflict("this message id is already in use; generate a new one")
-                return earlier, False
+                return previous, False
             if conversation.status == "closed":
                 raise Conflict("the conversation is closed")
             # A customer's message restarts the inactivity clock; any message touches updated_at.
@@ -167,7 +169,7 @@ class Conversations:
                 client_id=message_id,
                 conversation_changes=changes,
             )
-            return stored.data(), True
+            return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
         """Ephemeral: published to the bus only, never stored, never replayed."""
