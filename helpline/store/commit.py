@@ -29,7 +29,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from helpline.domain.models import StoredEvent
-from helpline.errors import Conflict, HelplineError, Unavailable
+from helpline.errors import HelplineError, Unavailable
+from helpline.store.failures import unavailable, write_conflict
 from helpline.store.session import StoreSession
 
 logger = logging.getLogger("helpline.store")
@@ -102,12 +103,10 @@ class GroupCommit:
             yield session
         except IntegrityError:
             turn.finish(False)
-            # The domain checks before it writes, so this is a backstop (e.g. a unique key raced by a
-            # writer outside Helpline); it means "conflict", not "the database is down".
-            raise Conflict("the write conflicts with existing data; re-read and retry") from None
+            raise write_conflict() from None
         except SQLAlchemyError as exc:
             turn.finish(False)
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         except BaseException:
             turn.finish(False)
             raise
@@ -131,7 +130,7 @@ class GroupCommit:
                 try:
                     self._conn = await self._connect()
                 except (SQLAlchemyError, OSError) as exc:
-                    self._fail_waiting(_unavailable(exc))
+                    self._fail_waiting(unavailable(exc))
                     return
             conn, healthy = self._conn, False
             try:
@@ -182,7 +181,7 @@ class GroupCommit:
                 await transaction.rollback()
         except BaseException as exc:
             error = (
-                _unavailable(exc)
+                unavailable(exc)
                 if isinstance(exc, (SQLAlchemyError, OSError))
                 else Unavailable("the write could not be committed; retry shortly", retry_after=2)
             )
@@ -219,8 +218,3 @@ async def _rollback_quietly(conn: AsyncConnection) -> None:
         await conn.rollback()
     except (SQLAlchemyError, OSError):
         await conn.invalidate()
-
-
-def _unavailable(exc: BaseException) -> Unavailable:
-    logger.warning("database error: %s", type(exc).__name__, exc_info=exc)
-    return Unavailable("the database is unavailable; retry shortly", retry_after=2)

@@ -9,7 +9,6 @@ server processes on one database still commit and publish in id order.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -19,15 +18,14 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
-from helpline.errors import HelplineError, Unavailable
+from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
 from helpline.store.driver import DriverStatements
+from helpline.store.failures import unavailable
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
 from helpline.store.urls import async_url, redact
-
-logger = logging.getLogger("helpline.store")
 
 # An arbitrary, fixed key for pg_advisory_lock: "helpline" in ASCII, folded into a signed 64-bit int.
 APPEND_LOCK_KEY = 0x68656C706C696E65 - (1 << 63)
@@ -69,7 +67,7 @@ class Store:
         except HelplineError:
             raise
         except (SQLAlchemyError, OSError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
 
     def write(self) -> AbstractAsyncContextManager[StoreSession]:
         """A turn in a write transaction that may append events (see :mod:`helpline.store.commit`).
@@ -113,11 +111,6 @@ class Store:
             await conn.invalidate()
             return False
         return True
-
-
-def _unavailable(exc: BaseException) -> Unavailable:
-    logger.warning("database error: %s", type(exc).__name__, exc_info=exc)
-    return Unavailable("the database is unavailable; retry shortly", retry_after=2)
 
 
 def _sqlite_begin(conn: Any) -> None:

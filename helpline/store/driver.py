@@ -11,13 +11,12 @@ Values go through SQLAlchemy's own bind and result processors for each column, s
 read here is exactly what the Core path writes or reads (the store contract suite checks both paths
 against each other).
 
-Driver errors are translated here as Core's are in ``store.database``: a constraint violation is a
+Driver errors are translated by ``store.failures``, as Core's are: a constraint violation is a
 :class:`~helpline.errors.Conflict`, anything else from the driver an :class:`~helpline.errors.Unavailable`.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -27,14 +26,12 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Column, Table
 from sqlalchemy.engine import Dialect
 
-from helpline.errors import Conflict, Unavailable
 from helpline.store import schema
-
-logger = logging.getLogger("helpline.store")
+from helpline.store.failures import unavailable, write_conflict
 
 Processor = Callable[[Any], Any] | None
 
-_PG_CONSTRAINT: tuple[type[BaseException], ...] = (asyncpg.IntegrityConstraintViolationError,)
+_CONSTRAINT: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 _PG_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
 _ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *_PG_ERRORS)
 
@@ -189,13 +186,10 @@ async def fetch_steps(driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, P
             values = parameters(results) if callable(parameters) else parameters
             results.append(list(await driver.fetch(sql, *values)))
         return results
-    except sqlite3.IntegrityError:
-        raise Conflict("the write conflicts with existing data; re-read and retry") from None
-    except _PG_CONSTRAINT:
-        raise Conflict("the write conflicts with existing data; re-read and retry") from None
+    except _CONSTRAINT:
+        raise write_conflict() from None
     except _ERRORS as exc:
-        logger.warning("database error: %s", type(exc).__name__, exc_info=exc)
-        raise Unavailable("the database is unavailable; retry shortly", retry_after=2) from exc
+        raise unavailable(exc) from exc
 
 
 def processed(value: Any, processor: Processor) -> Any:
