@@ -134,9 +134,6 @@ class StoreSession(RoutingQueries):
     async def head(self) -> int:
         return (await self.log_bounds())[0]
 
-    async def oldest(self) -> int:
-        return (await self.log_bounds())[1]
-
     async def log_bounds(self) -> tuple[int, int]:
         """The newest and the oldest event id (0, 0 for an empty log), in one statement."""
         newest, oldest = (await self._fetch(self.statements.log_bounds()))[0]
