@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -425,3 +429,60 @@ async def test_a_writer_cancelled_while_its_batch_commits_does_not_stall_its_bat
     first.cancel()  # while it waits for its batch's commit and publish
     await asyncio.wait_for(asyncio.gather(*others), timeout=10)
     await asyncio.wait_for(asyncio.gather(write(9)), timeout=10)  # and the writer still serves new turns
+
+
+async def test_sqlite_writer_runs_a_message_on_the_loop_and_commits_in_its_thread(sqlite_url: str) -> None:
+    """A message's statements cost no thread hop; the COMMIT (and its fsync) never runs on the loop."""
+    store = await open_store(sqlite_url, migrate=True)
+    try:
+        customer = await seed_conversation(store)
+        assert store._writer_driver is not None
+        raw = store._writer_driver[1]._conn
+        seen: list[tuple[bool, str]] = []
+        loop_thread = threading.get_ident()
+        raw.set_trace_callback(lambda sql: seen.append((threading.get_ident() == loop_thread, sql.split()[0])))
+        async with store.write() as s:
+            await s.message_context("conv-1", "m1", for_update=True)
+            await s.append(
+                "conversation.message",
+                {"text": "hi"},
+                conversation_id="conv-1",
+                recipients={customer},
+                conversation_changes={"status": "assigned"},
+            )
+        raw.set_trace_callback(None)
+        on_loop = {verb for loop, verb in seen if loop}
+        in_thread = {verb for loop, verb in seen if not loop}
+        assert {"SELECT", "INSERT", "UPDATE"} <= on_loop
+        assert "BEGIN" in in_thread and "COMMIT" in in_thread
+        assert not {"BEGIN", "COMMIT"} & on_loop
+    finally:
+        await store.close()
+
+
+async def test_sqlite_writer_waits_for_another_process_lock_off_the_loop(sqlite_url: str, tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE is the one statement that waits for another writer (the CLI, say): in the thread."""
+    store = await open_store(sqlite_url, migrate=True)
+    other = sqlite3.connect(tmp_path / "helpline.db", isolation_level=None)
+    try:
+        await seed_conversation(store)
+        other.execute("BEGIN IMMEDIATE")  # holds SQLite's write lock, as another process would
+
+        async def write() -> None:
+            async with store.write() as s:
+                await s.insert_queue("after-the-lock")
+
+        writing = asyncio.create_task(write())
+        started = time.monotonic()
+        ticks = 0
+        while time.monotonic() - started < 0.5:  # the loop keeps turning while the writer waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks >= 20 and not writing.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+        async with store.read() as s:
+            assert "after-the-lock" in {q.name for q in await s.queues()}
+    finally:
+        other.close()
+        await store.close()

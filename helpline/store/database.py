@@ -37,10 +37,18 @@ class Store:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self.statements = DriverStatements(engine.dialect)
-        self.commits = GroupCommit(self._writer_connection, self._begin_batch, self._end_batch, self.session)
+        self.commits = GroupCommit(self._writer_connection, self._begin_batch, self._end_batch, self._writer_session)
+        self._writer_driver: tuple[AsyncConnection, Any] | None = None
 
     def session(self, conn: AsyncConnection) -> StoreSession:
         return StoreSession(conn, self.statements)
+
+    def _writer_session(self, conn: AsyncConnection) -> StoreSession:
+        """A turn's session: on SQLite its hot statements run on the loop (``fetch_steps``' ``on_loop``)."""
+        session = StoreSession(conn, self.statements, on_loop=self.is_sqlite)
+        if self._writer_driver is not None and self._writer_driver[0] is conn:
+            session._driver_connection = self._writer_driver[1]  # looked up once per connection, not per turn
+        return session
 
     def on_commit(self, publish: Publisher) -> None:
         """Register where committed events go (the bus); called before the next batch may begin."""
@@ -80,7 +88,9 @@ class Store:
     async def _writer_connection(self) -> AsyncConnection:
         conn = await self.engine.connect()
         try:
-            return await conn.execution_options(helpline_write=True)  # SQLite: BEGIN IMMEDIATE
+            conn = await conn.execution_options(helpline_write=True)  # SQLite: BEGIN IMMEDIATE
+            self._writer_driver = (conn, (await conn.get_raw_connection()).driver_connection)
+            return conn
         except BaseException:
             await conn.close()
             raise
@@ -140,7 +150,10 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
     """
     # Reads (authentication refreshes, replays, listings) run concurrently; connections beyond the pool
     # are opened and closed per use (on SQLite a thread each), so the pool is sized for a busy node.
-    engine = create_async_engine(async_url(url), pool_pre_ping=False, pool_size=20, max_overflow=40)
+    parsed = async_url(url)
+    # SQLite's writer runs its hot statements from the loop's thread (store/driver.py, fetch_steps).
+    connect_args = {"check_same_thread": False} if parsed.get_backend_name() == "sqlite" else {}
+    engine = create_async_engine(parsed, pool_pre_ping=False, pool_size=20, max_overflow=40, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -161,12 +161,21 @@ class DriverStatements:
 Parameters = Sequence[Any] | Callable[[list[list[Any]]], Sequence[Any]]
 
 
-async def fetch_steps(driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
+async def fetch_steps(
+    driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, Parameters]], *, on_loop: bool = False
+) -> list[list[Any]]:
     """Run statements in order and return each one's rows.
 
-    A step's parameters may be a function of the rows before it (an insert's new id, say). On SQLite
-    every step runs in **one** hop to aiosqlite's thread, through its (private, long-stable) ``_execute``
-    and ``_conn``: a hop costs about as much CPU as the statement itself. asyncpg gets one call per step.
+    A step's parameters may be a function of the rows before it (an insert's new id, say). asyncpg gets
+    one call per step. On SQLite every step runs in **one** hop to aiosqlite's thread, through its
+    (private, long-stable) ``_execute`` and ``_conn``: a hop costs about as much CPU as the statement.
+
+    ``on_loop`` (SQLite's writer connection only) runs them on the event loop with no hop at all. That
+    is safe and short because the writer's transaction already holds SQLite's write lock (``BEGIN
+    IMMEDIATE``, sent from aiosqlite's thread, is the only statement that can wait for another process),
+    so these statements never wait on a lock; they touch pages that are in memory, and the ``COMMIT`` with
+    its fsync still runs in the thread. Only the writer task uses that connection, one statement at a
+    time, so the two threads never use it at once (it is opened with ``check_same_thread=False``).
     """
     try:
         if is_sqlite:
@@ -179,6 +188,8 @@ async def fetch_steps(driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, P
                     results.append(connection.execute(sql, tuple(values)).fetchall())
                 return results
 
+            if on_loop:
+                return run_all()
             done: list[list[Any]] = await driver._execute(run_all)
             return done
         results: list[list[Any]] = []

@@ -35,10 +35,11 @@ def new_id(prefix: str) -> str:
 
 
 class StoreSession(RoutingQueries):
-    def __init__(self, conn: AsyncConnection, statements: DriverStatements) -> None:
+    def __init__(self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False) -> None:
         self.conn = conn
         self.statements = statements
         self.is_sqlite = statements.is_sqlite
+        self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (store/driver.py)
         self.appended: list[StoredEvent] = []
         self._driver_connection: Any = None
 
@@ -49,7 +50,7 @@ class StoreSession(RoutingQueries):
     async def _fetch_steps(self, steps: list[tuple[str, Parameters]]) -> list[list[Any]]:
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        return await fetch_steps(self._driver_connection, self.is_sqlite, steps)
+        return await fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
     async def savepoint(self, *, release_previous: bool) -> None:
