@@ -9,6 +9,7 @@ server processes on one database still commit and publish in id order.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -103,10 +104,23 @@ class Store:
         the ``begin`` listener; on PostgreSQL the batch's first statement takes the append lock, which
         outlives the transaction (a session lock) until ``_end_batch``.
         """
+        if self.is_sqlite:
+            # One hop to aiosqlite's thread (SQLAlchemy's own BEGIN took three: cursor, execute, close);
+            # the ``begin`` listener then sees the transaction open and sends nothing.
+            driver = await self._driver_of(conn)
+            try:
+                await driver._execute(driver._conn.execute, "BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise unavailable(exc) from exc
+            return await conn.begin()
         transaction = await conn.begin()
-        if not self.is_sqlite:
-            await conn.execute(select(func.pg_advisory_lock(APPEND_LOCK_KEY)) if first else text("SELECT 1"))
+        await conn.execute(select(func.pg_advisory_lock(APPEND_LOCK_KEY)) if first else text("SELECT 1"))
         return transaction
+
+    async def _driver_of(self, conn: AsyncConnection) -> Any:
+        if self._writer_driver is not None and self._writer_driver[0] is conn:
+            return self._writer_driver[1]
+        return (await conn.get_raw_connection()).driver_connection
 
     async def _end_batch(self, conn: AsyncConnection) -> bool:
         """Release the append lock on PostgreSQL; False when the connection is no longer usable."""
@@ -127,6 +141,8 @@ def _sqlite_begin(conn: Any) -> None:
     # pysqlite would otherwise run SELECTs outside any transaction and BEGIN only at the first write,
     # so "check, then insert" would not be atomic between processes. Write transactions take SQLite's
     # write lock up front (BEGIN IMMEDIATE): SQLite itself then orders writers across processes.
+    if conn.connection.driver_connection._conn.in_transaction:
+        return  # the writer sent its BEGIN IMMEDIATE itself (Store._begin_batch)
     immediate = conn.get_execution_options().get("helpline_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
