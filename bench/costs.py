@@ -3,12 +3,16 @@
 ``python -m bench.costs [--backend sqlite|postgres]`` sends requests one at a time over one keep-alive
 connection (no concurrency, so no queueing) and divides the server's CPU time by the count. Comparing
 ``/healthz`` (the framework's floor), an authenticated read, a typing indicator (auth + read + bus, no
-write) and a message (the full write path) splits the cost of a message into its layers.
+write) and a message (the full write path) splits the cost of a message into its layers. Opening a
+stream (a new connection, ``GET /api/v1/events`` resuming 20 events back, read up to the replayed
+events, then closed) is what a resume storm pays per client, for a customer and for a rep (whose
+stream also restores its presence).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -31,6 +35,11 @@ async def measure(backend: str, count: int) -> dict[str, dict[str, float]]:
         conversation_path = path.removesuffix("/messages")
         token = head.split("Authorization: Bearer ", 1)[1].split("\r\n", 1)[0]
         api = stage.api
+        rep_token = world["conversations"][0]["publish"][1].split("Authorization: Bearer ", 1)[1].split("\r\n", 1)[0]
+        streams = world["streams"]
+        customer_stream = streams[world["conversations"][0]["streams"][0]]
+        rep_stream = streams[world["conversations"][0]["streams"][1]]
+        assert rep_token in rep_stream["headers"]["Authorization"]
         probes: dict[str, Any] = {
             "GET /healthz": lambda i: api.call("GET", "/healthz"),
             "GET conversation (auth + read)": lambda i: api.call("GET", conversation_path, token=token),
@@ -40,9 +49,14 @@ async def measure(backend: str, count: int) -> dict[str, dict[str, float]]:
             "POST message (auth + write + bus)": lambda i: api.call(
                 "POST", path, {"id": f"cost{i}", "text": "x"}, token=token, expect=(201,)
             ),
+            "open a stream, customer (auth + replay)": lambda i: open_stream(server, customer_stream, resume),
+            "open a stream, rep (auth + presence + replay)": lambda i: open_stream(server, rep_stream, resume),
         }
         results = {}
+        resume = 0
         for name, probe in probes.items():
+            if name.startswith("open a stream"):
+                resume = max(0, await last_event_id(server, customer_stream) - 40)  # 20 messages ago
             for i in range(20):  # warm caches (SQLAlchemy's compiled statements, pydantic validators)
                 await probe(-i - 1)
             cpu, started = server.cpu_seconds(), time.monotonic()
@@ -51,11 +65,43 @@ async def measure(backend: str, count: int) -> dict[str, dict[str, float]]:
             wall = time.monotonic() - started
             used = server.cpu_seconds() - cpu
             results[name] = {"server_cpu_us": 1e6 * used / count, "wall_us": 1e6 * wall / count}
-            print(f"{backend:8} {name:36} server CPU {1e6 * used / count:7.0f} µs   wall {1e6 * wall / count:7.0f} µs")
+            print(f"{backend:8} {name:46} server CPU {1e6 * used / count:7.0f} µs   wall {1e6 * wall / count:7.0f} µs")
         return results
     finally:
         stage.close()
         await server.stop()
+
+
+async def last_event_id(server: HelplineServer, stream: dict[str, Any]) -> int:
+    opening = await read_stream_opening(server, stream, None)
+    return int(opening.split(b"\nevent: stream.open\n", 1)[0].rsplit(b"id: ", 1)[1])
+
+
+async def open_stream(server: HelplineServer, stream: dict[str, Any], resume: int) -> None:
+    opening = await read_stream_opening(server, stream, resume)
+    assert opening.count(b"event: conversation.message") >= 10, opening[-500:]
+
+
+async def read_stream_opening(server: HelplineServer, stream: dict[str, Any], resume: int | None) -> bytes:
+    """Open one stream on a new connection, read its first write (headers, padding, stream.open and the
+    replay go out together), and close it."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        headers = "".join(f"{k}: {v}\r\n" for k, v in stream["headers"].items())
+        if resume is not None:
+            headers += f"Last-Event-ID: {resume}\r\n"
+        path = stream["path"].split("?", 1)[0]
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n".encode())
+        received = b""
+        # uvicorn frames the stream in chunks: the first write ends with a blank line, then the chunk's CRLF
+        while b"event: stream.open" not in received or not received.endswith(b"\n\n\r\n"):
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            if not chunk:
+                raise RuntimeError(f"stream closed early: {received[:300]!r}")
+            received += chunk
+        return received
+    finally:
+        writer.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from helpline.domain.security import (
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
-from helpline.store import Store
+from helpline.store import Store, StoreSession
 
 PRINCIPAL_CACHE_SECONDS = 5.0
 PRINCIPAL_CACHE_SIZE = 100_000
@@ -68,7 +68,7 @@ class Accounts:
         return principal
 
     async def _load_principal(self, kind: str, subject: str) -> Principal:
-        async with self.store.read() as s:
+        async def read(s: StoreSession) -> Principal:
             if kind == "staff":
                 user = await s.user(id=subject)
                 if user is None or user.disabled:
@@ -78,6 +78,8 @@ class Accounts:
             if customer is None:
                 raise NotAuthenticated("the customer session no longer exists")
             return Principal(customer.id, "customer", customer.display_name, deployment_id=customer.deployment_id)
+
+        return await self.store.hot_read(read)
 
     async def redeem_ticket(self, ticket: str) -> Principal:
         claims = self.tokens.verify(ticket, TICKET_AUDIENCE)

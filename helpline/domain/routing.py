@@ -214,9 +214,8 @@ class Router:
         Reads first, so the common case (nothing to restore) costs no write; ``keep_presence`` records
         open streams on its own schedule.
         """
-        async with self.store.read() as s:
-            if not await s.presence_to_restore(user_id):
-                return
+        if not await self.store.hot_read(lambda s: s.presence_to_restore(user_id)):
+            return
         async with self.store.write() as s:
             restored = await s.presence_to_restore(user_id)
             user = await s.user(id=user_id)

@@ -3,16 +3,20 @@
 Streams resume from an event id, so an event with a smaller id must never become visible after one
 with a larger id: a reader that saw id 11 would skip id 10 forever. Every write therefore runs in the
 one writer task of :mod:`helpline.store.commit`, which allocates ids, commits **and publishes** a batch
-before it begins the next; on PostgreSQL it also holds a session advisory lock for the batch, so several
-server processes on one database still commit and publish in id order.
+before it begins the next; it also holds a lock across processes for the batch (PostgreSQL's session
+advisory lock, a file lock beside an SQLite database), so several server processes on one database
+still commit and publish in id order.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -22,11 +26,13 @@ from helpline.config import ConfigurationError
 from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
-from helpline.store.driver import DriverStatements
+from helpline.store.driver import DriverStatements, ReaderBusy
 from helpline.store.failures import unavailable
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
 from helpline.store.urls import async_url, redact
+
+T = TypeVar("T")
 
 # An arbitrary, fixed key for pg_advisory_lock: "helpline" in ASCII, folded into a signed 64-bit int.
 APPEND_LOCK_KEY = 0x68656C706C696E65 - (1 << 63)
@@ -40,6 +46,11 @@ class Store:
         self.statements = DriverStatements(engine.dialect)
         self.commits = GroupCommit(self._writer_connection, self._begin_batch, self._end_batch, self._writer_session)
         self._writer_driver: tuple[AsyncConnection, Any] | None = None
+        self._loop_reader: sqlite3.Connection | None = None
+        database = engine.url.database if self.is_sqlite else None
+        in_memory = not database or database == ":memory:" or "mode=memory" in database
+        self._reader_path = None if in_memory else database  # an in-memory database has one connection
+        self._writer_lock: int | None = None  # SQLite: see _begin_sqlite_batch
 
     def session(self, conn: AsyncConnection) -> StoreSession:
         return StoreSession(conn, self.statements)
@@ -56,8 +67,14 @@ class Store:
         self.commits.publish = publish
 
     async def close(self) -> None:
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
         await self.commits.close()
         await self.engine.dispose()
+        if self._writer_lock is not None:
+            os.close(self._writer_lock)
+            self._writer_lock = None
 
     async def ping(self) -> None:
         async with self.read() as session:
@@ -67,6 +84,31 @@ class Store:
         """The newest event id (0 for an empty log): where a brand-new stream starts."""
         async with self.read() as session:
             return await session.head()
+
+    async def hot_read(self, read: Callable[[StoreSession], Awaitable[T]]) -> T:
+        """Run ``read`` (driver statements only: a stream's replay, a principal, a rep's presence).
+
+        On SQLite it runs on the event loop, on a connection of its own: a stream open used to pay a
+        pool checkout, three or four hops to aiosqlite's threads and a rollback on check-in, more than the
+        reads themselves (bench/RESULTS.md). A read that would have to wait is run again through the pool.
+        On PostgreSQL it is an ordinary :meth:`read`.
+        """
+        reader = self._reader()
+        if reader is not None:
+            try:
+                return await read(StoreSession.loop_reader(reader, self.statements))
+            except ReaderBusy:
+                pass
+        async with self.read() as session:
+            return await read(session)
+
+    def _reader(self) -> sqlite3.Connection | None:
+        if self._loop_reader is None and self._reader_path is not None:
+            reader = sqlite3.connect(self._reader_path, isolation_level=None)  # each SELECT its own snapshot
+            reader.execute("PRAGMA busy_timeout=0")  # never wait on the loop (see driver.read_on_loop)
+            reader.execute("PRAGMA query_only=1")
+            self._loop_reader = reader
+        return self._loop_reader
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[StoreSession]:
@@ -87,6 +129,8 @@ class Store:
         return self.commits.turn()
 
     async def _writer_connection(self) -> AsyncConnection:
+        if self._writer_lock is None and self._reader_path is not None:
+            self._writer_lock = os.open(f"{self._reader_path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
         conn = await self.engine.connect()
         try:
             conn = await conn.execution_options(helpline_write=True)  # SQLite: BEGIN IMMEDIATE
@@ -109,7 +153,7 @@ class Store:
             # the ``begin`` listener then sees the transaction open and sends nothing.
             driver = await self._driver_of(conn)
             try:
-                await driver._execute(driver._conn.execute, "BEGIN IMMEDIATE")
+                await driver._execute(partial(_begin_sqlite_batch, driver._conn, self._writer_lock))
             except sqlite3.Error as exc:
                 raise unavailable(exc) from exc
             return await conn.begin()
@@ -124,10 +168,12 @@ class Store:
 
     async def _end_batch(self, conn: AsyncConnection) -> bool:
         """Release the append lock on PostgreSQL; False when the connection is no longer usable."""
+        if self.is_sqlite:
+            if self._writer_lock is not None:
+                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            return not (conn.closed or conn.invalidated)
         if conn.closed or conn.invalidated:
             return False
-        if self.is_sqlite:
-            return True
         try:
             await conn.execute(select(func.pg_advisory_unlock(APPEND_LOCK_KEY)))
             await conn.commit()
@@ -135,6 +181,25 @@ class Store:
             await conn.invalidate()
             return False
         return True
+
+
+def _begin_sqlite_batch(connection: sqlite3.Connection, writer_lock: int | None) -> None:
+    """In aiosqlite's thread: take the writers' file lock, then SQLite's write lock.
+
+    SQLite orders commits across processes, but a batch is published after its COMMIT, so two server
+    processes on one file (``helpline serve --workers``) could publish ids out of order; a stream would
+    then skip the smaller one. The file lock (``flock``, released by ``Store._end_batch`` once the batch
+    is published) is what PostgreSQL's advisory lock is there. It also queues writers in the kernel
+    instead of SQLite's sleep-and-retry busy handler.
+    """
+    if writer_lock is not None:
+        fcntl.flock(writer_lock, fcntl.LOCK_EX)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except BaseException:
+        if writer_lock is not None:
+            fcntl.flock(writer_lock, fcntl.LOCK_UN)
+        raise
 
 
 def _sqlite_begin(conn: Any) -> None:

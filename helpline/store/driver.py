@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -179,18 +179,9 @@ async def fetch_steps(
     """
     try:
         if is_sqlite:
-
-            def run_all() -> list[list[Any]]:
-                connection: sqlite3.Connection = driver._conn
-                results: list[list[Any]] = []
-                for sql, parameters in steps:
-                    values = parameters(results) if callable(parameters) else parameters
-                    results.append(connection.execute(sql, tuple(values)).fetchall())
-                return results
-
             if on_loop:
-                return run_all()
-            done: list[list[Any]] = await driver._execute(run_all)
+                return _run_steps(driver._conn, steps)
+            done: list[list[Any]] = await driver._execute(partial(_run_steps, driver._conn, steps))
             return done
         results: list[list[Any]] = []
         for sql, parameters in steps:
@@ -201,6 +192,35 @@ async def fetch_steps(
         raise write_conflict() from None
     except _ERRORS as exc:
         raise unavailable(exc) from exc
+
+
+class ReaderBusy(Exception):
+    """The loop's SQLite reader would have to wait (it never does): read through the pool instead."""
+
+
+def read_on_loop(connection: sqlite3.Connection, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
+    """Statements on SQLite's loop reader (``Store.hot_read``): each is its own snapshot, no hop.
+
+    The reader has ``busy_timeout=0``: in WAL mode a read waits for nobody, except in the rare moments
+    SQLite resets the log or recovers it, and then :class:`ReaderBusy` sends the read to a thread
+    rather than stall every stream on the loop.
+    """
+    try:
+        return _run_steps(connection, steps)
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise ReaderBusy from exc
+        raise unavailable(exc) from exc
+    except _ERRORS as exc:
+        raise unavailable(exc) from exc
+
+
+def _run_steps(connection: sqlite3.Connection, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
+    results: list[list[Any]] = []
+    for sql, parameters in steps:
+        values = parameters(results) if callable(parameters) else parameters
+        results.append(connection.execute(sql, tuple(values)).fetchall())
+    return results
 
 
 def processed(value: Any, processor: Processor) -> Any:

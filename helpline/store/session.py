@@ -7,10 +7,11 @@ A :class:`StoreSession` comes from ``Store.read()`` or ``Store.write()``; only a
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,8 +27,13 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
-from helpline.store.driver import DriverStatements, Parameters, fetch_steps, processed
+from helpline.store.driver import DriverStatements, Parameters, fetch_steps, processed, read_on_loop
 from helpline.store.routing import RoutingQueries
+
+
+class _DriverStatementsOnly:
+    def __getattr__(self, name: str) -> Any:
+        raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
 def new_id(prefix: str) -> str:
@@ -42,12 +48,22 @@ class StoreSession(RoutingQueries):
         self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (store/driver.py)
         self.appended: list[StoredEvent] = []
         self._driver_connection: Any = None
+        self._loop_reader: sqlite3.Connection | None = None
+
+    @classmethod
+    def loop_reader(cls, connection: sqlite3.Connection, statements: DriverStatements) -> StoreSession:
+        """A session of driver statements only, on SQLite's loop reader (``Store.hot_read``)."""
+        session = cls(cast(AsyncConnection, _DriverStatementsOnly()), statements)
+        session._loop_reader = connection
+        return session
 
     async def _fetch(self, sql: str, *parameters: Any) -> list[Any]:
         """A hot statement on the driver connection, in this session's transaction (store/driver.py)."""
         return (await self._fetch_steps([(sql, parameters)]))[0]
 
     async def _fetch_steps(self, steps: list[tuple[str, Parameters]]) -> list[list[Any]]:
+        if self._loop_reader is not None:
+            return read_on_loop(self._loop_reader, steps)
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
         return await fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from helpline.bus.base import ALL, principal_channel
 from helpline.domain.models import Principal, StoredEvent, isoformat, utcnow
 from helpline.domain.permissions import require_staff_chat, sees_everything
-from helpline.store import Store
+from helpline.store import Store, StoreSession
 
 
 def channel_of(principal: Principal) -> str:
@@ -64,7 +64,8 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
     than the head, older than what the log retains, or further back than ``limit`` events yields a
     ``stream.reset`` (PROTOCOL.md "Resume": never a silent gap) and the stream continues from the head.
     """
-    async with store.read() as s:
+
+    async def read(s: StoreSession) -> Replay:
         head, oldest = await s.log_bounds()
         if after is None:
             return Replay([], head, None, head)
@@ -81,4 +82,6 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
                 last = events[-1].id if events else after
                 return Replay(events, last or after, None, after)
             reason = "too_far_behind"
-    return Replay([], head, reset_payload(head, reason).encode())
+        return Replay([], head, reset_payload(head, reason).encode())
+
+    return await store.hot_read(read)
