@@ -13,8 +13,14 @@ from typing import Any
 from bench.procstat import machine
 from bench.scenarios import Plan
 
-COLUMNS = ("helpline-sqlite", "helpline-postgres", "nchan")
-TITLES = {"helpline-sqlite": "Helpline SQLite", "helpline-postgres": "Helpline PostgreSQL", "nchan": "nchan"}
+COLUMNS = ("helpline-sqlite", "helpline-sqlite-w2", "helpline-postgres", "helpline-postgres-w2", "nchan")
+TITLES = {
+    "helpline-sqlite": "Helpline SQLite",
+    "helpline-sqlite-w2": "Helpline SQLite, 2 workers",
+    "helpline-postgres": "Helpline PostgreSQL",
+    "helpline-postgres-w2": "Helpline PostgreSQL, 2 workers",
+    "nchan": "nchan",
+}
 
 # The keys each scenario's JSON always has (checked by tests/test_bench_smoke.py).
 SCENARIO_KEYS = {
@@ -88,14 +94,14 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
-    header = [TITLES[c] for c in COLUMNS] + ["SQLite / nchan", "PostgreSQL / nchan"]
+    """One column per target that ran (SQLite and PostgreSQL always), then each Helpline one / nchan."""
+    columns = [c for c in COLUMNS if c in results or c in ("helpline-sqlite", "helpline-postgres", "nchan")]
+    helplines = [c for c in columns if c != "nchan"]
+    header = [TITLES[c] for c in columns] + [f"{TITLES[c].removeprefix('Helpline ')} / nchan" for c in helplines]
     lines = ["| figure | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
     for label, values in figures(results):
-        cells = [_fmt(values[c]) for c in COLUMNS]
-        cells += [
-            _ratio(values["helpline-sqlite"], values["nchan"]),
-            _ratio(values["helpline-postgres"], values["nchan"]),
-        ]
+        cells = [_fmt(values[c]) for c in columns]
+        cells += [_ratio(values[c], values["nchan"]) for c in helplines]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

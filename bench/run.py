@@ -106,6 +106,7 @@ PLANS = {
     ),
 }
 TARGETS = ("sqlite", "postgres", "nchan")
+MORE_TARGETS = ("sqlite-w2", "postgres-w2")  # helpline serve --workers 2 with the Redis bus; by name only
 
 
 def _keep_logs(workdir: Path, folder: Path) -> None:
@@ -178,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--quick", dest="mode", action="store_const", const="quick", help="~3 minutes")
     size.add_argument("--full", dest="mode", action="store_const", const="full", help="~20 minutes")
     size.add_argument("--smoke", dest="mode", action="store_const", const="smoke", help="seconds; for tests")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: sqlite,postgres,nchan")
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help="comma-separated: sqlite,postgres,nchan (default), sqlite-w2,postgres-w2 (2 worker processes)",
+    )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated: idle,chat,ramp,resume")
     parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--out", type=Path, help="JSON folder (default bench/out/<mode>)")
@@ -192,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     targets = [t for t in args.targets.split(",") if t]
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = [t for t in targets if t not in TARGETS] + [s for s in scenarios if s not in SCENARIOS]
+    unknown = [t for t in targets if t not in TARGETS + MORE_TARGETS] + [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown target or scenario: {', '.join(unknown)}")
     import uvloop

@@ -22,6 +22,7 @@ from typing import Any
 from bench.api import Api
 from bench.procstat import cpu_seconds, rss_kb
 
+REDIS_URL = os.environ.get("HELPLINE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_ADMIN_URL = os.environ.get("HELPLINE_BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/test")
 LOAD_LIMITS = {
     "HELPLINE_MAX_STREAMS_PER_IDENTITY": "100000",
@@ -36,6 +37,23 @@ LOAD_LIMITS = {
     "HELPLINE_PASSWORD_TIME_COST": "1",
     "HELPLINE_PASSWORD_MEMORY_KIB": "8192",
 }
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (``/proc/<pid>/task/<tid>/children``), depth first."""
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
 
 
 def free_port() -> int:
@@ -77,7 +95,9 @@ class HelplineServer:
     """One server process on a fresh database (``sqlite`` file or a new PostgreSQL database)."""
 
     def __init__(self, backend: str, workdir: Path) -> None:
-        self.backend = backend
+        # "postgres-w2": two worker processes (``helpline serve --workers 2``) joined by the Redis bus.
+        self.backend, _, workers = backend.partition("-w")
+        self.workers = int(workers or 1)
         self.name = f"helpline-{backend}"
         self.workdir = workdir
         self.port = free_port()
@@ -90,7 +110,10 @@ class HelplineServer:
 
     @property
     def pids(self) -> list[int]:
-        return [self.process.pid] if self.process else []
+        """The server's processes, workers first (what a profiler samples), then their supervisor."""
+        if self.process is None:
+            return []
+        return [*descendants(self.process.pid), self.process.pid]
 
     def rss_kb(self) -> int:
         return rss_kb(self.pids)
@@ -106,6 +129,10 @@ class HelplineServer:
             HELPLINE_DATABASE_URL=self.database,
             HELPLINE_SECRET_KEY=secrets.token_urlsafe(48),
         )
+        if self.workers > 1:
+            env.update(
+                HELPLINE_WORKERS=str(self.workers), HELPLINE_BUS_URL=f"{REDIS_URL}?channel={self.name}-{os.getpid()}"
+            )
         return env
 
     async def start(self) -> None:

@@ -58,7 +58,8 @@ class HelplineApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> FastAPI:
+    """``seed_demo=False``: demo data was seeded once already (``helpline serve --workers``)."""
     settings = (settings or Settings.from_env()).checked()
 
     @asynccontextmanager
@@ -69,10 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services.build(settings, store, bus)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
-        if settings.demo:
-            from helpline.demo import seed_demo
+        if settings.demo and seed_demo:
+            from helpline.demo import seed_demo as seed
 
-            await seed_demo(services)
+            await seed(services)
         streams = app.state.streams
         services.router.connected_staff = lambda: list(streams.per_identity)
         routing = (

@@ -62,6 +62,16 @@ def serve(
     database_url: DatabaseUrl = None,
     bus_url: Annotated[str | None, typer.Option("--bus-url", help="memory:// or redis://…")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="seed demo data and serve the demo site")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            envvar="HELPLINE_WORKERS",
+            min=1,
+            max=256,
+            help="server processes sharing the port; more than 1 needs --bus-url redis://…",
+        ),
+    ] = 1,
 ) -> None:
     """Run the server."""
     from helpline.app import create_app
@@ -74,14 +84,33 @@ def serve(
         if settings.demo and not settings.public_url:
             settings = Settings.from_env(database_url=database_url, bus_url=bus_url, demo=True, public_url=url)
         settings = settings.checked()
-        application = create_app(settings)
+        if workers > 1:
+            from helpline.workers import check
+
+            check(settings, workers)
+            application = None
+        else:
+            application = create_app(settings)
     except ConfigurationError as exc:
         fail(str(exc))
         return
-    typer.echo(f"Helpline is starting at {url}  (database {_redacted(settings.database_url)}, bus {settings.bus_url})")
+    processes = f", {workers} worker processes" if workers > 1 else ""
+    typer.echo(
+        f"Helpline is starting at {url}  (database {_redacted(settings.database_url)}, "
+        f"bus {_redacted(settings.bus_url)}{processes})"
+    )
     if settings.demo:
         typer.echo(f"  demo site:  {url}/          console: {url}/console          API docs: {url}/docs")
         typer.echo(f"  staff users rep, trainee, supervisor, admin — password: {settings.demo_password}")
+    if application is None:
+        from helpline.workers import serve_workers
+
+        try:
+            code = serve_workers(settings, host, port, workers)
+        except ConfigurationError as exc:
+            fail(str(exc))
+            return
+        raise typer.Exit(code)
     build_server(application, host, port, freeze_startup_heap=True).run()
 
 

@@ -40,6 +40,22 @@ def skip_or_fail(reason: str) -> None:
 POSTGRES_BASE = os.environ.get("HELPLINE_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
 
+# -- Redis: one channel per test, so runs sharing the server never hear each other ---------------------
+REDIS_BASE = os.environ.get("HELPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_bus_url() -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(REDIS_BASE)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2).close()
+    except OSError as exc:
+        skip_or_fail(f"Redis is not reachable at {REDIS_BASE}: {exc}")
+    return f"{REDIS_BASE}?channel=helpline-test-{uuid.uuid4().hex}"
+
+
 def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 

@@ -1,7 +1,7 @@
 """The event bus: how a committed event reaches every stream that may show it, on any node.
 
 Backends are chosen by URL scheme and import their driver only when chosen: ``memory://`` (one
-process, the embedded default) and ``redis://`` (several nodes; its own issue).
+process, the embedded default) and ``redis://`` / ``rediss://`` (several processes or nodes).
 """
 
 from helpline.bus.base import Bus, Envelope, SlowConsumer, Subscription, channels_for
@@ -16,4 +16,8 @@ def open_bus(url: str) -> Bus:
         from helpline.bus.memory import MemoryBus
 
         return MemoryBus()
-    raise ConfigurationError(f"unsupported bus URL scheme {scheme!r}: use memory://")
+    if scheme in ("redis", "rediss"):
+        from helpline.bus.redis import RedisBus
+
+        return RedisBus(url)
+    raise ConfigurationError(f"unsupported bus URL scheme {scheme!r}: use memory:// or redis://")

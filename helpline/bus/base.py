@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -77,6 +77,13 @@ class Subscription:
             self._items.append(envelope)
         self._wake()
 
+    def lose(self) -> None:
+        """Events meant for this inbox were lost upstream: make it a slow consumer, so it resumes."""
+        if not self.closed:
+            self.overflowed = True
+            self._items.clear()
+        self._wake()
+
     def close(self, by: str = "server") -> None:
         """Stop waiting: ``by`` says who ended it ("client" on disconnect, "server" on shutdown)."""
         if not self.closed:
@@ -130,6 +137,11 @@ class Bus(ABC):
 
     @abstractmethod
     async def publish(self, channels: list[str], envelope: Envelope) -> None: ...
+
+    async def publish_many(self, items: Sequence[tuple[list[str], Envelope]]) -> None:
+        """Publish in order; a shared bus sends them in one round trip."""
+        for channels, envelope in items:
+            await self.publish(channels, envelope)
 
     @abstractmethod
     def _attach(self, subscription: Subscription) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from helpline.bus.base import Bus, Envelope, Subscription
 
@@ -12,9 +13,19 @@ class MemoryBus(Bus):
         self._channels: defaultdict[str, set[Subscription]] = defaultdict(set)
 
     async def publish(self, channels: list[str], envelope: Envelope) -> None:
+        self.deliver(channels, envelope)
+
+    def deliver(self, channels: Sequence[str], envelope: Envelope) -> None:
         for channel in channels:
             for subscription in tuple(self._channels.get(channel, ())):
                 subscription.deliver(envelope)
+
+    def lose_everything(self) -> None:
+        """Events may have been missed (a shared bus's subscription dropped): every inbox overflows, so
+        each stream ends and its client resumes from the log."""
+        for subscriptions in tuple(self._channels.values()):
+            for subscription in tuple(subscriptions):
+                subscription.lose()
 
     def _attach(self, subscription: Subscription) -> None:
         for channel in subscription.channels:

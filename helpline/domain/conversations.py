@@ -416,7 +416,6 @@ def publisher(bus: Bus) -> Publisher:
     """The store's on-commit hook: committed events go to the bus in id order."""
 
     async def publish(events: Iterable[StoredEvent]) -> None:
-        for event in events:
-            await bus.publish(channels_for(event.recipients), Envelope(event.id, event.type, event.payload))
+        await bus.publish_many([(channels_for(e.recipients), Envelope(e.id, e.type, e.payload)) for e in events])
 
     return publish
