@@ -32,8 +32,8 @@ from helpline.store.failures import unavailable, write_conflict
 Processor = Callable[[Any], Any] | None
 
 _CONSTRAINT: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-_PG_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
-_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *_PG_ERRORS)
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *POSTGRES_ERRORS)
 
 
 class DriverStatements:
@@ -188,6 +188,16 @@ async def fetch_steps(
             values = parameters(results) if callable(parameters) else parameters
             results.append(list(await driver.fetch(sql, *values)))
         return results
+    except _CONSTRAINT:
+        raise write_conflict() from None
+    except _ERRORS as exc:
+        raise unavailable(exc) from exc
+
+
+async def run_script(driver: Any, statements: Sequence[str]) -> None:
+    """PostgreSQL: statements without parameters in **one** round trip (asyncpg's simple protocol)."""
+    try:
+        await driver.execute("; ".join(statements))
     except _CONSTRAINT:
         raise write_conflict() from None
     except _ERRORS as exc:

@@ -27,7 +27,14 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
-from helpline.store.driver import DriverStatements, Parameters, fetch_steps, processed, read_on_loop
+from helpline.store.driver import (
+    DriverStatements,
+    Parameters,
+    fetch_steps,
+    processed,
+    read_on_loop,
+    run_script,
+)
 from helpline.store.routing import RoutingQueries
 
 
@@ -70,14 +77,22 @@ class StoreSession(RoutingQueries):
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
     async def savepoint(self, *, release_previous: bool) -> None:
-        """A savepoint for this turn, releasing the previous turn's in the same hop."""
-        steps: list[tuple[str, Parameters]] = [("SAVEPOINT helpline_turn", ())]
+        """A savepoint for this turn, releasing the previous turn's in the same hop or round trip."""
+        statements = ["SAVEPOINT helpline_turn"]
         if release_previous:
-            steps.insert(0, ("RELEASE SAVEPOINT helpline_turn", ()))
-        await self._fetch_steps(steps)
+            statements.insert(0, "RELEASE SAVEPOINT helpline_turn")
+        await self._script(statements)
 
     async def rollback_to_savepoint(self) -> None:
-        await self._fetch_steps([("ROLLBACK TO SAVEPOINT helpline_turn", ()), ("RELEASE SAVEPOINT helpline_turn", ())])
+        await self._script(["ROLLBACK TO SAVEPOINT helpline_turn", "RELEASE SAVEPOINT helpline_turn"])
+
+    async def _script(self, statements: list[str]) -> None:
+        if self.is_sqlite:
+            await self._fetch_steps([(sql, ()) for sql in statements])
+            return
+        if self._driver_connection is None:
+            self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
+        await run_script(self._driver_connection, statements)
 
     # -- events -------------------------------------------------------------------------------
     async def append(
