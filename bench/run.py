@@ -90,7 +90,7 @@ PLANS = {
     "full": Plan(
         idle_steps=[1000, 5000, 10000, 19900],
         idle_per_identity=10,
-        chat_conversations=500,
+        chat_conversations=1000,  # each with a customer and a rep streaming (issue 5)
         chat_per_rep=5,
         chat_rates=[200, 1000, 3000],
         chat_seconds=10,
