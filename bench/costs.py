@@ -3,7 +3,8 @@
 ``python -m bench.costs [--backend sqlite|postgres]`` sends requests one at a time over one keep-alive
 connection (no concurrency, so no queueing) and divides the server's CPU time by the count. Comparing
 ``/healthz`` (the framework's floor), an authenticated read, a typing indicator (auth + read + bus, no
-write) and a message (the full write path) splits the cost of a message into its layers. Opening a
+write) and a message (the full write path) splits the cost of a message into its layers; the bare
+raw-ASGI app of ``bench/floor.py`` on the same uvicorn shows what no Python server avoids. Opening a
 stream (a new connection, ``GET /api/v1/events`` resuming 20 events back, read up to the replayed
 events, then closed) is what a resume storm pays per client, for a customer and for a rep (whose
 stream also restores its presence).
@@ -14,13 +15,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.server import HelplineServer, HelplineStage
+from bench.api import Api
+from bench.procstat import cpu_seconds
+from bench.server import HelplineServer, HelplineStage, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def measure(backend: str, count: int) -> dict[str, dict[str, float]]:
@@ -104,6 +110,34 @@ async def read_stream_opening(server: HelplineServer, stream: dict[str, Any], re
         writer.close()
 
 
+async def measure_floor(count: int) -> dict[str, float]:
+    """``GET /`` on bench/floor.py under uvicorn with Helpline's loop and parser, access log off."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port), "--loop", "uvloop"]
+    command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    process = await asyncio.to_thread(
+        subprocess.Popen, command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    api = Api("127.0.0.1", port, connections=1)
+    try:
+        await asyncio.to_thread(wait_for_port, port, process)
+        for _ in range(20):
+            await api.call("GET", "/")
+        cpu, started = cpu_seconds([process.pid]), time.monotonic()
+        for _ in range(count):
+            await api.call("GET", "/")
+        used, wall = cpu_seconds([process.pid]) - cpu, time.monotonic() - started
+        print(
+            f"{'floor':8} {'bare raw-ASGI app on uvicorn (no Helpline)':46} server CPU {1e6 * used / count:7.0f} µs   "
+            f"wall {1e6 * wall / count:7.0f} µs"
+        )
+        return {"server_cpu_us": 1e6 * used / count, "wall_us": 1e6 * wall / count}
+    finally:
+        api.close()
+        process.terminate()
+        await asyncio.to_thread(process.wait, 10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.costs", description=__doc__)
     parser.add_argument("--backend", choices=("sqlite", "postgres"), action="append")
@@ -112,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
-    results = {b: uvloop.run(measure(b, args.count)) for b in args.backend or ["sqlite", "postgres"]}
+    results: dict[str, Any] = {"floor": uvloop.run(measure_floor(args.count))}
+    results.update({b: uvloop.run(measure(b, args.count)) for b in args.backend or ["sqlite", "postgres"]})
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
