@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,9 +82,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
             yield
         finally:
             if routing is not None:
-                routing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await routing
+                await services.router.stop(routing)
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -543,5 +544,54 @@ async def test_a_hot_read_session_refuses_core_queries(database_url: str) -> Non
                 await store.hot_read(lambda s: s.queues())
         else:  # PostgreSQL: an ordinary read
             assert await store.hot_read(lambda s: s.queues()) == []
+    finally:
+        await store.close()
+
+
+async def test_a_turn_cancelled_mid_statement_does_not_block_or_share_the_sqlite_writer(sqlite_url: str) -> None:
+    """A caller cancelled while its statement runs in aiosqlite's thread: the next turn must neither run
+    on the loop beside that statement (one connection, never two threads at once) nor wait forever for
+    the write lock the abandoned statement's connection held."""
+    from sqlalchemy import func, select
+
+    store = await open_store(sqlite_url, migrate=True)
+    try:
+        customer = await seed_conversation(store)
+        assert store._writer_driver is not None
+        raw = store._writer_driver[1]._conn
+        running = threading.Event()
+        overlapped: list[str] = []
+
+        def slow() -> int:
+            running.set()
+            time.sleep(0.3)
+            running.clear()
+            return 1
+
+        raw.create_function("helpline_slow", 0, slow)
+        loop_thread = threading.get_ident()
+        raw.set_trace_callback(
+            lambda sql: overlapped.append(sql) if running.is_set() and threading.get_ident() == loop_thread else None
+        )
+
+        async def cancelled_turn() -> None:
+            async with store.write() as s:
+                await s.conn.execute(select(func.helpline_slow()))
+
+        async def next_turn() -> int:
+            async with store.write() as s:
+                event = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer})
+            return event.id
+
+        first = asyncio.create_task(cancelled_turn())
+        while not running.is_set():
+            await asyncio.sleep(0.005)
+        second = asyncio.create_task(next_turn())
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        del first  # a cancelled request's task is gone once it ends: nothing keeps its statement alive
+        assert await asyncio.wait_for(second, 10) >= 1  # the abandoned statement held no lock for long
+        assert overlapped == []
     finally:
         await store.close()

@@ -58,7 +58,7 @@ class Store:
 
     def _writer_session(self, conn: AsyncConnection) -> StoreSession:
         """A turn's session: on SQLite its hot statements run on the loop (``fetch_steps``' ``on_loop``)."""
-        session = StoreSession(conn, self.statements, on_loop=self.is_sqlite)
+        session = StoreSession(conn, self.statements, on_loop=self.is_sqlite, writer=True)
         if self._writer_driver is not None and self._writer_driver[0] is conn:
             session._driver_connection = self._writer_driver[1]  # looked up once per connection, not per turn
         return session
@@ -149,10 +149,14 @@ class Store:
         the ``begin`` listener; on PostgreSQL the batch's first statement takes the append lock, which
         outlives the transaction (a session lock) until ``_end_batch``.
         """
+        # Looked up again for every batch: SQLAlchemy replaces the driver connection under the same
+        # AsyncConnection when it invalidates one (a caller cancelled in the middle of a statement).
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        self._writer_driver = (conn, driver)
         if self.is_sqlite:
             # One hop to aiosqlite's thread (SQLAlchemy's own BEGIN took three: cursor, execute, close);
             # the ``begin`` listener then sees the transaction open and sends nothing.
-            driver = await self._driver_of(conn)
             try:
                 await driver._execute(partial(_begin_sqlite_batch, driver._conn, self._writer_lock))
             except sqlite3.Error as exc:
@@ -163,12 +167,11 @@ class Store:
         # first statement would call (private, like aiosqlite's _execute above); the lock goes straight to
         # asyncpg: through SQLAlchemy's executor each cost ~250 µs of CPU (store/driver.py).
         transaction = await conn.begin()
-        raw = await conn.get_raw_connection()
         adapter: Any = raw.dbapi_connection
         try:
             await adapter._start_transaction()
             if first:
-                await adapter._connection.execute(f"SELECT pg_advisory_lock({APPEND_LOCK_KEY})")
+                await driver.execute(f"SELECT pg_advisory_lock({APPEND_LOCK_KEY})")
         except POSTGRES_ERRORS as exc:
             raise unavailable(exc) from exc
         return transaction

@@ -6,12 +6,13 @@ A :class:`StoreSession` comes from ``Store.read()`` or ``Store.write()``; only a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,6 +38,38 @@ from helpline.store.driver import (
 )
 from helpline.store.routing import RoutingQueries
 
+T = TypeVar("T")
+
+
+async def finish_even_if_cancelled(operation: Awaitable[T]) -> T:
+    """Await ``operation``; if the caller is cancelled meanwhile, let it finish first, then re-raise.
+
+    A write turn's statements run on the store's one writer connection. Cancelling one half-way (a
+    request task cancelled at shutdown, say) made SQLAlchemy invalidate that connection while aiosqlite
+    still ran the statement: the unfinalized statement kept the closed SQLite connection, and its write
+    lock, alive, and every later write waited for that lock in vain. A turn's statements are short; the
+    cancellation is delivered as soon as the statement is done, and the turn is rolled back as usual.
+    """
+    task = asyncio.ensure_future(operation)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
+
+
+class _WriterConnection:
+    """A write session's connection: every statement finishes even if its caller is cancelled."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return await finish_even_if_cancelled(self._conn.execute(*args, **kwargs))
+
+    async def get_raw_connection(self) -> Any:
+        return await self._conn.get_raw_connection()
+
 
 class _DriverStatementsOnly:
     def __getattr__(self, name: str) -> Any:
@@ -48,8 +81,13 @@ def new_id(prefix: str) -> str:
 
 
 class StoreSession(RoutingQueries):
-    def __init__(self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False) -> None:
-        self.conn = conn
+    def __init__(
+        self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
+    ) -> None:
+        # The writer's sessions (store/commit.py) never abandon a statement half-way: see
+        # finish_even_if_cancelled. SQLite's on-loop statements cannot be interrupted anyway.
+        self.writer = writer
+        self.conn = cast(AsyncConnection, _WriterConnection(conn)) if writer else conn
         self.statements = statements
         self.is_sqlite = statements.is_sqlite
         self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (store/driver.py)
@@ -73,7 +111,8 @@ class StoreSession(RoutingQueries):
             return read_on_loop(self._loop_reader, steps)
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        return await fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
+        running = fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
+        return await (finish_even_if_cancelled(running) if self.writer and not self.on_loop else running)
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
     async def savepoint(self, *, release_previous: bool) -> None:
@@ -84,15 +123,23 @@ class StoreSession(RoutingQueries):
         await self._script(statements)
 
     async def rollback_to_savepoint(self) -> None:
-        await self._script(["ROLLBACK TO SAVEPOINT helpline_turn", "RELEASE SAVEPOINT helpline_turn"])
+        """Undo a failed turn. On SQLite this goes through aiosqlite's thread even for the writer: a turn
+        cancelled while one of its statements ran there may leave that statement still running, and the
+        thread's queue is what makes the undo (and every statement after it) wait for it to finish."""
+        await self._script(["ROLLBACK TO SAVEPOINT helpline_turn", "RELEASE SAVEPOINT helpline_turn"], queued=True)
 
-    async def _script(self, statements: list[str]) -> None:
+    async def _script(self, statements: list[str], *, queued: bool = False) -> None:
         if self.is_sqlite:
-            await self._fetch_steps([(sql, ()) for sql in statements])
+            steps: list[tuple[str, Parameters]] = [(sql, ()) for sql in statements]
+            if self._driver_connection is None:
+                self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
+            on_loop = self.on_loop and not queued
+            running = fetch_steps(self._driver_connection, True, steps, on_loop=on_loop)
+            await (finish_even_if_cancelled(running) if self.writer and not on_loop else running)
             return
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        await run_script(self._driver_connection, statements)
+        await finish_even_if_cancelled(run_script(self._driver_connection, statements))
 
     # -- events -------------------------------------------------------------------------------
     async def append(
