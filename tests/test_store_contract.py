@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from helpline.domain.models import StoredEvent
 from helpline.errors import Conflict
 from helpline.store import Store, open_store
+from tests.conftest import empty_postgres
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -593,5 +595,47 @@ async def test_a_turn_cancelled_mid_statement_does_not_block_or_share_the_sqlite
         del first  # a cancelled request's task is gone once it ends: nothing keeps its statement alive
         assert await asyncio.wait_for(second, 10) >= 1  # the abandoned statement held no lock for long
         assert overlapped == []
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("through", ["driver", "sqlalchemy"])
+async def test_a_turn_cancelled_mid_statement_does_not_block_the_postgres_writer(
+    postgres_url: str, through: str
+) -> None:
+    from helpline.store.session import StoreSession
+
+    await empty_postgres(postgres_url)
+    store = await open_store(postgres_url, migrate=True)
+    try:
+        customer = await seed_conversation(store)
+        started = asyncio.Event()
+
+        async def sleep(s: StoreSession) -> None:
+            started.set()
+            if through == "driver":
+                await s._fetch("SELECT pg_sleep(0.3)")
+            else:
+                await s.conn.execute(text("SELECT pg_sleep(0.3)"))
+
+        async def cancelled_turn() -> None:
+            async with store.write() as s:
+                await sleep(s)
+
+        async def next_turn() -> int:
+            async with store.write() as s:
+                event = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer})
+            return event.id
+
+        first = asyncio.create_task(cancelled_turn())
+        await started.wait()
+        await asyncio.sleep(0.05)
+        second = asyncio.create_task(next_turn())
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        assert await asyncio.wait_for(second, 10) >= 1
+        async with store.read() as s:
+            assert await s.log_bounds() == (1, 1)  # the cancelled turn left nothing behind
     finally:
         await store.close()

@@ -84,8 +84,10 @@ class StoreSession(RoutingQueries):
     def __init__(
         self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
     ) -> None:
-        # The writer's sessions (store/commit.py) never abandon a statement half-way: see
-        # finish_even_if_cancelled. SQLite's on-loop statements cannot be interrupted anyway.
+        # The writer's sessions (store/commit.py) never abandon a SQLAlchemy statement half-way (see
+        # finish_even_if_cancelled). Driver statements need no such care: SQLite's writer runs them on
+        # the loop, where nothing interrupts them, or queued in aiosqlite's thread, which a cancelled
+        # await does not stop; asyncpg cancels a statement on the server and keeps the connection.
         self.writer = writer
         self.conn = cast(AsyncConnection, _WriterConnection(conn)) if writer else conn
         self.statements = statements
@@ -111,8 +113,7 @@ class StoreSession(RoutingQueries):
             return read_on_loop(self._loop_reader, steps)
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        running = fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
-        return await (finish_even_if_cancelled(running) if self.writer and not self.on_loop else running)
+        return await fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
     async def savepoint(self, *, release_previous: bool) -> None:
@@ -133,13 +134,11 @@ class StoreSession(RoutingQueries):
             steps: list[tuple[str, Parameters]] = [(sql, ()) for sql in statements]
             if self._driver_connection is None:
                 self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-            on_loop = self.on_loop and not queued
-            running = fetch_steps(self._driver_connection, True, steps, on_loop=on_loop)
-            await (finish_even_if_cancelled(running) if self.writer and not on_loop else running)
+            await fetch_steps(self._driver_connection, True, steps, on_loop=self.on_loop and not queued)
             return
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        await finish_even_if_cancelled(run_script(self._driver_connection, statements))
+        await run_script(self._driver_connection, statements)
 
     # -- events -------------------------------------------------------------------------------
     async def append(
