@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import floor
 from bench.api import Api
 from bench.procstat import cpu_seconds
 from bench.server import HelplineServer, HelplineStage, free_port, wait_for_port
@@ -110,8 +111,10 @@ async def read_stream_opening(server: HelplineServer, stream: dict[str, Any], re
         writer.close()
 
 
-async def measure_floor(count: int) -> dict[str, float]:
-    """``GET /`` on bench/floor.py under uvicorn with Helpline's loop and parser, access log off."""
+async def measure_floor(count: int) -> dict[str, dict[str, float]]:
+    """``GET /`` on bench/floor.py under uvicorn with Helpline's loop and parser, access log off: over one
+    keep-alive connection (what a message pays), and on a new connection each time (what a stream open
+    pays before the stream does anything)."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port), "--loop", "uvloop"]
     command += ["--http", "httptools", "--no-access-log", "--log-level", "warning"]
@@ -119,19 +122,32 @@ async def measure_floor(count: int) -> dict[str, float]:
         subprocess.Popen, command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     api = Api("127.0.0.1", port, connections=1)
+
+    async def on_a_new_connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        received = b""
+        while not received.endswith(floor.BODY):
+            received += await asyncio.wait_for(reader.read(65536), 10)
+        writer.close()
+
+    probes: dict[str, Any] = {
+        "bare raw-ASGI app on uvicorn (no Helpline)": lambda: api.call("GET", "/"),
+        "the same, on a new connection each time": on_a_new_connection,
+    }
+    results = {}
     try:
         await asyncio.to_thread(wait_for_port, port, process)
-        for _ in range(20):
-            await api.call("GET", "/")
-        cpu, started = cpu_seconds([process.pid]), time.monotonic()
-        for _ in range(count):
-            await api.call("GET", "/")
-        used, wall = cpu_seconds([process.pid]) - cpu, time.monotonic() - started
-        print(
-            f"{'floor':8} {'bare raw-ASGI app on uvicorn (no Helpline)':46} server CPU {1e6 * used / count:7.0f} µs   "
-            f"wall {1e6 * wall / count:7.0f} µs"
-        )
-        return {"server_cpu_us": 1e6 * used / count, "wall_us": 1e6 * wall / count}
+        for name, probe in probes.items():
+            for _ in range(20):
+                await probe()
+            cpu, started = cpu_seconds([process.pid]), time.monotonic()
+            for _ in range(count):
+                await probe()
+            used, wall = cpu_seconds([process.pid]) - cpu, time.monotonic() - started
+            print(f"{'floor':8} {name:46} server CPU {1e6 * used / count:7.0f} µs   wall {1e6 * wall / count:7.0f} µs")
+            results[name] = {"server_cpu_us": 1e6 * used / count, "wall_us": 1e6 * wall / count}
+        return results
     finally:
         api.close()
         process.terminate()
