@@ -172,3 +172,21 @@ async def test_an_unreachable_redis_is_a_clear_startup_error() -> None:
     bus = open_bus("redis://127.0.0.1:1/0")
     with pytest.raises(ConfigurationError, match=r"cannot reach the bus at redis://127\.0\.0\.1:1/0"):
         await bus.connect()
+
+
+@pytest.mark.redis
+async def test_a_publish_redis_cannot_take_is_a_503_not_a_crash(redis_bus_url: str) -> None:
+    bus = open_bus(redis_bus_url)
+    assert isinstance(bus, RedisBus)
+    await bus.connect()
+    reachable = bus._client
+    bus._client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)  # Redis went away
+    try:
+        with pytest.raises(Unavailable):
+            await bus.publish(["all"], envelope(1))
+        with pytest.raises(Unavailable):
+            await bus.publish_many([(["all"], envelope(2)), (["all"], envelope(3))])
+    finally:
+        await bus._client.aclose()
+        bus._client = reachable
+        await bus.disconnect()

@@ -41,6 +41,13 @@ CHANNEL_PREFIX = "helpline"
 SUBSCRIBE_TIMEOUT = 10.0
 
 
+def _unreachable(exc: BaseException) -> Unavailable:
+    """A publish that failed after its retries: 503 for an ephemeral event (typing); for stored ones the
+    store has committed already, and their streams get them when they next resume."""
+    logger.warning("bus publish failed: %s", type(exc).__name__, exc_info=exc)
+    return Unavailable("the event bus is unavailable; retry shortly", retry_after=2)
+
+
 def encode_message(channels: Sequence[str], envelope: Envelope) -> bytes:
     """``id LF type LF channels LF payload``: channel names and types hold no spaces or newlines, and
     the payload is compact JSON (newlines escaped), so nothing is escaped or parsed twice."""
@@ -108,7 +115,10 @@ class RedisBus(Bus):
 
     async def publish(self, channels: list[str], envelope: Envelope) -> None:
         assert self._client is not None, "connect() first"
-        await self._client.publish(self.channel, encode_message(channels, envelope))
+        try:
+            await self._client.publish(self.channel, encode_message(channels, envelope))
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from exc
 
     async def publish_many(self, items: Sequence[tuple[list[str], Envelope]]) -> None:
         """A batch in one round trip, in order (a pipeline without MULTI)."""
@@ -116,10 +126,13 @@ class RedisBus(Bus):
         if len(items) == 1:
             await self.publish(*items[0])
             return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for channels, envelope in items:
-                pipe.publish(self.channel, encode_message(channels, envelope))
-            await pipe.execute()
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channels, envelope in items:
+                    pipe.publish(self.channel, encode_message(channels, envelope))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise _unreachable(exc) from exc
 
     def _attach(self, subscription: Subscription) -> None:
         if not self._subscribed.is_set():
