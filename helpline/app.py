@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,7 +83,9 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
             yield
         finally:
             if routing is not None:
-                await services.router.stop(routing)
+                routing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await routing
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()

@@ -151,7 +151,7 @@ class Supervisor:
 
 
 def serve_workers(settings: Settings, host: str, port: int, count: int) -> int:
+    """Run ``count`` workers until SIGTERM or SIGINT; ``check`` has passed (the CLI calls it first)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
-    check(settings, count)
     asyncio.run(prepare(settings))
     return Supervisor(settings, host, port, count).run()

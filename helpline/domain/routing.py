@@ -15,7 +15,6 @@ re-reading the state it decides on; so two nodes' routers, or a router and a rep
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import statistics
@@ -53,36 +52,21 @@ class Router:
         self.bus = bus
         self.settings = settings
         self._wake = asyncio.Event()
-        self._stopping = False
         self._last_stats = ""
         self._last_touch = datetime.min.replace(tzinfo=utcnow().tzinfo)
         self.connected_staff: Any = None  # a callable returning the staff ids with streams on this node
-
-    async def stop(self, running: asyncio.Task[None], timeout: float = 5.0) -> None:
-        """Stop between ticks: a tick cancelled in the middle of a write would abandon a statement on the
-        store's writer connection (see store/commit.py). Cancelled only if a tick outlasts ``timeout``."""
-        self._stopping = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(running), timeout)
-        except TimeoutError:
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
 
     def wake(self) -> None:
         """Something changed (a conversation queued, an offer answered, a rep freed): route now."""
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stopping:
+        while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.router_tick_seconds)
             except TimeoutError:
                 pass
             self._wake.clear()
-            if self._stopping:
-                return
             try:
                 await self.tick()
             except Exception:  # one bad tick (the database restarting) must not stop routing for good

@@ -132,22 +132,15 @@ class Store:
     async def _writer_connection(self) -> AsyncConnection:
         if self._writer_lock is None and self._reader_path is not None:
             self._writer_lock = os.open(f"{self._reader_path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        conn = await self.engine.connect()
-        try:
-            conn = await conn.execution_options(helpline_write=True)  # SQLite: BEGIN IMMEDIATE
-            self._writer_driver = (conn, (await conn.get_raw_connection()).driver_connection)
-            return conn
-        except BaseException:
-            await conn.close()
-            raise
+        return await self.engine.connect()
 
     async def _begin_batch(self, conn: AsyncConnection, first: bool) -> AsyncTransaction:
         """Begin a batch's transaction so that it has really started on the server.
 
         The hot statements go to the driver connection (store/driver.py), which would run outside any
-        transaction if SQLAlchemy had not sent a statement yet. SQLite's ``BEGIN IMMEDIATE`` is sent by
-        the ``begin`` listener; on PostgreSQL the batch's first statement takes the append lock, which
-        outlives the transaction (a session lock) until ``_end_batch``.
+        transaction if SQLAlchemy had not sent a statement yet. On SQLite the batch begins with the file
+        lock and ``BEGIN IMMEDIATE`` (``_begin_sqlite_batch``); on PostgreSQL with the append lock, a
+        session lock that outlives the transaction until ``_end_batch``.
         """
         # Looked up again for every batch: SQLAlchemy replaces the driver connection under the same
         # AsyncConnection when it invalidates one (a caller cancelled in the middle of a statement).
@@ -217,13 +210,11 @@ def _begin_sqlite_batch(connection: sqlite3.Connection, writer_lock: int | None)
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # pysqlite would otherwise run SELECTs outside any transaction and BEGIN only at the first write,
-    # so "check, then insert" would not be atomic between processes. Write transactions take SQLite's
-    # write lock up front (BEGIN IMMEDIATE): SQLite itself then orders writers across processes.
+    # pysqlite would otherwise run SELECTs outside any transaction, so a read's statements would not
+    # share one snapshot. The writer takes SQLite's write lock up front itself (Store._begin_batch).
     if conn.connection.driver_connection._conn.in_transaction:
-        return  # the writer sent its BEGIN IMMEDIATE itself (Store._begin_batch)
-    immediate = conn.get_execution_options().get("helpline_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        return  # the writer's BEGIN IMMEDIATE is already sent
+    conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

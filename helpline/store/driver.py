@@ -18,7 +18,8 @@ Driver errors are translated by ``store.failures``, as Core's are: a constraint 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from typing import Any
 
@@ -177,7 +178,7 @@ async def fetch_steps(
     its fsync still runs in the thread. Only the writer task uses that connection, one statement at a
     time, so the two threads never use it at once (it is opened with ``check_same_thread=False``).
     """
-    try:
+    with translated_errors():
         if is_sqlite:
             if on_loop:
                 return _run_steps(driver._conn, steps)
@@ -188,16 +189,19 @@ async def fetch_steps(
             values = parameters(results) if callable(parameters) else parameters
             results.append(list(await driver.fetch(sql, *values)))
         return results
-    except _CONSTRAINT:
-        raise write_conflict() from None
-    except _ERRORS as exc:
-        raise unavailable(exc) from exc
 
 
 async def run_script(driver: Any, statements: Sequence[str]) -> None:
     """PostgreSQL: statements without parameters in **one** round trip (asyncpg's simple protocol)."""
-    try:
+    with translated_errors():
         await driver.execute("; ".join(statements))
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Driver errors as Core's are translated: a broken constraint is a 409, anything else a 503."""
+    try:
+        yield
     except _CONSTRAINT:
         raise write_conflict() from None
     except _ERRORS as exc:
@@ -215,14 +219,13 @@ def read_on_loop(connection: sqlite3.Connection, steps: Sequence[tuple[str, Para
     SQLite resets the log or recovers it, and then :class:`ReaderBusy` sends the read to a thread
     rather than stall every stream on the loop.
     """
-    try:
-        return _run_steps(connection, steps)
-    except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            raise ReaderBusy from exc
-        raise unavailable(exc) from exc
-    except _ERRORS as exc:
-        raise unavailable(exc) from exc
+    with translated_errors():
+        try:
+            return _run_steps(connection, steps)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise ReaderBusy from exc
+            raise
 
 
 def _run_steps(connection: sqlite3.Connection, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:

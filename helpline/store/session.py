@@ -86,9 +86,8 @@ class StoreSession(RoutingQueries):
     ) -> None:
         # The writer's sessions (store/commit.py) never abandon a SQLAlchemy statement half-way (see
         # finish_even_if_cancelled). Driver statements need no such care: SQLite's writer runs them on
-        # the loop, where nothing interrupts them, or queued in aiosqlite's thread, which a cancelled
-        # await does not stop; asyncpg cancels a statement on the server and keeps the connection.
-        self.writer = writer
+        # the loop, where nothing interrupts them; asyncpg cancels a statement on the server and keeps
+        # the connection.
         self.conn = cast(AsyncConnection, _WriterConnection(conn)) if writer else conn
         self.statements = statements
         self.is_sqlite = statements.is_sqlite
@@ -111,9 +110,12 @@ class StoreSession(RoutingQueries):
     async def _fetch_steps(self, steps: list[tuple[str, Parameters]]) -> list[list[Any]]:
         if self._loop_reader is not None:
             return read_on_loop(self._loop_reader, steps)
+        return await fetch_steps(await self._driver(), self.is_sqlite, steps, on_loop=self.on_loop)
+
+    async def _driver(self) -> Any:
         if self._driver_connection is None:
             self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        return await fetch_steps(self._driver_connection, self.is_sqlite, steps, on_loop=self.on_loop)
+        return self._driver_connection
 
     # Savepoints for group commit (store/commit.py), on the driver: SQLAlchemy's cost ~250 µs each.
     async def savepoint(self, *, release_previous: bool) -> None:
@@ -124,21 +126,13 @@ class StoreSession(RoutingQueries):
         await self._script(statements)
 
     async def rollback_to_savepoint(self) -> None:
-        """Undo a failed turn. On SQLite this goes through aiosqlite's thread even for the writer: a turn
-        cancelled while one of its statements ran there may leave that statement still running, and the
-        thread's queue is what makes the undo (and every statement after it) wait for it to finish."""
-        await self._script(["ROLLBACK TO SAVEPOINT helpline_turn", "RELEASE SAVEPOINT helpline_turn"], queued=True)
+        await self._script(["ROLLBACK TO SAVEPOINT helpline_turn", "RELEASE SAVEPOINT helpline_turn"])
 
-    async def _script(self, statements: list[str], *, queued: bool = False) -> None:
+    async def _script(self, statements: list[str]) -> None:
         if self.is_sqlite:
-            steps: list[tuple[str, Parameters]] = [(sql, ()) for sql in statements]
-            if self._driver_connection is None:
-                self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-            await fetch_steps(self._driver_connection, True, steps, on_loop=self.on_loop and not queued)
-            return
-        if self._driver_connection is None:
-            self._driver_connection = (await self.conn.get_raw_connection()).driver_connection
-        await run_script(self._driver_connection, statements)
+            await self._fetch_steps([(sql, ()) for sql in statements])
+        else:
+            await run_script(await self._driver(), statements)
 
     # -- events -------------------------------------------------------------------------------
     async def append(
