@@ -190,3 +190,21 @@ async def test_a_publish_redis_cannot_take_is_a_503_not_a_crash(redis_bus_url: s
         await bus._client.aclose()
         bus._client = reachable
         await bus.disconnect()
+
+
+@pytest.mark.redis
+async def test_a_message_on_the_channel_that_is_not_an_event_is_skipped(redis_bus_url: str) -> None:
+    bus = open_bus(redis_bus_url)
+    assert isinstance(bus, RedisBus)
+    await bus.connect()
+    admin = redis.Redis.from_url(split_url(redis_bus_url)[0])
+    try:
+        async with bus.subscribe(["all"], maxsize=10) as inbox:
+            await admin.publish(bus.channel, b"hello from someone else")
+            await admin.publish(bus.channel, b"x\nbad type\nall\n{}")
+            await bus.publish(["all"], envelope(1))
+            assert [e.id for e in await arrivals(inbox, 1)] == [1]
+        await bus.ping()  # still subscribed
+    finally:
+        await admin.aclose()
+        await bus.disconnect()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from helpline.domain.models import StoredEvent
-from helpline.errors import Conflict
+from helpline.errors import Conflict, Unavailable
 from helpline.store import Store, open_store
 from tests.conftest import empty_postgres
 
@@ -639,3 +639,20 @@ async def test_a_turn_cancelled_mid_statement_does_not_block_the_postgres_writer
             assert await s.log_bounds() == (1, 1)  # the cancelled turn left nothing behind
     finally:
         await store.close()
+
+
+async def test_events_the_bus_cannot_take_are_still_committed_and_the_writer_carries_on(store: Store) -> None:
+    customer = await seed_conversation(store)
+
+    async def unreachable(events: Sequence[StoredEvent]) -> None:
+        raise Unavailable("the event bus is unavailable; retry shortly", retry_after=2)
+
+    store.on_commit(unreachable)
+    async with store.write() as s:
+        first = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer})
+    writer_connection = store.commits._conn
+    async with store.write() as s:
+        second = await s.append("conversation.message", {}, conversation_id="conv-1", recipients={customer})
+    assert store.commits._conn is writer_connection  # a bus failure is not a database failure
+    async with store.read() as s:
+        assert [e.id for e in await s.events_after(customer, 0, 10)] == [first.id, second.id]

@@ -153,7 +153,7 @@ class RedisBus(Bus):
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                     if message is not None and message["type"] == "message":
-                        self._local.deliver(*decode_message(message["data"]))
+                        self._deliver(message["data"])
             except (RedisError, OSError) as exc:
                 logger.warning("bus subscription lost (%s); its streams resume from the log", type(exc).__name__)
             finally:
@@ -163,6 +163,14 @@ class RedisBus(Bus):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _deliver(self, data: bytes) -> None:
+        try:
+            channels, envelope = decode_message(data)
+        except ValueError:  # not ours (someone else PUBLISHed on the channel): skipped, never fatal
+            logger.warning("bus: ignored a message that is not a Helpline event: %r", data[:80])
+            return
+        self._local.deliver(channels, envelope)
 
     async def _subscribe(self, pubsub: PubSub) -> None:
         """Subscribe, and wait for Redis to confirm it: only then is nothing published missed."""

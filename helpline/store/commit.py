@@ -195,6 +195,8 @@ class GroupCommit:
         try:
             if events and self.publish is not None:
                 await self.publish(events)
+        except HelplineError:  # a shared bus is unreachable: stored all the same, streams get them on resume
+            logger.warning("group commit: %d committed events were not published", len(events))
         finally:
             for finished, _ in done:
                 if not finished.committed.done():  # its caller may have been cancelled while it waited
