@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import redis.asyncio as redis
@@ -22,15 +23,39 @@ def envelope(n: int | None, payload: str | None = None) -> Envelope:
     return Envelope(n, "conversation.message", payload or f'{{"id":{n}}}')
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_bus_url")
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[Bus]:
     opened = open_bus(url)
     await opened.connect()
     try:
         yield opened
     finally:
         await opened.disconnect()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("redis_bus_url")
+    async with connected(url) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def redis_bus(redis_bus_url: str) -> AsyncIterator[RedisBus]:
+    """A connected Redis bus on a channel of the test's own."""
+    async with connected(redis_bus_url) as opened:
+        assert isinstance(opened, RedisBus)
+        yield opened
+
+
+@pytest.fixture
+async def redis_admin(redis_bus_url: str) -> AsyncIterator[redis.Redis]:
+    """Another client of the same Redis: what the network, an operator or another program does."""
+    client = redis.Redis.from_url(split_url(redis_bus_url)[0])
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def arrivals(inbox: object, count: int, timeout: float = 5) -> list[Envelope]:
@@ -120,52 +145,43 @@ def test_each_redis_database_gets_its_own_channel_unless_one_is_named() -> None:
 @pytest.mark.redis
 async def test_events_cross_between_processes_in_publish_order(redis_bus_url: str) -> None:
     """Two buses are two server processes: each stream gets every event, whichever node wrote it."""
-    first, second = open_bus(redis_bus_url), open_bus(redis_bus_url)
-    await first.connect()
-    await second.connect()
-    try:
-        async with first.subscribe(["p:alice"], maxsize=1000) as here, second.subscribe(["all"], maxsize=1000) as there:
-            for n in range(1, 301, 3):  # the writer's batches, interleaved as the append lock orders them
-                await first.publish_many([(["all", "p:alice"], envelope(n)), (["all", "p:alice"], envelope(n + 1))])
-                await second.publish(["all", "p:alice"], envelope(n + 2))
-            for inbox in (here, there):
-                assert [e.id for e in await arrivals(inbox, 300)] == list(range(1, 301))
-    finally:
-        await first.disconnect()
-        await second.disconnect()
+    async with (
+        connected(redis_bus_url) as first,
+        connected(redis_bus_url) as second,
+        first.subscribe(["p:alice"], maxsize=1000) as here,
+        second.subscribe(["all"], maxsize=1000) as there,
+    ):
+        for n in range(1, 301, 3):  # the writer's batches, interleaved as the append lock orders them
+            await first.publish_many([(["all", "p:alice"], envelope(n)), (["all", "p:alice"], envelope(n + 1))])
+            await second.publish(["all", "p:alice"], envelope(n + 2))
+        for inbox in (here, there):
+            assert [e.id for e in await arrivals(inbox, 300)] == list(range(1, 301))
 
 
 @pytest.mark.redis
 async def test_a_dropped_subscription_ends_every_stream_and_refuses_new_ones_until_it_is_back(
-    redis_bus_url: str,
+    redis_bus: RedisBus, redis_admin: redis.Redis
 ) -> None:
-    bus = open_bus(redis_bus_url)
-    assert isinstance(bus, RedisBus)
-    await bus.connect()
-    admin = redis.Redis.from_url(split_url(redis_bus_url)[0])
-    try:
-        async with bus.subscribe(["p:alice"], maxsize=10) as inbox:
-            waiting = asyncio.create_task(inbox.wait(30))
-            await asyncio.sleep(0.05)
-            await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the network drops it
-            with pytest.raises(SlowConsumer):  # the stream ends, so its client resumes from the log
-                await asyncio.wait_for(waiting, 5)
-            with pytest.raises(Unavailable):  # until resubscribed, a new stream could miss events
-                async with bus.subscribe(["p:alice"], maxsize=10):
-                    pass
-            with pytest.raises(Unavailable):  # and /readyz says so
-                await bus.ping()
-        for _ in range(100):
-            if bus._subscribed.is_set():
-                break
-            await asyncio.sleep(0.05)
-        await bus.ping()
-        async with bus.subscribe(["p:alice"], maxsize=10) as again:
-            await bus.publish(["p:alice"], envelope(1))
-            assert [e.id for e in await arrivals(again, 1)] == [1]
-    finally:
-        await admin.aclose()
-        await bus.disconnect()
+    bus = redis_bus
+    async with bus.subscribe(["p:alice"], maxsize=10) as inbox:
+        waiting = asyncio.create_task(inbox.wait(30))
+        await asyncio.sleep(0.05)
+        await redis_admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # the network drops it
+        with pytest.raises(SlowConsumer):  # the stream ends, so its client resumes from the log
+            await asyncio.wait_for(waiting, 5)
+        with pytest.raises(Unavailable):  # until resubscribed, a new stream could miss events
+            async with bus.subscribe(["p:alice"], maxsize=10):
+                pass
+        with pytest.raises(Unavailable):  # and /readyz says so
+            await bus.ping()
+    for _ in range(100):
+        if bus._subscribed.is_set():
+            break
+        await asyncio.sleep(0.05)
+    await bus.ping()
+    async with bus.subscribe(["p:alice"], maxsize=10) as again:
+        await bus.publish(["p:alice"], envelope(1))
+        assert [e.id for e in await arrivals(again, 1)] == [1]
 
 
 async def test_an_unreachable_redis_is_a_clear_startup_error() -> None:
@@ -175,36 +191,26 @@ async def test_an_unreachable_redis_is_a_clear_startup_error() -> None:
 
 
 @pytest.mark.redis
-async def test_a_publish_redis_cannot_take_is_a_503_not_a_crash(redis_bus_url: str) -> None:
-    bus = open_bus(redis_bus_url)
-    assert isinstance(bus, RedisBus)
-    await bus.connect()
-    reachable = bus._client
-    bus._client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)  # Redis went away
+async def test_a_publish_redis_cannot_take_is_a_503_not_a_crash(redis_bus: RedisBus) -> None:
+    reachable = redis_bus._client
+    redis_bus._client = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)  # Redis went away
     try:
         with pytest.raises(Unavailable):
-            await bus.publish(["all"], envelope(1))
+            await redis_bus.publish(["all"], envelope(1))
         with pytest.raises(Unavailable):
-            await bus.publish_many([(["all"], envelope(2)), (["all"], envelope(3))])
+            await redis_bus.publish_many([(["all"], envelope(2)), (["all"], envelope(3))])
     finally:
-        await bus._client.aclose()
-        bus._client = reachable
-        await bus.disconnect()
+        await redis_bus._client.aclose()
+        redis_bus._client = reachable
 
 
 @pytest.mark.redis
-async def test_a_message_on_the_channel_that_is_not_an_event_is_skipped(redis_bus_url: str) -> None:
-    bus = open_bus(redis_bus_url)
-    assert isinstance(bus, RedisBus)
-    await bus.connect()
-    admin = redis.Redis.from_url(split_url(redis_bus_url)[0])
-    try:
-        async with bus.subscribe(["all"], maxsize=10) as inbox:
-            await admin.publish(bus.channel, b"hello from someone else")
-            await admin.publish(bus.channel, b"x\nbad type\nall\n{}")
-            await bus.publish(["all"], envelope(1))
-            assert [e.id for e in await arrivals(inbox, 1)] == [1]
-        await bus.ping()  # still subscribed
-    finally:
-        await admin.aclose()
-        await bus.disconnect()
+async def test_a_message_on_the_channel_that_is_not_an_event_is_skipped(
+    redis_bus: RedisBus, redis_admin: redis.Redis
+) -> None:
+    async with redis_bus.subscribe(["all"], maxsize=10) as inbox:
+        await redis_admin.publish(redis_bus.channel, b"hello from someone else")
+        await redis_admin.publish(redis_bus.channel, b"x\nbad type\nall\n{}")
+        await redis_bus.publish(["all"], envelope(1))
+        assert [e.id for e in await arrivals(inbox, 1)] == [1]
+    await redis_bus.ping()  # still subscribed
