@@ -30,13 +30,16 @@ class Settings:
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
     stream_ticket_seconds: int = 60
-    # Stream behaviour (PROTOCOL.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
-    # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
-    # response and let load rebalance across nodes.
-    heartbeat_seconds: float = 15.0
-    # Heartbeats are SSE comments, which browsers' EventSource never surfaces; with this on they are
-    # `stream.heartbeat` events instead, so page scripts can run a watchdog on them.
-    heartbeat_events: bool = False
+    # Stream behaviour (PROTOCOL.md "Events", 1.1 "Streams"). Every idle stream gets a heartbeat after
+    # `heartbeat_seconds` without a write: a `stream.heartbeat` event (EventSource hides comments, so a
+    # page can only see a silent stall through an event) with a comment in the same write. 5 s, not the
+    # 15 s of version 1: firewalls and NATs that silently drop flows idle for 10 s exist (mobile carriers,
+    # some corporate gear), and only a byte every < 10 s keeps such a flow alive; bench/RESULTS.md
+    # measures what it costs at 20,000 idle streams. A client that still stalls asks for a shorter one
+    # on reconnect (`?heartbeat=S`), down to `heartbeat_min_seconds`, never above `heartbeat_seconds`.
+    heartbeat_seconds: float = 5.0
+    heartbeat_min_seconds: float = 2.0
+    heartbeat_events: bool = True
     stream_lifetime_seconds: float = 600.0
     stream_padding_bytes: int = 2048
     retry_milliseconds: int = 3000
@@ -45,7 +48,9 @@ class Settings:
     max_streams_per_identity: int = 5
     max_streams_total: int = 20000
     replay_limit: int = 5000
-    poll_max_timeout_seconds: float = 30.0
+    # A long-poll holds at most this long (PROTOCOL.md 1.1: 20 s by default, `timeout` <= 30), so a
+    # 25-30 s idle cut on the way never strands one; clients read with a timeout of hold + 5 s.
+    poll_max_timeout_seconds: float = 20.0
     # Routing (issue 4).
     router_enabled: bool = True  # tests turn the background loop off and drive Router.tick() themselves
     router_tick_seconds: float = 1.0

@@ -3,7 +3,8 @@
 The life of a stream (drawn in docs/architecture.md):
 authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
 event in one write → replay from the log → flush what arrived meanwhile → live: events as they come,
-a heartbeat comment after every quiet ``heartbeat_seconds``, and ``stream.reconnect`` at the end of a
+a ``stream.heartbeat`` event (with a comment) after every quiet ``heartbeat_seconds`` (a client may ask
+for a shorter interval with ``?heartbeat=S``, within the server's bounds), and ``stream.reconnect`` at the end of a
 jittered lifetime or on shutdown. A client that stops reading overflows its bounded inbox or misses a
 write deadline, and is disconnected: it resumes from the log, losing nothing.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -32,6 +34,7 @@ from helpline.errors import (
     NotAuthenticated,
     RateLimited,
     Unavailable,
+    ValidationFailed,
     problem_bytes,
 )
 from helpline.metrics import Metrics
@@ -51,6 +54,50 @@ STREAM_HEADERS = [
 HEARTBEAT = encode_comment("heartbeat")
 
 
+class HeartbeatFrames:
+    """The bytes of one heartbeat: the comment (for intermediaries) and, by default, a `stream.heartbeat`
+    event (for page code, which never sees comments) in one write. The event's `at` has one-second
+    resolution, so every idle stream shares the same encoded bytes within a second: 20,000 idle
+    streams cost one encode per second, not one per heartbeat."""
+
+    def __init__(self, events: bool) -> None:
+        self.events = events
+        self._second = -1
+        self._frame = HEARTBEAT
+
+    def frame(self) -> bytes:
+        if not self.events:
+            return HEARTBEAT
+        second = int(time.time())
+        if second != self._second:
+            at = isoformat(utcnow().replace(microsecond=0))
+            body = json.dumps({"type": "stream.heartbeat", "conversation_id": None, "at": at}, separators=(",", ":"))
+            self._frame = HEARTBEAT + encode_event(body, event="stream.heartbeat")
+            self._second = second
+        return self._frame
+
+
+def heartbeat_interval(scope: Scope, settings: Settings) -> float:
+    """The stream's heartbeat interval: the server's, or a shorter one the client asked for with
+    ``?heartbeat=S`` after it saw a stall (clamped to ``[heartbeat_min_seconds, heartbeat_seconds]``:
+    a client can make its own stream chattier, never quieter than the server wants, nor flood it)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = (query.get("heartbeat") or [""])[0]
+    if not raw:
+        return settings.heartbeat_seconds
+    try:
+        asked = float(raw)
+    except ValueError:
+        asked = math.nan
+    if not math.isfinite(asked):
+        raise ValidationFailed(
+            "query.heartbeat: must be a number of seconds",
+            errors=[{"loc": ["query", "heartbeat"], "msg": "must be a number of seconds", "type": "float_parsing"}],
+        )
+    floor = min(settings.heartbeat_min_seconds, settings.heartbeat_seconds)
+    return max(floor, min(settings.heartbeat_seconds, asked))
+
+
 def control_event(event_type: str, event_id: int | None = None, **fields: Any) -> bytes:
     """An event the stream itself emits (open, heartbeat, reconnect); only stream.open has an id."""
     body = {"type": event_type, "conversation_id": None, "at": isoformat(utcnow()), **fields}
@@ -66,6 +113,7 @@ class StreamRegistry:
         self.per_identity: Counter[str] = Counter()
         self.total = 0  # kept alongside, so admitting a stream never sums over every identity
         self.subscriptions: set[Subscription] = set()
+        self.heartbeats = HeartbeatFrames(settings.heartbeat_events)
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -139,6 +187,7 @@ class EventStream:
         registry: StreamRegistry = self.app.state.streams
         try:
             principal = await authenticate(services, scope)
+            heartbeat = heartbeat_interval(scope, services.settings)
             channel = channel_of(principal)
             registry.admit(principal, "sse")
         except HelplineError as error:
@@ -147,7 +196,7 @@ class EventStream:
         try:
             if principal.has("chat_rep"):
                 await services.router.rep_connected(principal.id)  # presence back after a disconnect
-            await self._serve(services, registry, principal, channel, scope, receive, send)
+            await self._serve(services, registry, principal, channel, heartbeat, scope, receive, send)
         except HelplineError as error:  # only before the response starts: _serve handles its own
             await send_problem(send, error)
         finally:
@@ -159,6 +208,7 @@ class EventStream:
         registry: StreamRegistry,
         principal: Principal,
         channel: str,
+        heartbeat: float,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -184,7 +234,12 @@ class EventStream:
                 # sends Last-Event-ID once it has seen an id), never from a later head.
                 opening = [
                     encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
-                    control_event("stream.open", start.start_id, heartbeat_seconds=settings.heartbeat_seconds),
+                    control_event(
+                        "stream.open",
+                        start.start_id,
+                        heartbeat_seconds=heartbeat,
+                        heartbeat_min_seconds=min(settings.heartbeat_min_seconds, settings.heartbeat_seconds),
+                    ),
                 ]
                 last_sent = start.last_id
                 if start.reset is not None:
@@ -197,7 +252,7 @@ class EventStream:
                     return
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
-                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics)
+                reason = await self._live(subscription, send, last_sent, deadline, heartbeat, settings, metrics)
                 if reason == "slow":
                     metrics.slow_consumers.inc()
                     return
@@ -215,11 +270,11 @@ class EventStream:
         send: Send,
         last_sent: int,
         deadline: float,
+        heartbeat: float,
         settings: Settings,
         metrics: Metrics,
     ) -> str:
-        heartbeat = settings.heartbeat_seconds
-        heartbeat_bytes = control_event("stream.heartbeat") if settings.heartbeat_events else HEARTBEAT
+        heartbeats = self.app.state.streams.heartbeats
         write_timeout = settings.stream_write_timeout_seconds
         delivered = metrics.events_delivered.labels("sse")
         while True:
@@ -243,7 +298,7 @@ class EventStream:
                         return "slow"
                     delivered.inc(len(chunks))
             elif not subscription.closed and time.monotonic() < deadline:
-                if not await _write(send, heartbeat_bytes, write_timeout):
+                if not await _write(send, heartbeats.frame(), write_timeout):
                     return "slow"
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out
@@ -300,6 +355,16 @@ OPENAPI_PATH: dict[str, Any] = {
         "parameters": [
             {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
+            {
+                "name": "heartbeat",
+                "in": "query",
+                "required": False,
+                "description": (
+                    "seconds between heartbeats on this idle stream, for a client that saw a silent stall; "
+                    "clamped to the server's bounds (announced in stream.open)"
+                ),
+                "schema": {"type": "number"},
+            },
             {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
         ],
         "responses": {
@@ -309,6 +374,7 @@ OPENAPI_PATH: dict[str, Any] = {
             },
             "401": {"description": "not authenticated", "content": {"application/problem+json": {}}},
             "403": {"description": "permission denied", "content": {"application/problem+json": {}}},
+            "422": {"description": "a malformed heartbeat", "content": {"application/problem+json": {}}},
             "429": {
                 "description": "too many streams for this identity",
                 "content": {"application/problem+json": {}},

@@ -4,12 +4,13 @@
 //           data-deployment="shop" data-server="https://help.example.com"></script>
 //
 // It lives in a shadow root, so the host page's CSS cannot break it and its CSS cannot leak out.
-// The session (token, conversation, last event id) is kept in sessionStorage: a reload resumes the same
-// conversation and history; closing the tab ends the guest's session.
+// The session (token, its expiry, conversation, last event id) is kept in localStorage: every tab of
+// the site shows the same conversation, and a visit days later resumes it until the session expires.
+// The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
 
 import { ApiError, createApi, isRetryable, withRetry } from './api.js';
 import { h, icon } from './dom.js';
-import { LiveEvents } from './stream.js';
+import { SharedLiveEvents } from './shared-stream.js';
 import { Transcript } from './transcript.js';
 
 const CHAT_ICON = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
@@ -27,13 +28,26 @@ function findConfig() {
   };
 }
 
+/** The session, shared by the site's tabs (localStorage); `onChange` hears other tabs' changes. */
 class Store {
-  constructor(key) {
+  constructor(key, storage = localStorage) {
     this.key = key;
+    this.storage = storage;
+    this.state = this.read();
+    this.onChange = () => {};
+    window.addEventListener('storage', (event) => {
+      if (event.key !== this.key || event.storageArea !== this.storage) return;
+      const before = this.state;
+      this.state = this.read();
+      this.onChange(before, this.state);
+    });
+  }
+
+  read() {
     try {
-      this.state = JSON.parse(sessionStorage.getItem(key) || '{}') || {};
+      return JSON.parse(this.storage.getItem(this.key) || '{}') || {};
     } catch {
-      this.state = {};
+      return {};
     }
   }
 
@@ -42,12 +56,22 @@ class Store {
   }
 
   set(changes) {
-    Object.assign(this.state, changes);
+    // Another tab may have written since we last read: merge into the freshest state.
+    this.state = { ...this.read(), ...changes };
     try {
-      sessionStorage.setItem(this.key, JSON.stringify(this.state));
+      this.storage.setItem(this.key, JSON.stringify(this.state));
     } catch {
       // storage disabled or full: the chat still works, it just will not survive a reload
     }
+  }
+}
+
+/** What belongs to one tab only (whether its panel is open). */
+function tabStore(key) {
+  try {
+    return new Store(key, sessionStorage);
+  } catch {
+    return { get: () => null, set: () => {} };
   }
 }
 
@@ -55,6 +79,8 @@ class ChatWidget {
   constructor(config) {
     this.config = config;
     this.store = new Store(`helpline:${config.server}:${config.deployment}`);
+    this.store.onChange = (before, after) => this.onOtherTab(before, after);
+    this.tab = tabStore(`helpline-tab:${config.server}:${config.deployment}`);
     this.api = createApi({ server: config.server, getToken: () => this.store.get('token') });
     this.stream = null;
     this.started = null;
@@ -63,12 +89,16 @@ class ChatWidget {
     this.repTypingTimer = null;
     this.build();
     this.transcript = new Transcript(this.log, { selfId: () => this.store.get('customerId'), perspective: 'customer' });
-    if (this.store.get('open') && this.sessionValid()) this.openPanel(false);
+    if (this.tab.get('open') && this.sessionValid()) this.openPanel(false);
+    // A chat under way: this tab joins the browser's one stream at once (unread replies show on the
+    // launcher, and the tab is ready to take over the stream if the leading tab closes).
+    else if (this.sessionValid() && this.store.get('conversationId')) this.start().catch(() => {});
   }
 
   // -- DOM ----------------------------------------------------------------------------------------
   build() {
     const host = h('div', { id: 'helpline-chat' });
+    this.host = host;
     const root = host.attachShadow({ mode: 'open' });
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
     // Shown once styled, so the page never flashes an unstyled widget.
@@ -118,7 +148,7 @@ class ChatWidget {
     this.panel.hidden = false;
     this.setUnread(0);
     this.launcher.setAttribute('aria-expanded', 'true');
-    this.store.set({ open: true });
+    this.tab.set({ open: true });
     if (focus) this.input.focus();
     this.start().then(() => this.sendRead(), () => {});
   }
@@ -126,7 +156,7 @@ class ChatWidget {
   minimize() {
     this.panel.hidden = true;
     this.launcher.setAttribute('aria-expanded', 'false');
-    this.store.set({ open: false });
+    this.tab.set({ open: false });
     this.launcher.focus();
   }
 
@@ -171,7 +201,8 @@ class ChatWidget {
 
   async startOnce() {
     if (!this.sessionValid()) await this.newSession();
-    this.stream = new LiveEvents({
+    this.stream = new SharedLiveEvents({
+      key: `${this.config.server}|${this.config.deployment}|${this.store.get('customerId')}`,
       api: this.api,
       lastEventId: this.store.get('lastEventId'),
       onEvent: (event) => this.onEvent(event),
@@ -179,9 +210,32 @@ class ChatWidget {
       onCursor: (id) => this.store.set({ lastEventId: id }),
       onStatus: (status) => (this.connection.dataset.state = status),
       onAuthError: () => this.sessionExpired(),
+      onRole: (role) => (this.host.dataset.streamRole = role), // leader | follower | solo (for diagnosis)
     });
     this.stream.start();
     if (this.store.get('conversationId')) await this.reload();
+  }
+
+  /**
+   * Another tab changed the shared session: it started the conversation (show it here too), began a
+   * new chat, or replaced an expired session (this tab's stream belongs to the old customer).
+   */
+  onOtherTab(before, after) {
+    if (before.customerId !== after.customerId) {
+      this.stream?.stop();
+      this.stream = null;
+      this.started = null;
+      this.transcript.clear();
+      if (!this.panel.hidden && after.token) this.start().catch(() => {});
+      return;
+    }
+    if (before.conversationId !== after.conversationId) {
+      this.transcript.clear();
+      this.ended.hidden = true;
+      this.composer.hidden = false;
+      if (after.conversationId) this.reload();
+      else this.newChat({ focus: false });
+    }
   }
 
   async newSession() {
@@ -401,14 +455,14 @@ class ChatWidget {
     }
   }
 
-  newChat() {
-    this.store.set({ conversationId: null, readUpTo: 0 });
+  newChat({ focus = true } = {}) {
+    if (this.store.get('conversationId')) this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
     this.setStatus('We usually reply within minutes');
-    this.input.focus();
+    if (focus) this.input.focus();
   }
 }
 
