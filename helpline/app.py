@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, auth, conversations, fastpath, ops
+from helpline.api import admin, auth, conversations, fastpath, ops, webhooks
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus)
+        services = Services.build(settings, store, bus, app.state.metrics)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -79,13 +79,19 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
         try:
             yield
         finally:
-            if routing is not None:
-                routing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await routing
+            for task in (routing, deliveries):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()
@@ -103,7 +109,15 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DeploymentCORS, root=app)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
+    for router in (
+        auth.router,
+        conversations.router,
+        admin.router,
+        webhooks.router,
+        ops.router,
+        polling.router,
+        diagnostics.router,
+    ):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
     events = streaming.EventStream(app)

@@ -35,3 +35,12 @@ class Metrics:
             registry=r,
         )
         self.messages_stored = Counter("helpline_messages_stored", "Messages durably stored", registry=r)
+        self.webhook_deliveries = Counter(
+            "helpline_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, gave_up)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_endpoints_paused = Gauge(
+            "helpline_webhook_endpoints_paused", "Webhook endpoints paused after repeated failures", registry=r
+        )

@@ -10,6 +10,9 @@ from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations, publisher
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
 from helpline.store import Store
 
 
@@ -23,11 +26,16 @@ class Services:
     router: Router
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        store.on_commit(publisher(bus))
+    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        webhooks = Webhooks(store, bus, settings)
+        webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
         accounts, conversations = Accounts(store, settings), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
@@ -40,4 +48,6 @@ class Services:
             router=router,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            webhooks=webhooks,
+            deliveries=deliveries,
         )

@@ -75,9 +75,15 @@ class Queue:
     id: str
     name: str
     created_at: datetime
+    bot_user_id: str | None = None  # a service agent that takes new conversations first (issue 14)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": isoformat(self.created_at),
+            "bot_user_id": self.bot_user_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,8 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    bot_id: str | None = None  # the service agent that handled it first (issue 14)
+    escalated_at: datetime | None = None  # when it was handed from the bot to a person
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
@@ -148,6 +156,8 @@ class Conversation:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+            "bot_id": self.bot_id,
+            "escalated_at": isoformat(self.escalated_at) if self.escalated_at else None,
         }
 
 
