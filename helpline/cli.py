@@ -1,4 +1,4 @@
-"""The ``helpline`` command line (PROTOCOL.md "Command line").
+"""The ``helpline`` command line (docs/protocol.md "Command line").
 
 Every option also reads ``HELPLINE_<OPTION>`` from the environment; flags win over the environment.
 """

@@ -1,4 +1,4 @@
-"""Credentials: staff login, customer sessions, EventSource stream tickets (PROTOCOL.md "Credentials")."""
+"""Credentials: staff login, customer sessions, EventSource stream tickets (docs/protocol.md "Credentials")."""
 
 from __future__ import annotations
 

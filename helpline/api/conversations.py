@@ -1,4 +1,4 @@
-"""Conversations, messages, typing, receipts, transfer, close, presence (PROTOCOL.md "Conversations")."""
+"""Conversations, messages, typing, receipts, transfer, close, presence (docs/protocol.md "Conversations")."""
 
 from __future__ import annotations
 

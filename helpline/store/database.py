@@ -219,7 +219,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets streams read while a message is written; synchronous=FULL because a 2xx means the
-    # message survives a power cut (PROTOCOL.md "Conversations"); busy_timeout covers the CLI writing
+    # message survives a power cut (docs/protocol.md "Conversations"); busy_timeout covers the CLI writing
     # while the server runs.
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
     cursor = dbapi_connection.cursor()

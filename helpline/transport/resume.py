@@ -62,7 +62,7 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
 
     ``after=None`` (a brand-new client) starts at the head of the log. An id that is malformed, newer
     than the head, older than what the log retains, or further back than ``limit`` events yields a
-    ``stream.reset`` (PROTOCOL.md "Resume": never a silent gap) and the stream continues from the head.
+    ``stream.reset`` (docs/protocol.md "Resume": never a silent gap) and the stream continues from the head.
     """
 
     async def read(s: StoreSession) -> Replay:

@@ -1,4 +1,4 @@
-"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (PROTOCOL.md "Events").
+"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (docs/protocol.md "Events").
 
 The life of a stream (drawn in docs/architecture.md):
 authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
