@@ -14,15 +14,24 @@ import re
 from pathlib import Path
 from typing import Any
 
-import fastapi_offline
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from helpline.errors import Unavailable
 from helpline.web import PAGE_HEADERS, WEB_ROOT
 
 ASSETS_PATH = "/static/api-docs"
-ASSETS_ROOT = Path(fastapi_offline.__file__).with_name("static")
+
+
+def assets_root() -> Path | None:
+    """Where the installed ``fastapi-offline`` keeps Swagger UI's files (None in an environment without it)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    return Path(fastapi_offline.__file__).with_name("static")
+
 
 DOCS_CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -46,13 +55,17 @@ router = APIRouter(include_in_schema=False)
 @router.get("/docs")
 async def swagger_ui() -> FileResponse:
     """The API reference with Swagger UI (try calls out from the browser)."""
+    if assets_root() is None:
+        raise Unavailable("the API reference needs the fastapi-offline package (pip install helpline again)")
     return FileResponse(WEB_ROOT / "api-docs.html", headers=DOCS_HEADERS)
 
 
 def install(app: FastAPI) -> None:
     """Route the page and mount the viewers' assets (before ``/static``, which would shadow them)."""
     app.include_router(router)
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_ROOT), name="api-docs-assets")
+    root = assets_root()
+    if root is not None:
+        app.mount(ASSETS_PATH, StaticFiles(directory=root), name="api-docs-assets")
 
 
 def event_types() -> list[str]:
