@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
-from helpline.domain.models import StoredEvent
 from helpline.errors import HelplineError, Unavailable
+from helpline.records import StoredEvent
 from helpline.store.failures import unavailable, write_conflict
 from helpline.store.session import StoreSession
 
