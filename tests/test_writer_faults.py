@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from helpline.domain.models import StoredEvent
 from helpline.errors import Unavailable
+from helpline.records import StoredEvent
 from helpline.store import Store, open_store
 from helpline.store.database import APPEND_LOCK_KEY
 from tests.conftest import _asyncpg_dsn, empty_postgres
