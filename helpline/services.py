@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
@@ -13,6 +12,7 @@ from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
 from helpline.metrics import Metrics
+from helpline.ratelimit import RateLimiter
 from helpline.store import Store
 
 

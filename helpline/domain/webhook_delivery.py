@@ -37,15 +37,13 @@ import httpcore
 from helpline.bus import Bus
 from helpline.bus.base import SlowConsumer
 from helpline.config import Settings
-from helpline.domain.models import StoredEvent, utcnow
 from helpline.domain.outbound import Refused, Sender
 from helpline.domain.webhooks import CONTROL_CHANNEL, signature
 from helpline.errors import HelplineError
 from helpline.metrics import Metrics
+from helpline.records import Delivery, StoredEvent, Webhook, new_id, utcnow
 from helpline.store import Store
 from helpline.store.commit import Publisher
-from helpline.store.session import new_id
-from helpline.store.webhooks import Delivery, Webhook
 
 logger = logging.getLogger("helpline.webhooks")
 

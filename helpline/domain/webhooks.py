@@ -18,11 +18,10 @@ from typing import Any
 from helpline.bus import Bus, Envelope
 from helpline.config import Settings
 from helpline.domain import outbound
-from helpline.domain.models import isoformat, utcnow
 from helpline.errors import Conflict, HelplineError, NotFound, ValidationFailed
+from helpline.records import Delivery, Webhook, isoformat, new_id, utcnow
 from helpline.store import Store
-from helpline.store.session import new_id
-from helpline.store.webhooks import WILDCARD, Delivery, Webhook
+from helpline.store.webhooks import WILDCARD
 
 CONTROL_CHANNEL = "ctl:webhooks"  # no stream subscribes to it: nodes hear endpoint changes here
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret

@@ -14,48 +14,17 @@ transaction holds (an admin's redeliver, another node's claim), it passes it by.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpline.records import Delivery, Webhook
 from helpline.store import schema
 from helpline.store.driver import DriverStatements, Parameters, processed
 
 WILDCARD = "*"
-
-
-@dataclass(frozen=True, slots=True)
-class Webhook:
-    id: str
-    url: str
-    events: tuple[str, ...]
-    secret: str
-    enabled: bool
-    paused: bool
-    failures: int
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: int
-    webhook_id: str
-    event_id: int | None
-    event_type: str
-    conversation_id: str | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_status: int | None
-    last_error: str | None
-    last_duration_ms: int | None
-    created_at: datetime
-    delivered_at: datetime | None
-    body: str | None = None  # the event's wire JSON, when read for sending
 
 
 class WebhookTargets:
