@@ -46,7 +46,7 @@ DELIVERABLE_TYPES = frozenset(
 
 
 def signature(secret: str, body: bytes, timestamp: int | None = None) -> str:
-    """``Helpline-Signature``: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` (PROTOCOL.md)."""
+    """``Helpline-Signature``: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` (docs/protocol.md)."""
     moment = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{moment}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={moment},v1={digest}"
