@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
 from helpline.transport import diagnostics, polling, streaming
-from helpline.web import WEB_ROOT, PublicStaticFiles, web_router
+from helpline.web import WEB_ROOT, PublicStaticFiles, apidocs, web_router
 
 logger = logging.getLogger("helpline")
 
@@ -98,6 +99,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
+        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     full_stack = partial(FastAPI.__call__, app)
     app.message_endpoint = fastpath.MessagePost(app, full_stack, max_bytes=settings.max_body_bytes)
     app.include_router(web_router)
+    apidocs.install(app)
     # The widget is loaded by companies' own pages; module scripts are always fetched with CORS.
     app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -137,6 +141,7 @@ def _end_changed_streams(streams: streaming.StreamRegistry, services: Services, 
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        schema["paths"]["/api/v1/events"] = streaming.OPENAPI_PATH
+        schema["paths"]["/api/v1/events"] = copy.deepcopy(streaming.OPENAPI_PATH)
+        apidocs.describe_streams(schema, apidocs.event_types())
         app.openapi_schema = schema
     return app.openapi_schema

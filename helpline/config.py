@@ -30,7 +30,7 @@ class Settings:
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
     stream_ticket_seconds: int = 60
-    # Stream behaviour (PROTOCOL.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
+    # Stream behaviour (docs/protocol.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
     # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
     # response and let load rebalance across nodes.
     heartbeat_seconds: float = 15.0

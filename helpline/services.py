@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations, publisher
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.routing import Router
+from helpline.ratelimit import RateLimiter
 from helpline.store import Store
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.invalidation import Invalidation
-from helpline.domain.models import Deployment, Principal, Queue, User, utcnow
 from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
@@ -17,6 +16,7 @@ from helpline.domain.security import (
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from helpline.records import Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
 PRINCIPAL_CACHE_SIZE = 100_000

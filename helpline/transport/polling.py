@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from helpline.api import problems
-from helpline.api.deps import Caller, services
+from helpline.edge import Caller, problems, services
 from helpline.transport.resume import channel_of, parse_event_id, replay
 from helpline.transport.streaming import close_on_disconnect
 

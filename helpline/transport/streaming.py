@@ -1,4 +1,4 @@
-"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (PROTOCOL.md "Events").
+"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (docs/protocol.md "Events").
 
 The life of a stream (drawn in docs/architecture.md):
 authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
@@ -26,7 +26,6 @@ from starlette.types import Message, Receive, Scope, Send
 from helpline.bus import SlowConsumer
 from helpline.bus.base import Subscription
 from helpline.config import Settings
-from helpline.domain.models import Principal, isoformat, utcnow
 from helpline.errors import (
     PROBLEM_CONTENT_TYPE,
     HelplineError,
@@ -36,9 +35,10 @@ from helpline.errors import (
     problem_bytes,
 )
 from helpline.metrics import Metrics
+from helpline.records import Principal, isoformat, utcnow
 from helpline.services import Services
+from helpline.sse import encode_comment, encode_event, encode_preamble
 from helpline.transport.resume import channel_of, parse_event_id, replay
-from helpline.transport.sse import encode_comment, encode_event, encode_preamble
 
 logger = logging.getLogger("helpline.stream")
 
