@@ -132,7 +132,7 @@ def serve(
 
 
 def _redacted(url: str) -> str:
-    from helpline.store.urls import redact
+    from helpline.urls import redact
 
     return redact(url)
 

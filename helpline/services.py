@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.routing import Router
+from helpline.ratelimit import RateLimiter
 from helpline.store import Store
 
 
@@ -21,6 +22,7 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     extras: dict[str, object] = field(default_factory=dict)
@@ -29,7 +31,8 @@ class Services:
     def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
         store.on_commit(publisher(bus))
         router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
         return cls(
             settings=settings,
@@ -38,6 +41,7 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
         )

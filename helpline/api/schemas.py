@@ -283,14 +283,3 @@ class DeploymentOut(BaseModel):
     verified_identities: bool
     created_at: str
     greeting: str | None = None
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details; ``code`` is the stable machine-readable part."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str

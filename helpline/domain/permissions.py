@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from helpline.domain.models import Conversation, Principal
 from helpline.errors import Forbidden, NotFound, PermissionDenied
+from helpline.records import Conversation, Principal
 
 
 class Permission(StrEnum):

@@ -30,7 +30,7 @@ from helpline.store.driver import POSTGRES_ERRORS, DriverStatements, ReaderBusy
 from helpline.store.failures import unavailable
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
-from helpline.store.urls import async_url, redact
+from helpline.urls import async_url, redact
 
 T = TypeVar("T")
 CONNECTION_LOST: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, OSError)

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 from helpline.bus.base import ALL, principal_channel
-from helpline.domain.models import Principal, StoredEvent, isoformat, utcnow
 from helpline.domain.permissions import require_staff_chat, sees_everything
+from helpline.records import Principal, StoredEvent, isoformat, utcnow
 from helpline.store import Store, StoreSession
 
 
