@@ -85,10 +85,12 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
             if settings.webhooks_enabled
             else None
         )
+        services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
+        invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
         try:
             yield
         finally:
-            for task in (routing, deliveries):
+            for task in (routing, invalidations, deliveries):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -136,6 +138,17 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _end_changed_streams(streams: streaming.StreamRegistry, services: Services, principal_id: str | None) -> None:
+    """An invalidation (domain/invalidation.py): end the streams of whoever changed; when some may
+    have been missed (``None``), re-check every stream's caller against the store."""
+    if principal_id is not None:
+        streams.end_streams_of(principal_id)
+    elif streams.subscriptions:
+        task = asyncio.get_running_loop().create_task(streams.revalidate(services.accounts.current))
+        streams.background.add(task)
+        task.add_done_callback(streams.background.discard)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -77,6 +77,9 @@ class Settings:
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000
+    # Who a token names is cached per node; an invalidation through the bus drops it on every node at once
+    # (domain/invalidation.py), so this only bounds how long a missed one could last.
+    principal_cache_seconds: float = 5.0
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10
 

@@ -8,6 +8,7 @@ from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
@@ -24,6 +25,7 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     webhooks: Webhooks
@@ -37,7 +39,8 @@ class Services:
         webhooks = Webhooks(store, bus, settings)
         webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
         return cls(
             settings=settings,
@@ -46,6 +49,7 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
             webhooks=webhooks,
