@@ -28,6 +28,7 @@ from helpline.records import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -77,7 +78,7 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries):
+class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries):
     def __init__(
         self,
         conn: AsyncConnection,
