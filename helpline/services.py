@@ -8,9 +8,13 @@ from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.outbox import Outbox
+from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
 from helpline.store import Store
+from helpline.store.attachments import choose_blobs
 
 
 @dataclass
@@ -21,6 +25,9 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    attachments: Attachments
+    ratings: Ratings
+    outbox: Outbox
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     extras: dict[str, object] = field(default_factory=dict)
@@ -31,6 +38,9 @@ class Services:
         router = Router(store, bus, settings)
         accounts, conversations = Accounts(store, settings), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
+        blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+        outbox = Outbox(store, settings)
+        conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
         return cls(
             settings=settings,
             store=store,
@@ -38,6 +48,9 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            attachments=Attachments(store, blobs, settings),
+            ratings=Ratings(store, settings),
+            outbox=outbox,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
         )

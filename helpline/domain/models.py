@@ -91,6 +91,8 @@ class Deployment:
     identity_key: str | None
     created_at: datetime
     greeting: str | None = None
+    attachment_max_bytes: int | None = None  # None: the server's limit
+    attachment_types: tuple[str, ...] | None = None  # None: the server's list
 
     def public(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,8 @@ class Deployment:
             "verified_identities": self.identity_key is not None,
             "created_at": isoformat(self.created_at),
             "greeting": self.greeting,
+            "attachment_max_bytes": self.attachment_max_bytes,
+            "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
         }
 
 
@@ -115,6 +119,7 @@ class Customer:
     email: str | None
     verified: bool
     created_at: datetime
+    last_stream_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,8 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    rating: int | None = None
+    rated_at: datetime | None = None
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.attachments import AttachmentQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -36,6 +37,8 @@ from helpline.store.driver import (
     read_on_loop,
     run_script,
 )
+from helpline.store.outbox import OutboxQueries
+from helpline.store.ratings import RatingQueries
 from helpline.store.routing import RoutingQueries
 
 T = TypeVar("T")
@@ -80,7 +83,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-class StoreSession(RoutingQueries):
+class StoreSession(RoutingQueries, AttachmentQueries, OutboxQueries, RatingQueries):
     def __init__(
         self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
     ) -> None:
@@ -450,4 +453,6 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        attachment_max_bytes=row.get("attachment_max_bytes"),
+        attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )
