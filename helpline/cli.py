@@ -1,4 +1,4 @@
-"""The ``helpline`` command line (PROTOCOL.md "Command line").
+"""The ``helpline`` command line (docs/protocol.md "Command line").
 
 Every option also reads ``HELPLINE_<OPTION>`` from the environment; flags win over the environment.
 """
@@ -115,7 +115,7 @@ def serve(
 
 
 def _redacted(url: str) -> str:
-    from helpline.store.urls import redact
+    from helpline.urls import redact
 
     return redact(url)
 

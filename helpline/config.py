@@ -30,7 +30,7 @@ class Settings:
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
     stream_ticket_seconds: int = 60
-    # Stream behaviour (PROTOCOL.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
+    # Stream behaviour (docs/protocol.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
     # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
     # response and let load rebalance across nodes.
     heartbeat_seconds: float = 15.0
@@ -61,6 +61,9 @@ class Settings:
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000
+    # Who a token names is cached per node; an invalidation through the bus drops it on every node at once
+    # (domain/invalidation.py), so this only bounds how long a missed one could last.
+    principal_cache_seconds: float = 5.0
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10
     # Attachments (issue 12): the server-wide ceiling and default per file; a deployment may set a lower

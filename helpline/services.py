@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.ratelimit import RateLimiter
 from helpline.store import Store
 from helpline.store.attachments import choose_blobs
 
@@ -28,6 +29,7 @@ class Services:
     attachments: Attachments
     ratings: Ratings
     outbox: Outbox
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     extras: dict[str, object] = field(default_factory=dict)
@@ -36,7 +38,8 @@ class Services:
     def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
         store.on_commit(publisher(bus))
         router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
         outbox = Outbox(store, settings)
@@ -51,6 +54,7 @@ class Services:
             attachments=Attachments(store, blobs, settings),
             ratings=Ratings(store, settings),
             outbox=outbox,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
         )

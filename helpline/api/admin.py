@@ -18,8 +18,8 @@ from helpline.api.schemas import (
     UserOut,
     UserUpdate,
 )
-from helpline.domain.models import Principal
 from helpline.domain.permissions import Permission, require
+from helpline.records import Principal
 
 
 async def admin_principal(caller: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -1,4 +1,4 @@
-"""Conversations, messages, typing, receipts, transfer, close, presence (PROTOCOL.md "Conversations")."""
+"""Conversations, messages, typing, receipts, transfer, close, presence (docs/protocol.md "Conversations")."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from helpline.api.schemas import (
     TransferRequest,
     TypingRequest,
 )
-from helpline.domain.models import StoredEvent
 from helpline.domain.permissions import Permission, require
 from helpline.errors import ValidationFailed
+from helpline.records import StoredEvent
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 

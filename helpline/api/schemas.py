@@ -332,14 +332,3 @@ class DeploymentOut(BaseModel):
     greeting: str | None = None
     attachment_max_bytes: int | None = None
     attachment_types: list[str] | None = None
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details; ``code`` is the stable machine-readable part."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str

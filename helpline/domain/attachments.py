@@ -17,11 +17,10 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import filetypes
 from helpline.domain import permissions as perms
-from helpline.domain.models import Conversation, Deployment, Principal, utcnow
 from helpline.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from helpline.records import AttachmentRecord, Conversation, Deployment, Principal, new_id, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.attachments import AttachmentRecord, Blobs
-from helpline.store.session import new_id
+from helpline.store.attachments import Blobs
 
 __all__ = ["Attachments", "Download", "attach"]
 

@@ -25,13 +25,11 @@ from helpline.domain.log import (
     revoke_offer,
     revoke_pending_offers,
 )
-from helpline.domain.models import Conversation, Principal, StoredEvent, User, isoformat, utcnow
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
+from helpline.records import Conversation, Offer, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 from helpline.store.commit import Publisher
-from helpline.store.routing import Offer
-from helpline.store.session import new_id
 
 
 class Conversations:

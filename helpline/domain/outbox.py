@@ -25,11 +25,10 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
-from helpline.domain.models import Conversation, Principal, StoredEvent, utcnow
 from helpline.errors import Conflict, Forbidden, RateLimited
 from helpline.mail import Mailer, parse_smtp_url
+from helpline.records import Conversation, OutboxEmail, Principal, StoredEvent, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.outbox import OutboxEmail
 
 __all__ = ["Outbox"]
 

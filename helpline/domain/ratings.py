@@ -11,8 +11,8 @@ from datetime import timedelta
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.log import actor, entry_audience
-from helpline.domain.models import Principal, StoredEvent, utcnow
 from helpline.errors import Conflict, Forbidden
+from helpline.records import Principal, StoredEvent, utcnow
 from helpline.store import Store
 
 __all__ = ["Ratings"]

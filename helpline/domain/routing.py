@@ -26,10 +26,8 @@ from helpline.bus import Bus, Envelope
 from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
-from helpline.domain.models import Conversation, isoformat, utcnow
+from helpline.records import Conversation, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.routing import RepLoad
-from helpline.store.session import new_id
 
 logger = logging.getLogger("helpline.routing")
 DEFAULT_WAIT_SECONDS = 60.0

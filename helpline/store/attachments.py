@@ -9,36 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpline.config import ConfigurationError
+from helpline.records import AttachmentRecord
 from helpline.store import schema
+from helpline.urls import async_url
 
-__all__ = ["AttachmentQueries", "AttachmentRecord", "Blobs", "DatabaseBlobs", "DiskBlobs", "choose_blobs"]
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentRecord:
-    id: str
-    conversation_id: str
-    uploader_id: str
-    name: str
-    content_type: str
-    size: int
-    sha256: str
-    storage: str
-    message_event_id: int | None
-    created_at: datetime
-
-    def public(self) -> dict[str, Any]:
-        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
-        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
+__all__ = ["AttachmentQueries", "Blobs", "DatabaseBlobs", "DiskBlobs", "choose_blobs"]
 
 
 _META = [c for c in schema.attachments.c if c.name != "content"]
@@ -133,8 +115,6 @@ class DiskBlobs:
 
 def choose_blobs(database_url: str, storage: str, folder: str) -> Blobs:
     """The storage for a store at ``database_url``: the database on PostgreSQL, a folder beside SQLite's file."""
-    from helpline.store.urls import async_url
-
     parsed = async_url(database_url)
     database = parsed.database or ""
     in_memory = parsed.get_backend_name() == "sqlite" and (not database or database == ":memory:")

@@ -30,7 +30,7 @@ from helpline.store.driver import POSTGRES_ERRORS, DriverStatements, ReaderBusy
 from helpline.store.failures import unavailable, write_conflict
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
-from helpline.store.urls import async_url, redact
+from helpline.urls import async_url, redact
 
 T = TypeVar("T")
 CONNECTION_LOST: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, OSError)
@@ -240,7 +240,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets streams read while a message is written; synchronous=FULL because a 2xx means the
-    # message survives a power cut (PROTOCOL.md "Conversations"); busy_timeout covers the CLI writing
+    # message survives a power cut (docs/protocol.md "Conversations"); busy_timeout covers the CLI writing
     # while the server runs.
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
     cursor = dbapi_connection.cursor()

@@ -8,26 +8,15 @@ other; SQLite has one writer at a time, so its claims are serial anyway.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpline.records import OutboxEmail
 from helpline.store import schema
 
-__all__ = ["OutboxEmail", "OutboxQueries"]
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEmail:
-    id: int
-    kind: str
-    conversation_id: str | None
-    recipient: str
-    subject: str
-    body: str
-    attempts: int
+__all__ = ["OutboxQueries"]
 
 
 class OutboxQueries:

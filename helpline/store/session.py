@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import uuid
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -17,7 +16,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpline.domain.models import (
+from helpline.records import (
     Conversation,
     Customer,
     Deployment,
@@ -25,6 +24,7 @@ from helpline.domain.models import (
     StoredEvent,
     User,
     isoformat,
+    new_id,
     utcnow,
 )
 from helpline.store import schema
@@ -77,10 +77,6 @@ class _WriterConnection:
 class _DriverStatementsOnly:
     def __getattr__(self, name: str) -> Any:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 class StoreSession(RoutingQueries, AttachmentQueries, OutboxQueries, RatingQueries):

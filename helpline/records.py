@@ -1,12 +1,14 @@
-"""Plain records passed between the store, the domain services and the API.
+"""Plain records passed between the store, the domain services and the API, and how ids are made.
 
-They are frozen dataclasses, not pydantic models: they cross the hot path (message send, fan-out)
-where validation has already happened at the edge.
+The bottom layer: the store fills these and the domain decides with them, so both import this module
+and neither imports the other's rules. They are frozen dataclasses, not pydantic models: they cross
+the hot path (message send, fan-out) where validation has already happened at the edge.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,6 +16,10 @@ from typing import Any, Literal
 PrincipalKind = Literal["staff", "customer"]
 ConversationStatus = Literal["queued", "assigned", "closed"]
 Presence = Literal["online", "busy", "away", "offline"]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def utcnow() -> datetime:
@@ -175,3 +181,57 @@ class StoredEvent:
     def data(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(self.payload)
         return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class RepLoad:
+    id: str
+    display_name: str
+    presence: str
+    capacity: int
+    active: int  # assigned, unclosed conversations
+    pending: int  # offers waiting for an answer
+    idle_since: datetime | None
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.active - self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: str
+    conversation_id: str
+    user_id: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    id: str
+    conversation_id: str
+    uploader_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    storage: str
+    message_event_id: int | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    id: int
+    kind: str
+    conversation_id: str | None
+    recipient: str
+    subject: str
+    body: str
+    attempts: int
