@@ -55,6 +55,23 @@ async def _with_accounts(database_url: str | None, action: Callable[[Any], Await
         await store.close()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from helpline import __version__
+
+        typer.echo(f"helpline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Helpline: real-time contact-center web chat over Server-Sent Events."""
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="HELPLINE_HOST")] = "127.0.0.1",
