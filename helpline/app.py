@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, attachments, auth, conversations, fastpath, ops, ratings, transcripts
+from helpline.api import admin, attachments, auth, conversations, fastpath, ops, ratings, transcripts, webhooks
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus)
+        services = Services.build(settings, store, bus, app.state.metrics)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -80,6 +80,11 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
         services.outbox.connected = lambda: list(streams.per_identity)
@@ -89,7 +94,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         try:
             yield
         finally:
-            for task in (routing, invalidations, mailing):
+            for task in (routing, invalidations, deliveries, mailing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -121,6 +126,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         ratings.router,
         transcripts.router,
         admin.router,
+        webhooks.router,
         ops.router,
         polling.router,
         diagnostics.router,

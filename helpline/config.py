@@ -58,6 +58,22 @@ class Settings:
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536
+    # Webhooks (issue 14): a request's timeout, how many requests one endpoint has in flight per node,
+    # the backoff between attempts (exponential with jitter, capped), how long an event is retried
+    # before it is given up, how many failures in a row pause an endpoint, and how long a node's claim
+    # on a delivery lasts (a node that dies mid-delivery loses its claim after this). Tests shrink them.
+    webhooks_enabled: bool = True  # the delivery worker; off in tests that drive DeliveryWorker.pump() themselves
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 4
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_retry_hours: float = 24.0
+    webhook_pause_after_failures: int = 20
+    webhook_lease_seconds: float = 60.0
+    webhook_poll_seconds: float = 1.0
+    webhook_allow_private: bool = False  # HELPLINE_WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets allowed
+    # Service agents (issue 14): what a customer writes to ask for a person (case-insensitive, comma-separated).
+    handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

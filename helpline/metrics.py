@@ -44,3 +44,12 @@ class Metrics:
         self.satisfaction_ratings = Gauge(
             "helpline_satisfaction_ratings", "Ratings in the rating window", ["queue"], registry=r
         )
+        self.webhook_deliveries = Counter(
+            "helpline_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, gave_up)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_endpoints_paused = Gauge(
+            "helpline_webhook_endpoints_paused", "Webhook endpoints paused after repeated failures", registry=r
+        )

@@ -81,9 +81,15 @@ class Queue:
     id: str
     name: str
     created_at: datetime
+    bot_user_id: str | None = None  # a service agent that takes new conversations first (issue 14)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": isoformat(self.created_at),
+            "bot_user_id": self.bot_user_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,8 @@ class Conversation:
     inactivity_warned_at: datetime | None = None
     rating: int | None = None
     rated_at: datetime | None = None
+    bot_id: str | None = None  # the service agent that handled it first (issue 14)
+    escalated_at: datetime | None = None  # when it was handed from the bot to a person
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
@@ -161,6 +169,8 @@ class Conversation:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+            "bot_id": self.bot_id,
+            "escalated_at": isoformat(self.escalated_at) if self.escalated_at else None,
         }
 
 
@@ -206,6 +216,38 @@ class Offer:
     status: str
     created_at: datetime
     expires_at: datetime
+
+
+# -- integrations (issue 14) ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    paused: bool
+    failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    event_id: int | None
+    event_type: str
+    conversation_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    body: str | None = None  # the event's wire JSON, when read for sending
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
 from helpline.ratelimit import RateLimiter
 from helpline.store import Store
 from helpline.store.attachments import choose_blobs
@@ -32,11 +35,16 @@ class Services:
     invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        store.on_commit(publisher(bus))
+    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        webhooks = Webhooks(store, bus, settings)
+        webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
         accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
@@ -57,4 +65,6 @@ class Services:
             invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            webhooks=webhooks,
+            deliveries=deliveries,
         )

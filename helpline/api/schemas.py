@@ -103,6 +103,8 @@ class ConversationOut(BaseModel):
     created_at: str
     updated_at: str
     closed_at: str | None
+    bot_id: str | None = None
+    escalated_at: str | None = None
 
 
 class ConversationPage(BaseModel):
@@ -228,6 +230,7 @@ class QueueOut(BaseModel):
     id: str
     name: str
     created_at: str
+    bot_user_id: str | None = None
 
 
 Origin = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", max_length=255)]

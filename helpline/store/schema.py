@@ -54,6 +54,8 @@ queues = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Service agents (migration 0007): a bot user that takes every new conversation first.
+    Column("bot_user_id", String(40), nullable=True),
 )
 
 deployments = Table(
@@ -109,6 +111,9 @@ conversations = Table(
     # Satisfaction (migration 0005): the customer's 1-5 score after close, for the queue averages.
     Column("rating", Integer, nullable=True),
     Column("rated_at", DateTime(timezone=True), nullable=True),
+    # Service agents (migration 0007): the bot that handled it first, and when it went to a person.
+    Column("bot_id", String(40), nullable=True),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
     Index("ix_conversations_customer", "customer_id", "created_at"),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
@@ -216,4 +221,60 @@ email_outbox = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Index("ix_email_outbox_due", "status", "next_attempt_at"),
     Index("ix_email_outbox_conversation", "conversation_id", "kind", "status"),
+)
+
+# -- integrations (migration 0007, issue 14) ------------------------------------------------------
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", JSON, nullable=False),  # event types; ["*"] for every stored type
+    Column("secret", String(128), nullable=False),  # the HMAC key: kept, since every delivery is signed with it
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("paused", Boolean, nullable=False, default=False),  # set after repeated failures; cleared on re-enable
+    Column("failures", Integer, nullable=False, default=0),  # failed attempts in a row
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The outbox and the delivery log in one: a row per (endpoint, event), written in the event's own
+# transaction. ``status`` is pending (waiting or in flight), delivered or failed (given up).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(40), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", EventId, nullable=True),  # None for a test event, whose body is in ``payload``
+    Column("event_type", String(48), nullable=False),
+    Column("conversation_id", String(64), nullable=True),  # deliveries of one conversation go in order
+    Column("payload", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(40), nullable=True),
+    Column("claim_expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("last_duration_ms", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_order", "webhook_id", "conversation_id", "status", "id"),
+    Index("ix_webhook_deliveries_log", "webhook_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # HMAC-SHA256 of the key, keyed by the secret
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in lists
+    Column("permissions", JSON, nullable=False),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=True),  # acts as this user (a bot), if set
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

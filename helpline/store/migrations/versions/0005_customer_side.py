@@ -1,14 +1,14 @@
 """The customer's side: attachments, satisfaction ratings, the email outbox, customers' last stream.
 
 Revision ID: 0005_customer_side
-Revises: 0002
+Revises: 0007_integrations
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_customer_side"
-down_revision = "0002"
+down_revision = "0007_integrations"
 
 WHEN = sa.DateTime(timezone=True)
 ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
