@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, api_keys, auth, conversations, fastpath, ops, webhooks
+from helpline.api import (
+    admin,
+    api_keys,
+    attachments,
+    auth,
+    conversations,
+    fastpath,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -87,10 +98,14 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        services.outbox.connected = lambda: list(streams.per_identity)
+        mailing = None
+        if settings.outbox_enabled and services.outbox.sends_email:
+            mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries):
+            for task in (routing, invalidations, deliveries, mailing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -112,11 +127,15 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)
     for router in (
         auth.router,
         conversations.router,
+        attachments.router,
+        ratings.router,
+        transcripts.router,
         admin.router,
         webhooks.router,
         api_keys.router,

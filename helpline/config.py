@@ -82,6 +82,24 @@ class Settings:
     principal_cache_seconds: float = 5.0
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10
+    # Attachments (issue 12): the server-wide ceiling and default per file; a deployment may set a lower
+    # limit and a narrower list of types. Types are checked by content (domain/filetypes.py).
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachment_types: str = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"
+    # Where files go: "database" (PostgreSQL's default: every node serves them) or "disk" (SQLite's
+    # default: a folder beside the database file, ``<database>-attachments``, or ``attachment_dir``).
+    attachment_storage: str = ""
+    attachment_dir: str = ""
+    # Email (offline replies, transcripts): smtp://[user:pass@]host[:port][?starttls=1], smtps:// for TLS.
+    smtp_url: str = ""
+    smtp_from: str = "Helpline <helpline@localhost>"
+    offline_email_after_seconds: float = 300.0  # a reply is emailed to a customer without a stream this long
+    outbox_enabled: bool = True  # the background worker that sends the outbox
+    outbox_poll_seconds: float = 5.0
+    outbox_retry_seconds: float = 30.0  # first retry after a failed send; doubles up to an hour
+    outbox_max_attempts: int = 12
+    customer_touch_seconds: float = 60.0  # how often a node records which customers have a stream open
+    rating_window_days: int = 30  # the satisfaction average in queue stats and /metrics covers this long
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

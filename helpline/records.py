@@ -104,6 +104,8 @@ class Deployment:
     identity_key: str | None
     created_at: datetime
     greeting: str | None = None
+    attachment_max_bytes: int | None = None  # None: the server's limit
+    attachment_types: tuple[str, ...] | None = None  # None: the server's list
 
     def public(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,8 @@ class Deployment:
             "verified_identities": self.identity_key is not None,
             "created_at": isoformat(self.created_at),
             "greeting": self.greeting,
+            "attachment_max_bytes": self.attachment_max_bytes,
+            "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
         }
 
 
@@ -128,6 +132,7 @@ class Customer:
     email: str | None
     verified: bool
     created_at: datetime
+    last_stream_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,8 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    rating: int | None = None
+    rated_at: datetime | None = None
     bot_id: str | None = None  # the service agent that handled it first (issue 14)
     escalated_at: datetime | None = None  # when it was handed from the bot to a person
 
@@ -260,3 +267,32 @@ class ApiKey:
     def principal_id(self) -> str:
         """Who the key acts as: its user (a bot), or the key itself."""
         return self.user_id or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    id: str
+    conversation_id: str
+    uploader_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    storage: str
+    message_event_id: int | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    id: int
+    kind: str
+    conversation_id: str | None
+    recipient: str
+    subject: str
+    body: str
+    attempts: int

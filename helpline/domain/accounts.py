@@ -274,6 +274,8 @@ class Accounts:
         business_hours: dict[str, Any] | None = None,
         identity_key: str | None = None,
         greeting: str | None = None,
+        attachment_max_bytes: int | None = None,
+        attachment_types: list[str] | None = None,
     ) -> Deployment:
         async with self.store.write() as s:
             queue = await s.queue(name=queue_name)
@@ -290,6 +292,8 @@ class Accounts:
                 business_hours=business_hours,
                 identity_key=identity_key,
                 greeting=greeting,
+                attachment_max_bytes=attachment_max_bytes,
+                attachment_types=attachment_types,
             )
 
     async def update_deployment(self, deployment_id: str, changes: dict[str, Any]) -> Deployment:

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
@@ -27,7 +27,7 @@ from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
 from helpline.store.driver import POSTGRES_ERRORS, DriverStatements, ReaderBusy
-from helpline.store.failures import unavailable
+from helpline.store.failures import unavailable, write_conflict
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
 from helpline.store.webhooks import WebhookTargets
@@ -127,6 +127,27 @@ class Store:
                 yield self.session(conn)
         except HelplineError:
             raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def side_write(self) -> AsyncIterator[StoreSession]:
+        """A transaction of its own, beside the single writer, for rows that carry no event (an
+        attachment's bytes, the outbox's claims): a 10 MiB file must not hold every message's turn.
+
+        It appends nothing (``append`` would break the id order that only the writer keeps). On SQLite
+        its first statement should write, so that it waits for the write lock instead of failing.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                session = self.session(conn)
+                yield session
+                if session.appended:
+                    raise RuntimeError("side_write() sessions must not append events; use write()")
+        except HelplineError:
+            raise
+        except IntegrityError:
+            raise write_conflict() from None
         except (SQLAlchemyError, OSError) as exc:
             raise unavailable(exc) from exc
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -69,6 +70,9 @@ deployments = Table(
     Column("identity_key", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("greeting", Text, nullable=True),
+    # Attachments (migration 0005): a lower limit than the server's, a narrower list of types; None: the server's.
+    Column("attachment_max_bytes", BigInteger, nullable=True),
+    Column("attachment_types", JSON, nullable=True),
 )
 
 customers = Table(
@@ -81,6 +85,8 @@ customers = Table(
     Column("email", String(254), nullable=True),
     Column("verified", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Offline continuity (migration 0005): when a node last saw a stream of this customer open.
+    Column("last_stream_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("deployment_id", "external_id", name="uq_customers_verified_identity"),
 )
 
@@ -102,6 +108,9 @@ conversations = Table(
     Column("queue_position", Integer, nullable=True),
     Column("last_customer_at", DateTime(timezone=True), nullable=True),
     Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
+    # Satisfaction (migration 0005): the customer's 1-5 score after close, for the queue averages.
+    Column("rating", Integer, nullable=True),
+    Column("rated_at", DateTime(timezone=True), nullable=True),
     # Service agents (migration 0007): the bot that handled it first, and when it went to a person.
     Column("bot_id", String(40), nullable=True),
     Column("escalated_at", DateTime(timezone=True), nullable=True),
@@ -169,6 +178,49 @@ used_stream_tickets = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Files sent in a conversation (migration 0005). ``content`` holds the bytes when the store keeps them in
+# the database (PostgreSQL's default); on disk it is NULL. ``message_event_id`` is the message that
+# carries the file: until then only its uploader may see it, and it can be sent only once.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("conversation_id", String(64), ForeignKey("conversations.id"), nullable=False),
+    Column("uploader_id", String(40), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage", String(16), nullable=False),  # database | disk
+    Column("content", LargeBinary, nullable=True),
+    Column("message_event_id", EventId, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_attachments_conversation", "conversation_id"),
+)
+
+# The durable outbox of email (migration 0005): written in the transaction of what triggers it, sent by
+# the worker of domain/outbox.py, which claims rows with a lease (``locked_until``) so that two nodes
+# never send one row twice, and retries failures with backoff (``next_attempt_at``).
+email_outbox = Table(
+    "email_outbox",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # reply | transcript
+    Column("conversation_id", String(64), nullable=True),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_email_outbox_due", "status", "next_attempt_at"),
+    Index("ix_email_outbox_conversation", "conversation_id", "kind", "status"),
 )
 
 # -- integrations (migration 0007, issue 14) ------------------------------------------------------

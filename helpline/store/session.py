@@ -29,6 +29,7 @@ from helpline.records import (
 )
 from helpline.store import schema
 from helpline.store.api_keys import ApiKeyQueries
+from helpline.store.attachments import AttachmentQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -37,6 +38,8 @@ from helpline.store.driver import (
     read_on_loop,
     run_script,
 )
+from helpline.store.outbox import OutboxQueries
+from helpline.store.ratings import RatingQueries
 from helpline.store.routing import RoutingQueries
 from helpline.store.webhooks import WebhookQueries, WebhookTargets, outbox_step
 
@@ -78,7 +81,7 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries):
+class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQueries, OutboxQueries, RatingQueries):
     def __init__(
         self,
         conn: AsyncConnection,
@@ -462,4 +465,6 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        attachment_max_bytes=row.get("attachment_max_bytes"),
+        attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )
