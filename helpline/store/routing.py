@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpline.domain.models import Conversation
+from helpline.records import Conversation, Offer, RepLoad
 from helpline.store import schema
-
-
-@dataclass(frozen=True, slots=True)
-class RepLoad:
-    id: str
-    display_name: str
-    presence: str
-    capacity: int
-    active: int  # assigned, unclosed conversations
-    pending: int  # offers waiting for an answer
-    idle_since: datetime | None
-
-    @property
-    def free(self) -> int:
-        return self.capacity - self.active - self.pending
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    id: str
-    conversation_id: str
-    user_id: str
-    status: str
-    created_at: datetime
-    expires_at: datetime
 
 
 class RoutingQueries:
