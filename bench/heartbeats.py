@@ -38,7 +38,7 @@ async def measure(interval: float, streams: int, hold: float, pool: WorkerPool, 
         await pool.call("add_streams", [{"streams": specs[w::workers]} for w in range(workers)])
         opened = await pool.call("open_streams", {"concurrency": 250})
         failed = sum(r["failed"] for r in opened)
-        await asyncio.sleep(max(3.0, 2 * interval))  # past the opening burst, into the steady state
+        await asyncio.sleep(3.0 if interval > hold else max(3.0, 2 * interval))  # into the steady state
         before = await pool.call("stream_bytes", {})
         cpu, started = server.cpu_seconds(), time.monotonic()
         await asyncio.sleep(hold)

@@ -48,7 +48,7 @@ class Settings:
     max_streams_per_identity: int = 5
     max_streams_total: int = 20000
     replay_limit: int = 5000
-    # A long-poll holds at most this long (PROTOCOL.md 1.1: 20 s by default, `timeout` <= 30), so a
+    # A long-poll holds at most this long (docs/protocol.md 1.1: 20 s by default, `timeout` <= 30), so a
     # 25-30 s idle cut on the way never strands one; clients read with a timeout of hold + 5 s.
     poll_max_timeout_seconds: float = 20.0
     # Routing (issue 4).

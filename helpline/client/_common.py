@@ -119,7 +119,7 @@ class ClientBase:
         return body
 
     def poll_http_timeout(self, state: StreamState) -> httpx.Timeout:
-        """A long-poll's read timeout: its hold + 5 s (PROTOCOL.md 1.1), never the client's 10 s slack."""
+        """A long-poll's read timeout: its hold + 5 s (docs/protocol.md), never the client's 10 s slack."""
         return httpx.Timeout(self.timeout, read=state.poll_read_timeout())
 
     def stream_state(self, last_event_id: int | None) -> StreamState:

@@ -23,7 +23,7 @@ RECONNECTABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Beyond two heartbeat intervals, how long a silence may last before it counts as a stall: the server's
 # timer, the network and our own loop may each be a little late.
 STALL_SLACK_SECONDS = 3.0
-# A long-poll's read timeout is its hold plus this (PROTOCOL.md 1.1): an answer that has not come by then
+# A long-poll's read timeout is its hold plus this (docs/protocol.md): an answer that has not come by then
 # is stuck in a flow something dropped, not on its way.
 POLL_READ_SLACK_SECONDS = 5.0
 MIN_POLL_TIMEOUT = 5

@@ -46,7 +46,7 @@ export const EVENT_TYPES = Object.freeze([
 ]);
 
 const STALL_SLACK_MS = 3000; // beyond two heartbeat intervals, before a silence counts as a stall
-const POLL_READ_SLACK_MS = 5000; // a long-poll's read timeout is its hold + this (PROTOCOL.md 1.1)
+const POLL_READ_SLACK_MS = 5000; // a long-poll's read timeout is its hold + this (docs/protocol.md)
 const MIN_POLL_SECONDS = 5;
 
 const noop = () => {};
