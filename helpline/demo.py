@@ -12,6 +12,13 @@ DEMO_USERS = {
 }
 
 
+# The demo's pre-chat form (helpline/domain/prechat.py): optional, so a visitor may also just type.
+DEMO_PRE_CHAT = [
+    {"name": "topic", "label": "What can we help with?", "type": "text", "required": False},
+    {"name": "email", "label": "Email (for a reply if we miss you)", "type": "email", "required": False},
+]
+
+
 async def seed_demo(services: Services) -> None:
     """Create what is missing; reset demo passwords to the current one so the printed one works."""
     settings = services.settings
@@ -25,7 +32,7 @@ async def seed_demo(services: Services) -> None:
                 key="demo",
                 queue_id=queue.id,
                 allowed_origins=origins,
-                pre_chat_fields=[{"name": "topic", "label": "What can we help with?", "required": False}],
+                pre_chat_fields=DEMO_PRE_CHAT,
                 business_hours=None,
                 identity_key=None,
             )

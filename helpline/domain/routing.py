@@ -155,7 +155,7 @@ class Router:
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
-        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online") or 1
+        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
         for position, conversation in enumerate(queued, start=1):
             if conversation.queue_position == position:
                 continue
@@ -166,7 +166,9 @@ class Router:
                     "state": "queued",
                     "queue_id": queue_id,
                     "position": position,
-                    "estimated_wait_seconds": round(per_slot * position / online),
+                    # No estimate while no rep is online: any number would be made up (issue 12).
+                    "estimated_wait_seconds": round(per_slot * position / online) if online else None,
+                    "reps_online": online,
                     "assignee": None,
                 },
                 conversation_id=conversation.id,

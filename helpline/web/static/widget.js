@@ -8,8 +8,10 @@
 // the site shows the same conversation, and a visit days later resumes it until the session expires.
 // The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
 
-import { ApiError, createApi, isRetryable, withRetry } from './api.js';
+import { ApiError, createApi, withRetry } from './api.js';
 import { h, icon } from './dom.js';
+import { PreChatForm } from './prechat.js';
+import { MAX_MESSAGE_CHARS, canRetry, counterText, explainStartFailure, sayProblem, unmaskOrigin } from './problems.js';
 import { SharedLiveEvents } from './shared-stream.js';
 import { Transcript } from './transcript.js';
 
@@ -88,7 +90,11 @@ class ChatWidget {
     this.typingSent = false;
     this.repTypingTimer = null;
     this.build();
-    this.transcript = new Transcript(this.log, { selfId: () => this.store.get('customerId'), perspective: 'customer' });
+    this.transcript = new Transcript(this.log, {
+      selfId: () => this.store.get('customerId'),
+      perspective: 'customer',
+      onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
+    });
     if (this.tab.get('open') && this.sessionValid()) this.openPanel(false);
     // A chat under way: this tab joins the browser's one stream at once (unread replies show on the
     // launcher, and the tab is ready to take over the stream if the leading tab closes).
@@ -117,14 +123,29 @@ class ChatWidget {
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
     this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
-    this.input = h('textarea', {
-      id: 'hl-message', rows: 2, maxLength: 10000, placeholder: 'Type your message…', attrs: { autocomplete: 'off' },
-      on: { input: () => this.onTyping(), keydown: (event) => this.onKey(event) },
+    // Shown when a reply arrives while the reader has scrolled up to read older messages.
+    this.newMessages = h('button', {
+      type: 'button', className: 'new-messages', hidden: true, textContent: 'New messages ↓',
+      on: { click: () => { this.log.scrollTop = this.log.scrollHeight; this.newMessages.hidden = true; this.input.focus(); } },
     });
-    this.composer = h('form', { className: 'composer', on: { submit: (event) => this.onSubmit(event) } },
+    this.log.addEventListener('scroll', () => {
+      if (this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80) this.newMessages.hidden = true;
+    });
+    this.input = h('textarea', {
+      // No maxLength: it would cut a long paste silently; the counter says what is too long instead.
+      id: 'hl-message', rows: 2, placeholder: 'Type your message…',
+      attrs: { autocomplete: 'off', 'aria-describedby': 'hl-counter' },
+      on: { input: () => { this.onTyping(); this.updateCounter(); }, keydown: (event) => this.onKey(event) },
+    });
+    this.counter = h('p', { id: 'hl-counter', className: 'counter', attrs: { 'aria-live': 'polite' } });
+    this.prechat = new PreChatForm('hl-pre');
+    // noValidate: the form's answers are checked by prechat.js, in words, not by the browser's bubbles.
+    this.composer = h('form', { className: 'composer', noValidate: true, on: { submit: (event) => this.onSubmit(event) } },
+      this.prechat.element,
       h('label', { htmlFor: 'hl-message', className: 'visually-hidden', textContent: 'Message' }),
       this.input,
-      h('button', { type: 'submit', className: 'send', textContent: 'Send' }));
+      h('button', { type: 'submit', className: 'send', textContent: 'Send' }),
+      this.counter);
     this.ended = h('div', { className: 'ended', hidden: true },
       h('p', { textContent: 'This chat has ended. Thank you for contacting us.' }),
       h('button', { type: 'button', textContent: 'Start a new chat', on: { click: () => this.newChat() } }));
@@ -139,13 +160,14 @@ class ChatWidget {
         this.statusLine),
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
-    this.notice, this.log, this.typing, this.composer, this.ended);
+    this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
     root.append(stylesheet, this.panel, this.launcher);
     document.body.append(host);
   }
 
   openPanel(focus) {
     this.panel.hidden = false;
+    this.host.dataset.open = ''; // phones: full screen (widget.css)
     this.setUnread(0);
     this.launcher.setAttribute('aria-expanded', 'true');
     this.tab.set({ open: true });
@@ -155,6 +177,7 @@ class ChatWidget {
 
   minimize() {
     this.panel.hidden = true;
+    delete this.host.dataset.open;
     this.launcher.setAttribute('aria-expanded', 'false');
     this.tab.set({ open: false });
     this.launcher.focus();
@@ -192,7 +215,7 @@ class ChatWidget {
         (error) => {
           if (this.started !== started) return;
           this.started = null;
-          this.showNotice(`We could not start the chat: ${error.message}. Please try again.`);
+          this.showNotice(explainStartFailure(error));
         },
       );
     }
@@ -201,6 +224,7 @@ class ChatWidget {
 
   async startOnce() {
     if (!this.sessionValid()) await this.newSession();
+    else this.showPreChat();
     this.stream = new SharedLiveEvents({
       key: `${this.config.server}|${this.config.deployment}|${this.store.get('customerId')}`,
       api: this.api,
@@ -239,7 +263,11 @@ class ChatWidget {
   }
 
   async newSession() {
-    const session = await withRetry(() => this.api.post(`/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`, {}));
+    const path = `/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`;
+    // A refused origin looks like a network failure; unmasked, it is not retried (it never works).
+    const session = await withRetry(() => this.api.post(path, {}).catch(async (error) => {
+      throw await unmaskOrigin(error, this.config.server);
+    }));
     this.store.set({
       token: session.access_token,
       customerId: session.customer_id,
@@ -247,7 +275,9 @@ class ChatWidget {
       lastEventId: session.last_event_id,
       conversationId: null,
       readUpTo: 0,
+      preChatFields: session.pre_chat_fields || [],
     });
+    this.showPreChat();
   }
 
   sessionExpired() {
@@ -259,15 +289,31 @@ class ChatWidget {
     this.composer.hidden = false;
   }
 
-  /** Create the conversation once; its id is chosen here and stored first, so a retry never duplicates it. */
-  async ensureConversation() {
+  /** The pre-chat form, while no conversation has started (fields from the session answer). */
+  showPreChat() {
+    this.prechat.setFields(this.store.get('preChatFields') || []);
+    this.prechat.show(!this.store.get('conversationId'));
+  }
+
+  /**
+   * Create the conversation once, with the pre-chat answers; its id is chosen here and stored first,
+   * so a retry never duplicates it.
+   */
+  async ensureConversation(preChat) {
     let id = this.store.get('conversationId');
+    const creating = !id;
     if (!id) {
       id = crypto.randomUUID();
       this.store.set({ conversationId: id });
     }
-    const conversation = await withRetry(() => this.api.post('/api/v1/conversations', { id }));
-    this.showConversation(conversation);
+    const body = creating && preChat && Object.keys(preChat).length ? { id, pre_chat: preChat } : { id };
+    try {
+      const conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
+      this.showConversation(conversation);
+    } catch (error) {
+      if (creating) this.store.set({ conversationId: null }); // not created: the form stays
+      throw error;
+    }
     return id;
   }
 
@@ -285,14 +331,16 @@ class ChatWidget {
       this.sendRead();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
-      else this.showNotice(`We could not load your conversation: ${error.message}`);
+      else this.showNotice(`We could not load your conversation. ${sayProblem(error)}`);
     }
   }
 
   showConversation(conversation) {
+    this.prechat.show(false);
     this.endButton.hidden = conversation.status === 'closed';
     if (conversation.status === 'closed') this.showEnded();
-    else if (conversation.status === 'queued') this.setStatus('Waiting in queue for the next available agent');
+    // The queue line comes from conversation.routing alone; a REST answer never overwrites it.
+    else if (conversation.status === 'queued' && !this.queueLine) this.setStatus('Waiting in queue for the next available agent');
   }
 
   // -- events -------------------------------------------------------------------------------------
@@ -336,17 +384,26 @@ class ChatWidget {
     this.launcher.setAttribute('aria-label', count ? `${this.config.title} (${count} new)` : this.config.title);
   }
 
+  /**
+   * The queue line, from `conversation.routing` only: the position, and a wait estimate only when the
+   * server gives one (it gives none while no rep is online). It stays until someone is assigned.
+   */
   onRouting(event) {
     if (event.state === 'queued' || (event.state === 'transferred' && !event.assignee)) {
       let text = 'Waiting in queue for the next available agent';
       if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
       if (Number.isFinite(event.estimated_wait_seconds)) {
         text += ` (about ${Math.max(1, Math.round(event.estimated_wait_seconds / 60))} min)`;
+      } else if (event.reps_online === 0) {
+        text += '. No one is available right now: your message is kept, and we will answer as soon as someone is back.';
       }
+      this.queueLine = text;
       this.setStatus(text);
     } else if (event.assignee) {
+      this.queueLine = null;
       this.setStatus(`${event.assignee.display_name} joined`);
     } else if (event.state === 'failed') {
+      this.queueLine = null;
       this.setStatus('No one is available right now; we will reply as soon as we can');
     }
   }
@@ -392,18 +449,27 @@ class ChatWidget {
     event.preventDefault();
     const text = this.input.value.trim();
     if (!text) return;
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.updateCounter();
+      this.input.focus();
+      return; // the counter says by how much; nothing is cut
+    }
+    // The form's answers go with the first message; a required one missing keeps the message here.
+    const preChat = this.prechat.visible ? this.prechat.answers() : {};
+    if (preChat === null) return;
     this.input.value = '';
+    this.updateCounter();
     this.stopTyping();
     const clientId = crypto.randomUUID();
     this.transcript.addPending(clientId, text);
-    this.send(clientId, text);
+    this.send(clientId, text, preChat);
   }
 
-  async send(clientId, text) {
+  async send(clientId, text, preChat = {}) {
     this.transcript.markSending(clientId);
     try {
       await this.start();
-      const conversationId = await this.ensureConversation();
+      const conversationId = await this.ensureConversation(preChat);
       this.endButton.hidden = false;
       this.showNotice('');
       // The same client id on every attempt: the server stores the message once, however often we retry.
@@ -415,9 +481,24 @@ class ChatWidget {
       this.onEvent(entry);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
-      const detail = isRetryable(error) ? 'connection problem.' : error.message;
-      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text));
+      if (error instanceof ApiError && error.status === 422 && this.prechat.showServerErrors(error.problem)) {
+        this.transcript.markFailed(clientId, 'please check the questions above.', () => {
+          const answers = this.prechat.answers();
+          if (answers !== null) this.send(clientId, text, answers);
+        });
+        return;
+      }
+      // A Retry only where trying again can work: never for a message the server will always refuse.
+      const retry = canRetry(error) ? () => this.send(clientId, text, preChat) : null;
+      this.transcript.markFailed(clientId, sayProblem(error), retry);
     }
+  }
+
+  updateCounter() {
+    const text = counterText(this.input.value.length);
+    if (this.counter.textContent !== text) this.counter.textContent = text;
+    this.counter.dataset.over = String(this.input.value.length > MAX_MESSAGE_CHARS);
+    this.input.setAttribute('aria-invalid', this.input.value.length > MAX_MESSAGE_CHARS ? 'true' : 'false');
   }
 
   onTyping() {
@@ -451,7 +532,7 @@ class ChatWidget {
       await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/close`, {}));
       this.showEnded();
     } catch (error) {
-      this.showNotice(`We could not end the chat: ${error.message}`);
+      this.showNotice(`We could not end the chat. ${sayProblem(error)}`);
     }
   }
 
@@ -461,7 +542,9 @@ class ChatWidget {
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
+    this.queueLine = null;
     this.setStatus('We usually reply within minutes');
+    this.showPreChat();
     if (focus) this.input.focus();
   }
 }
