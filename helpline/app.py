@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, attachments, auth, conversations, fastpath, ops, ratings, transcripts, webhooks
+from helpline.api import (
+    admin,
+    api_keys,
+    attachments,
+    auth,
+    conversations,
+    fastpath,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -127,6 +138,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         transcripts.router,
         admin.router,
         webhooks.router,
+        api_keys.router,
         ops.router,
         polling.router,
         diagnostics.router,

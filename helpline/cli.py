@@ -244,6 +244,37 @@ def webhooks_list(database_url: DatabaseUrl = None) -> None:
         typer.echo(f"{hook['id']}  {state:8}  pending={hook['pending']:<5} {hook['url']}  {','.join(hook['events'])}")
 
 
+@api_keys_app.command("create")
+def api_keys_create(
+    name: str,
+    permission: Annotated[list[str], typer.Option("--permission", "-p", help="repeat for each permission")],
+    user: Annotated[str | None, typer.Option("--user", help="the key acts as this staff user (a bot)")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key; prints the key (shown only once: store it now)."""
+    created = run(lambda: _with_accounts(database_url, lambda a: a.api_keys.create(name, permission, username=user)))
+    acting = f", acting as {user}" if user else ""
+    typer.echo(f"created API key {created['name']} ({created['id']}) with {', '.join(created['permissions'])}{acting}")
+    typer.echo(f"key (shown only now): {created['key']}")
+
+
+@api_keys_app.command("revoke")
+def api_keys_revoke(name: str, database_url: DatabaseUrl = None) -> None:
+    """Revoke an API key by name (running servers refuse it within seconds; at once through the API)."""
+    revoked = run(lambda: _with_accounts(database_url, lambda a: a.api_keys.revoke(name=name)))
+    typer.echo(f"revoked API key {revoked['name']} ({revoked['id']})")
+
+
+@api_keys_app.command("list")
+def api_keys_list(database_url: DatabaseUrl = None) -> None:
+    """List API keys (never the keys themselves)."""
+    keys = run(lambda: _with_accounts(database_url, lambda a: a.api_keys.list()))
+    for key in keys:
+        state = "revoked" if key["revoked_at"] else "active"
+        used = key["last_used_at"] or "never used"
+        typer.echo(f"{key['name']}  {key['prefix']}…  {state}  {','.join(key['permissions'])}  last used: {used}")
+
+
 @app.command()
 def doctor(
     url: str,

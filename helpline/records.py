@@ -41,6 +41,7 @@ class Principal:
     display_name: str
     permissions: frozenset[str] = frozenset()
     deployment_id: str | None = None
+    api_key_id: str | None = None  # set when the caller authenticated with an API key (issue 14)
 
     @property
     def is_customer(self) -> bool:
@@ -248,6 +249,24 @@ class Delivery:
     created_at: datetime
     delivered_at: datetime | None
     body: str | None = None  # the event's wire JSON, when read for sending
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    permissions: tuple[str, ...]
+    user_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def principal_id(self) -> str:
+        """Who the key acts as: its user (a bot), or the key itself."""
+        return self.user_id or self.id
 
 
 @dataclass(frozen=True, slots=True)

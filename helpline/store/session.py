@@ -28,6 +28,7 @@ from helpline.records import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.attachments import AttachmentQueries
 from helpline.store.driver import (
     DriverStatements,
@@ -80,7 +81,7 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQueries, RatingQueries):
+class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQueries, OutboxQueries, RatingQueries):
     def __init__(
         self,
         conn: AsyncConnection,
