@@ -161,6 +161,15 @@ class TranscriptRequest(Strict):
     email: Email
 
 
+class ContactRequest(Strict):
+    email: Email
+
+
+class ContactOut(BaseModel):
+    customer_id: str
+    email: str
+
+
 class Accepted(BaseModel):
     status: Literal["queued"]
 

@@ -355,6 +355,10 @@ class StoreSession(
         await self.conn.execute(insert(schema.customers).values(**values))
         return Customer(**values)
 
+    async def update_customer(self, customer_id: str, **values: Any) -> None:
+        c = schema.customers
+        await self.conn.execute(update(c).where(c.c.id == customer_id).values(**values))
+
     async def customer(
         self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
     ) -> Customer | None:
