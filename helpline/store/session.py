@@ -30,6 +30,7 @@ from helpline.records import (
 from helpline.store import schema
 from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.attachments import AttachmentQueries
+from helpline.store.bots import BotQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -81,7 +82,9 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQueries, OutboxQueries, RatingQueries):
+class StoreSession(
+    RoutingQueries, WebhookQueries, ApiKeyQueries, BotQueries, AttachmentQueries, OutboxQueries, RatingQueries
+):
     def __init__(
         self,
         conn: AsyncConnection,
@@ -319,6 +322,10 @@ class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQuer
         condition = q.c.id == id if id is not None else q.c.name == name
         row = (await self.conn.execute(select(q).where(condition))).first()
         return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
+
+    async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
+        q = schema.queues
+        await self.conn.execute(update(q).where(q.c.id == queue_id).values(bot_user_id=user_id))
 
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
