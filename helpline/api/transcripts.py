@@ -1,4 +1,4 @@
-"""Transcripts by email (PROTOCOL.md 1.1 "Customers"): queued in the durable outbox, sent by its worker."""
+"""Transcripts by email (docs/protocol.md "Customers' extras"): queued in the durable outbox, sent by its worker."""
 
 from __future__ import annotations
 
