@@ -178,14 +178,16 @@ def db_backup(
 
     try:
         settings = Settings.from_env(database_url=database_url)
-        done = backup_sqlite(settings.database_url, path, overwrite=force)
+        folder = Path(settings.attachment_dir) if settings.attachment_dir else None
+        done = backup_sqlite(settings.database_url, path, overwrite=force, attachment_dir=folder)
     except ConfigurationError as exc:
         fail(str(exc))
         return
     except sqlite3.Error as exc:
         fail(f"the backup failed: {exc}")
         return
-    typer.echo(f"backed up to {done.path} ({done.size} bytes, events up to id {done.last_event_id})")
+    files = f", {done.attachments} attachment(s) to {done.path}-attachments" if done.attachments else ""
+    typer.echo(f"backed up to {done.path} ({done.size} bytes, events up to id {done.last_event_id}{files})")
 
 
 def _read_password() -> str:

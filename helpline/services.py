@@ -9,6 +9,7 @@ from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.escalation import Escalations
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
@@ -39,6 +40,7 @@ class Services:
     webhooks: Webhooks
     deliveries: DeliveryWorker
     retention: Retention
+    escalations: Escalations
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -54,6 +56,8 @@ class Services:
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
         outbox = Outbox(store, settings)
         conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
+        escalations = Escalations(conversations, settings)
+        conversations.after_customer_message = escalations.after_customer_message
         return cls(
             settings=settings,
             store=store,
@@ -70,4 +74,5 @@ class Services:
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
             webhooks=webhooks,
             deliveries=deliveries,
+            escalations=escalations,
         )

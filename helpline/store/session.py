@@ -30,6 +30,7 @@ from helpline.records import (
 from helpline.store import schema
 from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.attachments import AttachmentQueries
+from helpline.store.bots import BotQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -81,7 +82,9 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQueries, OutboxQueries, RatingQueries):
+class StoreSession(
+    RoutingQueries, WebhookQueries, ApiKeyQueries, BotQueries, AttachmentQueries, OutboxQueries, RatingQueries
+):
     def __init__(
         self,
         conn: AsyncConnection,
@@ -327,6 +330,10 @@ class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQuer
         row = (await self.conn.execute(select(q).where(condition))).first()
         return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
 
+    async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
+        q = schema.queues
+        await self.conn.execute(update(q).where(q.c.id == queue_id).values(bot_user_id=user_id))
+
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
         return [Queue(row.id, row.name, row.created_at, row.bot_user_id) for row in rows]
@@ -354,6 +361,10 @@ class StoreSession(RoutingQueries, WebhookQueries, ApiKeyQueries, AttachmentQuer
         values = {"id": new_id("cus"), "created_at": utcnow(), **values}
         await self.conn.execute(insert(schema.customers).values(**values))
         return Customer(**values)
+
+    async def update_customer(self, customer_id: str, **values: Any) -> None:
+        c = schema.customers
+        await self.conn.execute(update(c).where(c.c.id == customer_id).values(**values))
 
     async def customer(
         self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
