@@ -13,6 +13,7 @@ from helpline.domain.escalation import Escalations
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
+from helpline.domain.retention import Retention
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
@@ -38,6 +39,7 @@ class Services:
     login_limiter: RateLimiter
     webhooks: Webhooks
     deliveries: DeliveryWorker
+    retention: Retention
     escalations: Escalations
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -64,6 +66,7 @@ class Services:
             conversations=conversations,
             router=router,
             attachments=Attachments(store, blobs, settings),
+            retention=Retention(store, blobs, settings, invalidation),
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,
