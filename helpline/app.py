@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         services = Services.build(settings, store, bus)
+        await services.delivery.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
                 with contextlib.suppress(asyncio.CancelledError):
                     await routing
             await app.state.streams.shutdown()
+            await services.delivery.stop()
             await bus.disconnect()
             await store.close()
 

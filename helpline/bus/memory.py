@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from helpline.bus.base import Bus, Envelope, Subscription
+from helpline.bus.base import PRINCIPAL_PREFIX, Bus, Envelope, Subscription
 
 
 class MemoryBus(Bus):
@@ -13,7 +13,18 @@ class MemoryBus(Bus):
         self._channels: defaultdict[str, set[Subscription]] = defaultdict(set)
 
     async def publish(self, channels: list[str], envelope: Envelope) -> None:
+        receiver = self.receiver
+        if receiver is None:
+            self.deliver(channels, envelope)
+        else:
+            receiver.offer(channels, envelope)
+
+    def fan_out(self, channels: Sequence[str], envelope: Envelope) -> None:
         self.deliver(channels, envelope)
+
+    def local_principals(self) -> list[str]:
+        n = len(PRINCIPAL_PREFIX)
+        return [channel[n:] for channel in self._channels if channel.startswith(PRINCIPAL_PREFIX)]
 
     def deliver(self, channels: Sequence[str], envelope: Envelope) -> None:
         for channel in channels:

@@ -198,13 +198,16 @@ class EventStream:
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
                 reason = await self._live(subscription, send, last_sent, deadline, settings, metrics)
-                if reason == "slow":
+                if reason in ("slow", "overflow"):
                     metrics.slow_consumers.inc()
-                    return
-                if reason in ("lifetime", "shutdown"):
-                    await _write(send, control_event("stream.reconnect", reason=reason), write_timeout)
+                if reason in ("lifetime", "shutdown", "overflow"):
+                    # Every end the server chooses is announced and completes the response: a client
+                    # (or a proxy) never sees a truncated chunked body it would log as an error.
+                    reconnect = "slow" if reason == "overflow" else reason
+                    await _write(send, control_event("stream.reconnect", reason=reconnect), write_timeout)
                 if reason != "disconnected":
-                    await _finish(send, write_timeout)
+                    # After a missed write deadline the client is not reading: a short last try.
+                    await _finish(send, 1.0 if reason == "slow" else write_timeout)
             finally:
                 registry.subscriptions.discard(subscription)
                 watcher.cancel()
@@ -229,7 +232,7 @@ class EventStream:
             try:
                 envelopes = await subscription.wait(min(heartbeat, deadline - now))
             except SlowConsumer:
-                return "slow"
+                return "overflow"
             if envelopes:
                 chunks = []
                 for envelope in envelopes:
