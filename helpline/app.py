@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, auth, conversations, fastpath, ops
+from helpline.api import (
+    admin,
+    api_keys,
+    attachments,
+    auth,
+    conversations,
+    fastpath,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -68,8 +79,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus)
-        await services.delivery.start()
+        services = Services.build(settings, store, bus, app.state.metrics)
+        await services.follower.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -81,15 +92,27 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
+        services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
+        invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        services.outbox.connected = lambda: list(streams.per_identity)
+        mailing = None
+        if settings.outbox_enabled and services.outbox.sends_email:
+            mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
         try:
             yield
         finally:
-            if routing is not None:
-                routing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await routing
+            for task in (routing, invalidations, deliveries, mailing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.streams.shutdown()
-            await services.delivery.stop()
+            await services.follower.stop()
             await bus.disconnect()
             await store.close()
 
@@ -106,9 +129,22 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
+    for router in (
+        auth.router,
+        conversations.router,
+        attachments.router,
+        ratings.router,
+        transcripts.router,
+        admin.router,
+        webhooks.router,
+        api_keys.router,
+        ops.router,
+        polling.router,
+        diagnostics.router,
+    ):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
     events = streaming.EventStream(app)
@@ -124,6 +160,17 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _end_changed_streams(streams: streaming.StreamRegistry, services: Services, principal_id: str | None) -> None:
+    """An invalidation (domain/invalidation.py): end the streams of whoever changed; when some may
+    have been missed (``None``), re-check every stream's caller against the store."""
+    if principal_id is not None:
+        streams.end_streams_of(principal_id)
+    elif streams.subscriptions:
+        task = asyncio.get_running_loop().create_task(streams.revalidate(services.accounts.current))
+        streams.background.add(task)
+        task.add_done_callback(streams.background.discard)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

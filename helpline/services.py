@@ -7,12 +7,20 @@ from dataclasses import dataclass, field
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
 from helpline.domain.delivery import LogFollower
 from helpline.domain.faults import injected
+from helpline.domain.invalidation import Invalidation
+from helpline.domain.outbox import Outbox
+from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
 from helpline.ratelimit import RateLimiter
 from helpline.store import Store
+from helpline.store.attachments import choose_blobs
 
 
 @dataclass
@@ -23,18 +31,32 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
-    delivery: LogFollower
+    follower: LogFollower
+    attachments: Attachments
+    ratings: Ratings
+    outbox: Outbox
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        delivery = LogFollower(store, bus, interval=settings.log_check_seconds)
-        store.on_commit(delivery.publisher(injected(settings.fault_injection, publisher(bus))))
+    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        published = follower.publisher(injected(settings.fault_injection, publisher(bus)))
+        store.on_commit(waking(published, store, deliveries.wake))
+        webhooks = Webhooks(store, bus, settings)
+        webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
+        blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+        outbox = Outbox(store, settings)
+        conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
         return cls(
             settings=settings,
             store=store,
@@ -42,7 +64,13 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
-            delivery=delivery,
+            follower=follower,
+            attachments=Attachments(store, blobs, settings),
+            ratings=Ratings(store, settings),
+            outbox=outbox,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            webhooks=webhooks,
+            deliveries=deliveries,
         )

@@ -85,7 +85,7 @@ async def test_a_gap_in_what_the_bus_brings_is_filled_from_the_log_first(
 ) -> None:
     """Writes interleaved on both nodes: each of this node's own ids comes after ids it never heard of."""
     here, there = worlds
-    follower = nodes[0].app.state.services.delivery
+    follower = nodes[0].app.state.services.follower
     await here.customer("alice")
     conversation = await here.conversation("alice", "c-gap", rep="rep2")
     async with AsyncExitStack() as stack:

@@ -60,11 +60,15 @@ class Subscription:
     ``close()`` wakes a waiting reader, so a disconnect or a shutdown ends the wait at once.
     """
 
-    __slots__ = ("_items", "_waiter", "channels", "closed", "closed_by", "maxsize", "overflowed")
+    __slots__ = ("_items", "_waiter", "channels", "closed", "closed_by", "from_log", "maxsize", "overflowed")
 
-    def __init__(self, channels: tuple[str, ...], maxsize: int) -> None:
+    def __init__(self, channels: tuple[str, ...], maxsize: int, from_log: bool = False) -> None:
         self.channels = channels
         self.maxsize = maxsize
+        # A stream's inbox: what it misses while a shared bus is down, the node's log follower brings
+        # (domain/delivery.py), so a bus outage neither ends it nor refuses it. Other subscribers (the
+        # bus-only control channels) are told of every outage, since nothing else can replay for them.
+        self.from_log = from_log
         self._items: deque[Envelope] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
@@ -181,8 +185,10 @@ class Bus(ABC):
     def _detach(self, subscription: Subscription) -> None: ...
 
     @asynccontextmanager
-    async def subscribe(self, channels: Iterable[str], *, maxsize: int) -> AsyncIterator[Subscription]:
-        subscription = Subscription(tuple(channels), maxsize)
+    async def subscribe(
+        self, channels: Iterable[str], *, maxsize: int, from_log: bool = False
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(tuple(channels), maxsize, from_log)
         self._attach(subscription)
         try:
             yield subscription

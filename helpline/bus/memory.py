@@ -31,12 +31,14 @@ class MemoryBus(Bus):
             for subscription in tuple(self._channels.get(channel, ())):
                 subscription.deliver(envelope)
 
-    def lose_everything(self) -> None:
+    def lose_everything(self, *, except_from_log: bool = False) -> None:
         """Events may have been missed (a shared bus's subscription dropped): every inbox overflows, so
-        each stream ends and its client resumes from the log."""
+        each stream ends and its client resumes from the log; ``except_from_log`` spares the inboxes a
+        log follower keeps supplied."""
         for subscriptions in tuple(self._channels.values()):
             for subscription in tuple(subscriptions):
-                subscription.lose()
+                if not (except_from_log and subscription.from_log):
+                    subscription.lose()
 
     def _attach(self, subscription: Subscription) -> None:
         for channel in subscription.channels:

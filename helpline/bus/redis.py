@@ -10,8 +10,9 @@ COMMIT and its PUBLISH, a publish may fail, a subscription may drop), so nothing
 delivery. In a server the bus hands every message to the node's log follower (``receiver``,
 ``domain/delivery.py``), which delivers stored events in log order and reads the durable log for any id
 the bus did not bring; while the subscription is down, the follower's head check serves every stream
-from the log, and new streams are accepted. Without a receiver (a bare bus, as in the bus tests) a lost
-subscription ends every local stream as a slow consumer, and new ones are refused until it is back.
+from the log, and new streams are accepted. Every other subscription (the control channels, which no
+log can replay), and every stream of a bus without a receiver, is ended as a slow consumer when the
+subscription drops, and new ones are refused until it is back.
 
 Order: Redis delivers a channel's messages in the order they were published, and the store publishes
 each batch in id order before the next batch may begin (on PostgreSQL under the append lock, across
@@ -158,7 +159,7 @@ class RedisBus(Bus):
             raise _unreachable(exc) from exc
 
     def _attach(self, subscription: Subscription) -> None:
-        if not self._subscribed.is_set() and self.receiver is None:
+        if not self._subscribed.is_set() and not (subscription.from_log and self.receiver is not None):
             raise Unavailable("the event bus is reconnecting; retry shortly", retry_after=2)
         self._local._attach(subscription)
 
@@ -185,8 +186,7 @@ class RedisBus(Bus):
                 self._subscribed.clear()
                 if self.receiver is not None:
                     self.receiver.bus_lost()  # its head check keeps every stream going from the log
-                else:
-                    self._local.lose_everything()
+                self._local.lose_everything(except_from_log=self.receiver is not None)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
