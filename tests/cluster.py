@@ -16,12 +16,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.conftest import POSTGRES_BASE, SECRET, _asyncpg_dsn, free_port, skip_or_fail
+from tests.proxies import Proxy, _run, find_binary
 
 HELPLINE = [sys.executable, "-m", "helpline"]
 DEMO_PASSWORD = "demo-password-123"
@@ -176,3 +179,35 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+HAPROXY_CONF = """\
+global
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+frontend helpline
+    bind 127.0.0.1:{port}
+    default_backend nodes
+backend nodes
+    balance roundrobin
+    option httpchk GET /readyz
+    http-check expect status 200
+{servers}
+"""
+
+
+@contextmanager
+def haproxy_in_front(nodes: list[Node], folder: Path) -> Iterator[Proxy]:
+    """haproxy round-robin over ``nodes``, checking ``/readyz`` (the config of docs/deployment.md)."""
+    binary = find_binary("haproxy")
+    port = free_port()
+    servers = "\n".join(f"    server {node.name} 127.0.0.1:{node.port} check inter 1s fall 2 rise 1" for node in nodes)
+    config = folder / "haproxy.cfg"
+    config.write_text(HAPROXY_CONF.format(port=port, servers=servers))
+    with _run("haproxy", [binary, "-f", str(config), "-db"], folder, port, signal.SIGTERM) as proxy:
+        yield proxy

@@ -23,8 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cluster import DEMO_PASSWORD, Node, OwnDatabase, OwnRedis
+from tests.cluster import DEMO_PASSWORD, Node, OwnDatabase, OwnRedis, haproxy_in_front
 from tests.conftest import _asyncpg_dsn
+from tests.proxies import Proxy
 from tests.streams import StreamReader
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.redis, pytest.mark.postgres]
@@ -39,6 +40,7 @@ class Cluster:
     redis: OwnRedis
     nodes: list[Node]
     folder: Path
+    proxy: Proxy
 
     def restart(self, node: Node) -> None:
         node.kill()
@@ -68,7 +70,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             node.spawn()
         for node in nodes[1:]:
             node.wait_ready()
-        yield Cluster(database, redis, nodes, folder)
+        with haproxy_in_front(nodes, folder) as proxy:
+            yield Cluster(database, redis, nodes, folder, proxy)
     finally:
         for node in nodes:
             node.stop()
@@ -115,13 +118,13 @@ class Scene:
     http: httpx.AsyncClient
     acknowledged: list[str] = field(default_factory=list)
 
-    async def send(self, node: Node, who: str, text: str) -> bool:
+    async def send(self, node: Node | str, who: str, text: str) -> bool:
         """Post a message to ``node``; True when acknowledged (2xx). Unanswered posts are not retried
         here: whether they were committed is for the log to say."""
         token = next(p.token for p in self.parties if p.name == who)
         try:
             response = await self.http.post(
-                f"{node.url}/api/v1/conversations/{self.conversation}/messages",
+                f"{node if isinstance(node, str) else node.url}/api/v1/conversations/{self.conversation}/messages",
                 json={"id": text, "text": text},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=15,
@@ -244,6 +247,33 @@ async def test_a_publish_that_fails_is_a_delay_not_a_loss(scene: Scene) -> None:
         assert await scene.send(nodes[1] if n % 3 == 0 else nodes[n % 3], who(n), text)
     truth = await scene.everyone_has_the_log()
     assert [t for _, t in truth] == scene.acknowledged
+
+
+async def test_three_nodes_behind_haproxy_deliver_every_message_to_every_stream(scene: Scene) -> None:
+    """The deployment of docs/deployment.md: haproxy round-robin in front, streams and posts through it."""
+    proxy = scene.cluster.proxy.url
+    through: list[list[tuple[int, str]]] = []
+    async with AsyncExitStack() as stack:
+        readers = []
+        for party in scene.parties:
+            for _ in range(3):  # round robin: each party's three streams land on three nodes
+                client = await stack.enter_async_context(httpx.AsyncClient(timeout=httpx.Timeout(15, read=None)))
+                response = await stack.enter_async_context(
+                    client.stream("GET", f"{proxy}/api/v1/events", headers={"Authorization": f"Bearer {party.token}"})
+                )
+                assert response.status_code == 200
+                reader = StreamReader(response)
+                await reader.until(lambda e: e.event == "stream.open", timeout=15)
+                readers.append(reader)
+        for n in range(9):
+            assert await scene.send(proxy, who(n), f"via-proxy-{n}")
+        truth = await scene.everyone_has_the_log()
+        for reader in readers:
+            events = await reader.until(
+                lambda e: e.event == "conversation.message" and e.json()["text"] == "via-proxy-8", timeout=15
+            )
+            through.append([(int(e.id or 0), e.json()["text"]) for e in events if e.event == "conversation.message"])
+    assert all(received == truth for received in through)
 
 
 async def test_a_redis_restart_is_not_a_stream_outage(scene: Scene) -> None:
