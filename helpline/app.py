@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         services = Services.build(settings, store, bus, app.state.metrics)
+        await services.follower.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            await services.follower.stop()
             await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
