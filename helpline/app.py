@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
                         await task
             await app.state.streams.shutdown()
             await services.follower.stop()
+            await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
 
