@@ -21,6 +21,7 @@ from helpline.api import (
     attachments,
     auth,
     conversations,
+    escalation,
     fastpath,
     ops,
     ratings,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         services = Services.build(settings, store, bus, app.state.metrics)
+        await services.follower.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -98,19 +100,25 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        silent_bots = asyncio.create_task(services.escalations.run(), name="helpline-silent-bots")
         services.outbox.connected = lambda: list(streams.per_identity)
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
+        retention = None
+        if settings.retention_interval_seconds > 0:
+            retention = asyncio.create_task(services.retention.run(), name="helpline-retention")
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing):
+            for task in (routing, invalidations, deliveries, silent_bots, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            await services.follower.stop()
+            await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
 
@@ -119,7 +127,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
-        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        docs_url=None,  # helpline/web/apidocs.py serves /docs with local assets
         redoc_url=None,
     )
     app.state.settings = settings
@@ -139,6 +147,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         admin.router,
         webhooks.router,
         api_keys.router,
+        escalation.router,
         ops.router,
         polling.router,
         diagnostics.router,

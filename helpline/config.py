@@ -51,6 +51,12 @@ class Settings:
     # A long-poll holds at most this long (docs/protocol.md 1.1: 20 s by default, `timeout` <= 30), so a
     # 25-30 s idle cut on the way never strands one; clients read with a timeout of hold + 5 s.
     poll_max_timeout_seconds: float = 20.0
+    # Delivery (domain/delivery.py): how often a node looks at the head of the log for events whose
+    # bus message never came (a writer died between commit and publish, a publish failed, the bus is
+    # down). One indexed read; the most such an event is late.
+    log_check_seconds: float = 1.0
+    # Test hook only (domain/faults.py): "die-after-commit:<marker>" or "publish-fails:<marker>".
+    fault_injection: str = ""
     # Routing (issue 4).
     router_enabled: bool = True  # tests turn the background loop off and drive Router.tick() themselves
     router_tick_seconds: float = 1.0
@@ -60,6 +66,10 @@ class Settings:
     presence_touch_seconds: float = 10.0
     inactivity_warning_seconds: float = 600.0
     inactivity_close_seconds: float = 300.0
+    # Retention (issue 15): how often the background job looks for conversations past their deployment's
+    # retention_days, and how many it removes per write transaction (a bound on how long writers wait).
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 100
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536
@@ -79,6 +89,8 @@ class Settings:
     webhook_allow_private: bool = False  # HELPLINE_WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets allowed
     # Service agents (issue 14): what a customer writes to ask for a person (case-insensitive, comma-separated).
     handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
+    # A customer whose last message a bot leaves unanswered this long is handed to people (0: never).
+    bot_silence_seconds: float = 120.0
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

@@ -155,7 +155,7 @@ class Router:
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
-        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
+        present = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
         for position, conversation in enumerate(queued, start=1):
             if conversation.queue_position == position:
                 continue
@@ -166,9 +166,10 @@ class Router:
                     "state": "queued",
                     "queue_id": queue_id,
                     "position": position,
-                    # No estimate while no rep is online: any number would be made up (issue 12).
-                    "estimated_wait_seconds": round(per_slot * position / online) if online else None,
-                    "reps_online": online,
+                    # No estimate while no rep is online: any number would be made up (issue 12); the
+                    # widget says no one is available and offers to continue by email.
+                    "estimated_wait_seconds": round(per_slot * position / present) if present else None,
+                    "reps_online": present,
                     "assignee": None,
                 },
                 conversation_id=conversation.id,
@@ -265,8 +266,11 @@ class Router:
         async with self.store.read() as s:
             stats = []
             ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
+            # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
+            bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
+                contained, escalated = bots.get(queue.id, (0, 0))
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
@@ -280,6 +284,9 @@ class Router:
                         # Satisfaction over the last rating_window_days (issue 12): None before any rating.
                         "rating_average": round(rating[0], 2) if rating else None,
                         "ratings": rating[1] if rating else 0,
+                        "bot_user_id": queue.bot_user_id,
+                        "bot_contained_today": contained,
+                        "bot_escalated_today": escalated,
                         "reps": [
                             {
                                 "id": r.id,

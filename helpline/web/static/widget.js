@@ -9,7 +9,9 @@
 // The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
 
 import { ApiError, createApi, withRetry } from './api.js';
+import { AttachmentTray, attachmentList } from './attachments.js';
 import { h, icon } from './dom.js';
+import { contactForm, ratingForm, transcriptForm } from './followup.js';
 import { PreChatForm } from './prechat.js';
 import { MAX_MESSAGE_CHARS, canRetry, counterText, explainStartFailure, sayProblem, unmaskOrigin } from './problems.js';
 import { SharedLiveEvents } from './shared-stream.js';
@@ -90,9 +92,11 @@ class ChatWidget {
     this.typingSent = false;
     this.repTypingTimer = null;
     this.build();
+    const token = () => this.store.get('token');
     this.transcript = new Transcript(this.log, {
       selfId: () => this.store.get('customerId'),
       perspective: 'customer',
+      files: (list) => attachmentList(this.api, token, list),
       onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
     });
     if (this.tab.get('open') && this.sessionValid()) this.openPanel(false);
@@ -107,6 +111,7 @@ class ChatWidget {
     this.host = host;
     const root = host.attachShadow({ mode: 'open' });
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
+    const extras = h('link', { rel: 'stylesheet', href: new URL('./attachments.css', import.meta.url).href });
     // Shown once styled, so the page never flashes an unstyled widget.
     host.hidden = true;
     for (const event of ['load', 'error']) stylesheet.addEventListener(event, () => (host.hidden = false));
@@ -120,6 +125,8 @@ class ChatWidget {
     this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
     this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle', 'aria-hidden': 'true' } });
     this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
+    // While a bot answers (issue 14), the customer can always ask for a person.
+    this.personButton = h('button', { type: 'button', className: 'person', textContent: 'Talk to a person', hidden: true, on: { click: () => this.askForPerson() } });
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
     this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
@@ -158,11 +165,41 @@ class ChatWidget {
       h('div', { className: 'heading' },
         h('h2', { id: 'hl-title' }, this.connection, 'Customer support'),
         this.statusLine),
+      this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
     this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
-    root.append(stylesheet, this.panel, this.launcher);
+    this.buildCustomerSide();
+    root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
+  }
+
+  /** Attachments in the composer; rating and transcript after the end; an address while no one is there. */
+  buildCustomerSide() {
+    this.tray = new AttachmentTray({
+      api: this.api,
+      getToken: () => this.store.get('token'),
+      conversationId: async () => { await this.start(); return this.ensureConversation(); },
+      dropTargets: [this.panel],
+      pasteTargets: [this.input],
+    });
+    this.composer.insertBefore(this.tray.control, this.input);
+    this.composer.before(this.tray.list);
+    this.contactSlot = h('div', { className: 'contact' });
+    this.composer.before(this.contactSlot);
+    this.followup = h('div', { className: 'followups' });
+    this.ended.append(this.followup);
+  }
+
+  offerContact() {
+    if (this.contactSlot.childElementCount || !this.composer.isConnected) return;
+    this.contactSlot.append(contactForm(this.api, () => this.start()));
+  }
+
+  showFollowups() {
+    const id = () => this.store.get('conversationId');
+    this.ratingSlot = h('div', {}, this.rated ? null : ratingForm(this.api, id));
+    this.followup.replaceChildren(this.ratingSlot, transcriptForm(this.api, id));
   }
 
   openPanel(focus) {
@@ -338,6 +375,8 @@ class ChatWidget {
   showConversation(conversation) {
     this.prechat.show(false);
     this.endButton.hidden = conversation.status === 'closed';
+    this.personButton.hidden = !(conversation.status === 'assigned' && conversation.bot_id
+      && conversation.assignee_id === conversation.bot_id && !conversation.escalated_at);
     if (conversation.status === 'closed') this.showEnded();
     // The queue line comes from conversation.routing alone; a REST answer never overwrites it.
     else if (conversation.status === 'queued' && !this.queueLine) this.setStatus('Waiting in queue for the next available agent');
@@ -360,11 +399,16 @@ class ChatWidget {
       case 'conversation.closed':
         this.showEnded();
         break;
+      case 'conversation.rated':
+        this.rated = true;
+        this.ratingSlot?.replaceChildren(h('p', { className: 'followup__status', textContent: 'Thank you for your rating!' }));
+        break;
       case 'conversation.read':
         if (event.by?.id === me) this.store.set({ readUpTo: Math.max(this.store.get('readUpTo') || 0, event.entry_id) });
         break;
       case 'conversation.message':
         if (event.author?.id !== me) this.hideRepTyping();
+        if (event.automatic === 'outside-hours') this.offerContact();
         break;
       default:
         break;
@@ -389,6 +433,11 @@ class ChatWidget {
    * server gives one (it gives none while no rep is online). It stays until someone is assigned.
    */
   onRouting(event) {
+    this.personButton.hidden = !(event.state === 'assigned' && event.bot);
+    if (event.state === 'escalated') {
+      this.setStatus('Connecting you with a person');
+      return;
+    }
     if (event.state === 'queued' || (event.state === 'transferred' && !event.assignee)) {
       let text = 'Waiting in queue for the next available agent';
       if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
@@ -399,11 +448,14 @@ class ChatWidget {
       }
       this.queueLine = text;
       this.setStatus(text);
+      // No rep online (the queue event says so): offer to continue by email.
+      if (event.reps_online === 0 || event.available === false) this.offerContact();
     } else if (event.assignee) {
       this.queueLine = null;
       this.setStatus(`${event.assignee.display_name} joined`);
     } else if (event.state === 'failed') {
       this.queueLine = null;
+      this.offerContact();
       this.setStatus('No one is available right now; we will reply as soon as we can');
     }
   }
@@ -420,8 +472,11 @@ class ChatWidget {
   }
 
   showEnded() {
+    if (this.ended.hidden) this.showFollowups();
+    this.contactSlot.replaceChildren();
     this.setStatus('Chat ended');
     this.endButton.hidden = true;
+    this.personButton.hidden = true;
     this.composer.hidden = true;
     this.ended.hidden = false;
     this.hideRepTyping();
@@ -448,24 +503,30 @@ class ChatWidget {
   onSubmit(event) {
     event.preventDefault();
     const text = this.input.value.trim();
-    if (!text) return;
+    if (this.tray.busy) {
+      this.showNotice('Please wait until your files have uploaded.');
+      return;
+    }
     if (text.length > MAX_MESSAGE_CHARS) {
       this.updateCounter();
       this.input.focus();
       return; // the counter says by how much; nothing is cut
     }
+    if (!text && !this.tray.items.some((item) => item.state === 'ready')) return;
     // The form's answers go with the first message; a required one missing keeps the message here.
     const preChat = this.prechat.visible ? this.prechat.answers() : {};
     if (preChat === null) return;
+    const files = this.tray.take();
+    if (!text && !files.length) return;
     this.input.value = '';
     this.updateCounter();
     this.stopTyping();
     const clientId = crypto.randomUUID();
-    this.transcript.addPending(clientId, text);
-    this.send(clientId, text, preChat);
+    this.transcript.addPending(clientId, text, files);
+    this.send(clientId, text, files.map((file) => file.id), preChat);
   }
 
-  async send(clientId, text, preChat = {}) {
+  async send(clientId, text, attachmentIds = [], preChat = {}) {
     this.transcript.markSending(clientId);
     try {
       await this.start();
@@ -474,7 +535,9 @@ class ChatWidget {
       this.showNotice('');
       // The same client id on every attempt: the server stores the message once, however often we retry.
       const entry = await withRetry(
-        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text }),
+        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, {
+          id: clientId, text, attachment_ids: attachmentIds.length ? attachmentIds : undefined,
+        }),
         { onRetry: () => this.showNotice('Connection problem; retrying…') },
       );
       this.showNotice('');
@@ -484,12 +547,12 @@ class ChatWidget {
       if (error instanceof ApiError && error.status === 422 && this.prechat.showServerErrors(error.problem)) {
         this.transcript.markFailed(clientId, 'please check the questions above.', () => {
           const answers = this.prechat.answers();
-          if (answers !== null) this.send(clientId, text, answers);
+          if (answers !== null) this.send(clientId, text, attachmentIds, answers);
         });
         return;
       }
       // A Retry only where trying again can work: never for a message the server will always refuse.
-      const retry = canRetry(error) ? () => this.send(clientId, text, preChat) : null;
+      const retry = canRetry(error) ? () => this.send(clientId, text, attachmentIds, preChat) : null;
       this.transcript.markFailed(clientId, sayProblem(error), retry);
     }
   }
@@ -536,13 +599,30 @@ class ChatWidget {
     }
   }
 
+  /** The "talk to a person" button: the bot hands the conversation to the queue's people at once. */
+  async askForPerson() {
+    const id = this.store.get('conversationId');
+    if (!id) return;
+    this.personButton.hidden = true;
+    try {
+      await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/escalate`, {}));
+      this.setStatus('Connecting you with a person');
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) this.showNotice(`We could not reach a person: ${error.message}`);
+    }
+  }
+
   newChat({ focus = true } = {}) {
     if (this.store.get('conversationId')) this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
+    this.tray.clear();
+    this.rated = false;
+    this.contactSlot.replaceChildren();
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
     this.queueLine = null;
+    this.personButton.hidden = true;
     this.setStatus('We usually reply within minutes');
     this.showPreChat();
     if (focus) this.input.focus();
