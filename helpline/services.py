@@ -48,7 +48,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
-        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds, metrics=metrics)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
         published = follower.publisher(injected(settings.fault_injection, publisher(bus)))
         store.on_commit(waking(published, store, deliveries.wake))
