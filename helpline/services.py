@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
-from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.conversations import Conversations
+from helpline.domain.offers import Offers
 from helpline.domain.routing import Router
 from helpline.ratelimit import RateLimiter
 from helpline.store import Store
@@ -20,23 +22,26 @@ class Services:
     bus: Bus
     accounts: Accounts
     conversations: Conversations
+    offers: Offers
     router: Router
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
-    extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        store.on_commit(publisher(bus))
-        router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
-        accounts.on_routing_change = conversations.on_routing_change = router.wake
+    def build(
+        cls, settings: Settings, store: Store, bus: Bus, *, connected_staff: Callable[[], Iterable[str]] = lambda: ()
+    ) -> Services:
+        """Wire the services: committed events go to the bus; what changes routing wakes the router;
+        ``connected_staff`` names the staff with a stream open on this node (the router keeps presence)."""
+        store.on_commit(bus.publish_events)
+        router = Router(store, bus, settings, connected_staff=connected_staff)
         return cls(
             settings=settings,
             store=store,
             bus=bus,
-            accounts=accounts,
-            conversations=conversations,
+            accounts=Accounts(store, settings, on_routing_change=router.wake),
+            conversations=Conversations(store, bus, on_routing_change=router.wake),
+            offers=Offers(store, router.wake),
             router=router,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),

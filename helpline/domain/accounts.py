@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from helpline.config import Settings
@@ -23,12 +24,14 @@ PRINCIPAL_CACHE_SIZE = 100_000
 
 
 class Accounts:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, *, on_routing_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.store = store
         self.settings = settings
         self.tokens = Tokens(settings.secret_key)
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
-        self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
+        self.on_routing_change = on_routing_change  # the router's wake(): a rep came online or went away
         self.deployments_version = 0  # bumped on every deployment change, so caches of them refresh
         self._principals: dict[str, tuple[float, Principal]] = {}  # subject → (valid until, principal)
 
@@ -153,8 +156,7 @@ class Accounts:
                 conversation_id=None,
                 recipients={principal.id},
             )
-        if self.on_routing_change is not None:
-            self.on_routing_change()
+        self.on_routing_change()
         return {"user_id": principal.id, "status": status}
 
     # -- admin ----------------------------------------------------------------------------------

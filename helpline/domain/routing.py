@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,14 +45,21 @@ def best_rep(candidates: Iterable[RepLoad]) -> RepLoad | None:
 
 
 class Router:
-    def __init__(self, store: Store, bus: Bus, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        settings: Settings,
+        *,
+        connected_staff: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings
         self._wake = asyncio.Event()
         self._last_stats = ""
         self._last_touch = datetime.min.replace(tzinfo=utcnow().tzinfo)
-        self.connected_staff: Any = None  # a callable returning the staff ids with streams on this node
+        self.connected_staff = connected_staff  # the staff ids with a stream open on this node
 
     def wake(self) -> None:
         """Something changed (a conversation queued, an offer answered, a rep freed): route now."""
@@ -181,7 +188,7 @@ class Router:
         no node has seen for ``presence_grace_seconds`` is set offline, remembering the presence to give
         back when it reconnects (:meth:`rep_connected`).
         """
-        connected = list(self.connected_staff() if self.connected_staff else [])
+        connected = list(self.connected_staff())
         if connected and (now - self._last_touch).total_seconds() >= self.settings.presence_touch_seconds:
             async with self.store.write() as s:
                 await s.touch_streams(connected, now)

@@ -25,12 +25,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from helpline.errors import HelplineError, Unavailable
 from helpline.records import StoredEvent
-from helpline.store.failures import unavailable, write_conflict
+from helpline.store.failures import DATABASE_ERRORS, translate, unavailable
 from helpline.store.session import StoreSession
 
 logger = logging.getLogger("helpline.store")
@@ -101,15 +100,12 @@ class GroupCommit:
             raise
         try:
             yield session
-        except IntegrityError:
+        except BaseException as exc:
             turn.finish(False)
-            raise write_conflict() from None
-        except SQLAlchemyError as exc:
-            turn.finish(False)
-            raise unavailable(exc) from exc
-        except BaseException:
-            turn.finish(False)
-            raise
+            error = translate(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
         turn.finish(True)
         await turn.committed
 
@@ -129,7 +125,7 @@ class GroupCommit:
             if self._conn is None:  # the writer keeps one connection: no pool checkout and reset per batch
                 try:
                     self._conn = await self._connect()
-                except (SQLAlchemyError, OSError) as exc:
+                except DATABASE_ERRORS as exc:
                     self._fail_waiting(unavailable(exc))
                     return
             conn, healthy = self._conn, False
@@ -180,9 +176,11 @@ class GroupCommit:
             else:
                 await transaction.rollback()
         except BaseException as exc:
+            # A database error the batch met (BEGIN, a savepoint, COMMIT) means "unavailable", even a
+            # constraint checked at COMMIT: the turns' own statements had succeeded.
             error = (
                 unavailable(exc)
-                if isinstance(exc, (SQLAlchemyError, OSError))
+                if isinstance(exc, DATABASE_ERRORS)
                 else Unavailable("the write could not be committed; retry shortly", retry_after=2)
             )
             for failed in [t for t, _ in done] + ([turn] if turn is not None else []):
@@ -211,12 +209,12 @@ class GroupCommit:
 async def _close_quietly(conn: AsyncConnection) -> None:
     try:
         await conn.close()
-    except (SQLAlchemyError, OSError):
+    except DATABASE_ERRORS:
         logger.warning("group commit: the writer's connection did not close cleanly", exc_info=True)
 
 
 async def _rollback_quietly(conn: AsyncConnection) -> None:
     try:
         await conn.rollback()
-    except (SQLAlchemyError, OSError):
+    except DATABASE_ERRORS:
         await conn.invalidate()
