@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from helpline.api import admin, auth, conversations, fastpath, ops
+from helpline.api import (
+    admin,
+    api_keys,
+    attachments,
+    auth,
+    conversations,
+    fastpath,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -70,7 +81,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         streams = app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
-        services = Services.build(settings, store, bus, connected_staff=lambda: list(streams.per_identity))
+        services = Services.build(settings, store, bus, app.state.metrics, connected=lambda: list(streams.per_identity))
         app.state.services = services
         if settings.demo and seed_demo:
             from helpline.demo import seed_demo as seed
@@ -79,13 +90,24 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
+        services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
+        invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        mailing = None
+        if settings.outbox_enabled and services.outbox.sends_email:
+            mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
         try:
             yield
         finally:
-            if routing is not None:
-                routing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await routing
+            for task in (routing, invalidations, deliveries, mailing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()
@@ -104,9 +126,22 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
+    for router in (
+        auth.router,
+        conversations.router,
+        attachments.router,
+        ratings.router,
+        transcripts.router,
+        admin.router,
+        webhooks.router,
+        api_keys.router,
+        ops.router,
+        polling.router,
+        diagnostics.router,
+    ):
         app.include_router(router)
     # The stream is also routed, so that other methods get the usual 405 problem response.
     app.add_route("/api/v1/events", app.events, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
@@ -116,6 +151,17 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _end_changed_streams(streams: streaming.StreamRegistry, services: Services, principal_id: str | None) -> None:
+    """An invalidation (domain/invalidation.py): end the streams of whoever changed; when some may
+    have been missed (``None``), re-check every stream's caller against the store."""
+    if principal_id is not None:
+        streams.end_streams_of(principal_id)
+    elif streams.subscriptions:
+        task = asyncio.get_running_loop().create_task(streams.revalidate(services.accounts.current))
+        streams.background.add(task)
+        task.add_done_callback(streams.background.discard)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

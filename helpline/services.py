@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.offers import Offers
+from helpline.domain.outbox import Outbox
+from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
 from helpline.ratelimit import RateLimiter
 from helpline.store import Store
+from helpline.store.attachments import choose_blobs
 
 
 @dataclass
@@ -24,25 +32,47 @@ class Services:
     conversations: Conversations
     offers: Offers
     router: Router
+    attachments: Attachments
+    ratings: Ratings
+    outbox: Outbox
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
 
     @classmethod
     def build(
-        cls, settings: Settings, store: Store, bus: Bus, *, connected_staff: Callable[[], Iterable[str]] = lambda: ()
+        cls,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        metrics: Metrics | None = None,
+        *,
+        connected: Callable[[], Iterable[str]] = lambda: (),
     ) -> Services:
-        """Wire the services: committed events go to the bus; what changes routing wakes the router;
-        ``connected_staff`` names the staff with a stream open on this node (the router keeps presence)."""
-        store.on_commit(bus.publish_events)
-        router = Router(store, bus, settings, connected_staff=connected_staff)
+        """Wire the services: committed events go to the bus (and wake the webhook worker); what changes
+        routing wakes the router; ``connected`` names the principals with a stream open on this node."""
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        store.on_commit(waking(bus.publish_events, store, deliveries.wake))
+        router = Router(store, bus, settings, connected_staff=connected)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+        outbox = Outbox(store, settings, connected=connected)
         return cls(
             settings=settings,
             store=store,
             bus=bus,
-            accounts=Accounts(store, settings, on_routing_change=router.wake),
-            conversations=Conversations(store, bus, on_routing_change=router.wake),
+            accounts=Accounts(store, settings, invalidation, on_routing_change=router.wake),
+            conversations=Conversations(store, bus, on_routing_change=router.wake, outbox=outbox),
             offers=Offers(store, router.wake),
             router=router,
+            attachments=Attachments(store, blobs, settings),
+            ratings=Ratings(store, settings),
+            outbox=outbox,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            webhooks=Webhooks(store, bus, settings, on_change=deliveries.wake),
+            deliveries=deliveries,
         )

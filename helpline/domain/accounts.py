@@ -8,6 +8,8 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
+from helpline.domain.api_keys import ApiKeys, is_api_key
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
@@ -19,21 +21,29 @@ from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, Val
 from helpline.records import Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
-PRINCIPAL_CACHE_SECONDS = 5.0
 PRINCIPAL_CACHE_SIZE = 100_000
 
 
 class Accounts:
     def __init__(
-        self, store: Store, settings: Settings, *, on_routing_change: Callable[[], None] = lambda: None
+        self,
+        store: Store,
+        settings: Settings,
+        invalidation: Invalidation | None = None,
+        *,
+        on_routing_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.settings = settings
+        # Without a bus (the CLI) an invalidation only applies here; a server passes its app's own.
+        self.invalidation = invalidation or Invalidation(None)
+        self.invalidation.on_invalidate(self._forget)
         self.tokens = Tokens(settings.secret_key)
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
         self.on_routing_change = on_routing_change  # the router's wake(): a rep came online or went away
         self.deployments_version = 0  # bumped on every deployment change, so caches of them refresh
         self._principals: dict[str, tuple[float, Principal]] = {}  # subject → (valid until, principal)
+        self.api_keys = ApiKeys(store, settings, self.invalidation)  # `Bearer hlk_…` (issue 14)
 
     # -- authentication -------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> dict[str, Any]:
@@ -54,21 +64,42 @@ class Accounts:
     async def principal(self, token: str, *, audience: str | None = None) -> Principal:
         """Who a bearer token (or, with ``audience=TICKET_AUDIENCE``, a stream ticket) belongs to.
 
-        The token's signature and expiry are checked on every call. Who it names is read from the store
-        at most every ``PRINCIPAL_CACHE_SECONDS`` (a database read per request was a sixth of a message's
-        cost in bench/); changes to a user made through this node apply at once, through another node
-        within those seconds.
+        The token's signature and expiry are checked on every call. Who it names is cached (a database
+        read per request was a sixth of a message's cost in bench/) until an invalidation drops it
+        (domain/invalidation.py: every node within a second of a change), and for at most
+        ``Invalidation.cache_seconds()`` in any case.
         """
+        if is_api_key(token):
+            if audience is not None:  # a key is never a stream ticket (nor accepted in a query string)
+                raise NotAuthenticated("API keys go in the Authorization header, never in a URL")
+            return await self.api_keys.authenticate(token)
         claims = self.tokens.verify(token, audience) if audience else self.tokens.verify(token)
         cached = self._principals.get(claims.subject)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self.invalidation.generation
         principal = await self._load_principal(claims.kind, claims.subject)
-        if len(self._principals) >= PRINCIPAL_CACHE_SIZE:
-            self._principals.clear()  # bounded memory; the next reads refill it
-        self._principals[claims.subject] = (now + PRINCIPAL_CACHE_SECONDS, principal)
+        if generation == self.invalidation.generation:  # no invalidation arrived while we read
+            if len(self._principals) >= PRINCIPAL_CACHE_SIZE:
+                self._principals.clear()  # bounded memory; the next reads refill it
+            self._principals[claims.subject] = (now + self.invalidation.cache_seconds(), principal)
         return principal
+
+    async def current(self, principal: Principal) -> Principal | None:
+        """``principal`` as the store has it now (no cache), or None if it is gone or disabled."""
+        if principal.api_key_id is not None:
+            return await self.api_keys.current(principal)
+        try:
+            return await self._load_principal(principal.kind, principal.id)
+        except NotAuthenticated:
+            return None
+
+    def _forget(self, principal_id: str | None) -> None:
+        if principal_id is None:
+            self._principals.clear()
+        else:
+            self._principals.pop(principal_id, None)
 
     async def _load_principal(self, kind: str, subject: str) -> Principal:
         async def read(s: StoreSession) -> Principal:
@@ -93,6 +124,8 @@ class Accounts:
 
     def stream_ticket(self, principal: Principal) -> dict[str, Any]:
         perms.require_staff_chat(principal)
+        if principal.api_key_id is not None:  # a ticket would carry the user's own permissions, not the key's
+            raise Forbidden("programs holding an API key send it in the Authorization header; no ticket needed")
         seconds = min(60, self.settings.stream_ticket_seconds)
         token = self.tokens.issue(principal.id, principal.kind, seconds, TICKET_AUDIENCE)
         return {"ticket": token, "expires_in": seconds}
@@ -199,7 +232,6 @@ class Accounts:
         if "password" in changes:
             changes["password_hash"] = await self.passwords.hash(changes.pop("password"))
         queue_ids = changes.pop("queue_ids", None)
-        self._principals.pop(user_id, None)
         async with self.store.write() as s:
             if await s.user(id=user_id) is None:
                 raise NotFound("no such user")
@@ -209,7 +241,7 @@ class Accounts:
             if changes:
                 await s.update_user(user_id, **changes)
             user = await s.user(id=user_id)
-        self._principals.pop(user_id, None)  # again: a request may have cached the old state meanwhile
+        await self.invalidation.invalidate_principal(user_id)  # committed: every node reloads it
         assert user is not None
         return user
 
@@ -249,6 +281,8 @@ class Accounts:
         business_hours: dict[str, Any] | None = None,
         identity_key: str | None = None,
         greeting: str | None = None,
+        attachment_max_bytes: int | None = None,
+        attachment_types: list[str] | None = None,
     ) -> Deployment:
         async with self.store.write() as s:
             queue = await s.queue(name=queue_name)
@@ -265,6 +299,8 @@ class Accounts:
                 business_hours=business_hours,
                 identity_key=identity_key,
                 greeting=greeting,
+                attachment_max_bytes=attachment_max_bytes,
+                attachment_types=attachment_types,
             )
 
     async def update_deployment(self, deployment_id: str, changes: dict[str, Any]) -> Deployment:

@@ -14,6 +14,7 @@ from typing import Any
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
+from helpline.domain.attachments import attach
 from helpline.domain.cursor import decode_cursor, encode_cursor
 from helpline.domain.log import (
     SYSTEM,
@@ -25,6 +26,7 @@ from helpline.domain.log import (
     rep,
     revoke_pending_offers,
 )
+from helpline.domain.outbox import Outbox
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
@@ -32,10 +34,18 @@ from helpline.store import Store, StoreSession
 
 
 class Conversations:
-    def __init__(self, store: Store, bus: Bus, *, on_routing_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        on_routing_change: Callable[[], None] = lambda: None,
+        outbox: Outbox | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.on_routing_change = on_routing_change  # the router's wake(): work or capacity appeared
+        self.outbox = outbox  # emails a rep's reply to a customer who is away (domain/outbox.py)
 
     async def create(
         self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
@@ -134,7 +144,12 @@ class Conversations:
         return {"entries": [e.data() for e in page], "next_cursor": next_cursor}
 
     async def post_message(
-        self, principal: Principal, conversation_id: str, message_id: str, text: str
+        self,
+        principal: Principal,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        attachment_ids: list[str] | None = None,
     ) -> tuple[StoredEvent, bool]:
         """Store a message; a retry with the same ``message_id`` returns the stored entry instead.
 
@@ -155,15 +170,26 @@ class Conversations:
                 raise Conflict("the conversation is closed")
             # A customer's message restarts the inactivity clock; any message touches updated_at.
             changes = {"last_customer_at": utcnow(), "inactivity_warned_at": None} if principal.is_customer else {}
+            payload: dict[str, Any] = {"message_id": message_id, "text": text, "author": actor(principal)}
+            files = await attach(s, principal, conversation, attachment_ids) if attachment_ids else []
+            if files:
+                payload["attachments"] = [f.public() for f in files]
             stored = await s.append(
                 "conversation.message",
-                {"message_id": message_id, "text": text, "author": actor(principal)},
+                payload,
                 conversation_id=conversation.id,
                 recipients=readers(conversation, assignee_permissions),
                 client_id=message_id,
                 conversation_changes=changes,
             )
-            return stored, True
+            if files:
+                await s.mark_attached([f.id for f in files], stored.id or 0)
+            emailed = False
+            if not principal.is_customer and self.outbox is not None:
+                emailed = await self.outbox.offline_reply(s, conversation, principal, stored)
+        if emailed and self.outbox is not None:
+            self.outbox.wake()  # committed: the outbox worker can send it now
+        return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
         """Ephemeral: published to the bus only, never stored, never replayed."""

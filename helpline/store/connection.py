@@ -19,6 +19,7 @@ from helpline.records import StoredEvent
 from helpline.store.drivers import postgres, sqlite
 from helpline.store.failures import translated
 from helpline.store.statements import DriverStatements, Parameters
+from helpline.store.webhooks import WebhookTargets
 
 T = TypeVar("T")
 
@@ -68,6 +69,7 @@ class SessionConnection:
         writer: bool = False,
         driver: Any = None,
         loop_reader: sqlite3.Connection | None = None,
+        webhook_targets: WebhookTargets | None = None,
     ) -> None:
         # The writer's sessions (store/commit.py) never abandon a SQLAlchemy statement half-way (see
         # finish_even_if_cancelled). Driver statements need no such care: SQLite's writer runs them on
@@ -78,6 +80,8 @@ class SessionConnection:
         self.is_sqlite = statements.is_sqlite
         self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (drivers/sqlite.py)
         self.appended: list[StoredEvent] = []
+        self.webhook_targets = webhook_targets  # which endpoints an appended event is queued for
+        self.queued_deliveries = 0  # deliveries this session queued (the worker is woken after commit)
         self._driver_connection: Any = driver  # the writer's is looked up once per batch (Store._begin_batch)
         self._loop_reader = loop_reader
 

@@ -20,6 +20,7 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
+from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
 from helpline.store.drivers import postgres, sqlite
@@ -27,9 +28,11 @@ from helpline.store.failures import DATABASE_ERRORS, translated
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
 from helpline.store.statements import DriverStatements
+from helpline.store.webhooks import WebhookTargets
 from helpline.urls import async_url, redact
 
 T = TypeVar("T")
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, HelplineError)
 
 
 class Store:
@@ -45,6 +48,7 @@ class Store:
         in_memory = not database or database == ":memory:" or "mode=memory" in database
         self._reader_path = None if in_memory else database  # an in-memory database has one connection
         self._writer_lock: int | None = None  # SQLite: see _begin_sqlite_batch
+        self.webhook_targets = WebhookTargets()  # read by every append (store/webhooks.py)
 
     def session(self, conn: AsyncConnection) -> StoreSession:
         return StoreSession(conn, self.statements)
@@ -53,7 +57,14 @@ class Store:
         """A turn's session: on SQLite its hot statements run on the loop (``drivers.sqlite.run_steps``)."""
         # The driver connection is looked up once per batch, not per turn.
         driver = self._writer_driver[1] if self._writer_driver is not None and self._writer_driver[0] is conn else None
-        return StoreSession(conn, self.statements, on_loop=self.is_sqlite, writer=True, driver=driver)
+        return StoreSession(
+            conn,
+            self.statements,
+            on_loop=self.is_sqlite,
+            writer=True,
+            driver=driver,
+            webhook_targets=self.webhook_targets,
+        )
 
     def on_commit(self, publish: Publisher) -> None:
         """Register where committed events go (the bus); called before the next batch may begin."""
@@ -68,6 +79,11 @@ class Store:
         if self._writer_lock is not None:
             os.close(self._writer_lock)
             self._writer_lock = None
+
+    async def refresh_webhook_targets(self) -> None:
+        """Reload which endpoints subscribe to which event types (after a change, here or on another node)."""
+        async with self.read() as session:
+            self.webhook_targets.replace(await session.webhooks())
 
     async def ping(self) -> None:
         async with self.read() as session:
@@ -105,6 +121,21 @@ class Store:
         with translated():
             async with self.engine.connect() as conn:
                 yield self.session(conn)
+
+    @asynccontextmanager
+    async def side_write(self) -> AsyncIterator[StoreSession]:
+        """A transaction of its own, beside the single writer, for rows that carry no event (an
+        attachment's bytes, the outbox's claims): a 10 MiB file must not hold every message's turn.
+
+        It appends nothing (``append`` would break the id order that only the writer keeps). On SQLite
+        its first statement should write, so that it waits for the write lock instead of failing.
+        """
+        with translated():
+            async with self.engine.begin() as conn:
+                session = self.session(conn)
+                yield session
+                if session.appended:
+                    raise RuntimeError("side_write() sessions must not append events; use write()")
 
     def write(self) -> AbstractAsyncContextManager[StoreSession]:
         """A turn in a write transaction that may append events (see :mod:`helpline.store.commit`).
@@ -197,7 +228,8 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
         else:
             async with engine.connect() as conn:
                 await conn.execute(select(func.count()).select_from(schema.queues))
-    except DATABASE_ERRORS as exc:
+        await store.refresh_webhook_targets()  # before any write: an event's deliveries are never missed
+    except STARTUP_ERRORS as exc:
         await engine.dispose()
         raise ConfigurationError(
             f"cannot open database {redact(url)}: {type(exc).__name__}"

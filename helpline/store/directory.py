@@ -52,11 +52,11 @@ class Directory(SessionConnection):
         q = schema.queues
         condition = q.c.id == id if id is not None else q.c.name == name
         row = (await self.conn.execute(select(q).where(condition))).first()
-        return None if row is None else Queue(row.id, row.name, row.created_at)
+        return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
 
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
-        return [Queue(row.id, row.name, row.created_at) for row in rows]
+        return [Queue(row.id, row.name, row.created_at, row.bot_user_id) for row in rows]
 
     async def insert_deployment(self, **values: Any) -> Deployment:
         values = {"id": new_id("dep"), "created_at": utcnow(), **values}
@@ -156,4 +156,6 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        attachment_max_bytes=row.get("attachment_max_bytes"),
+        attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

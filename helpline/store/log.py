@@ -19,6 +19,7 @@ from helpline.records import Conversation, Customer, StoredEvent, User, isoforma
 from helpline.store import schema
 from helpline.store.connection import SessionConnection
 from helpline.store.statements import Parameters, processed
+from helpline.store.webhooks import outbox_step
 
 
 class EventLog(SessionConnection):
@@ -66,6 +67,12 @@ class EventLog(SessionConnection):
                 steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
             if changes is not None and conversation_id is not None:
                 steps.append(self._conversation_update(conversation_id, changes))
+        # Webhooks (issue 14): the event's deliveries are queued in its own transaction. With no endpoint
+        # subscribed this is one dictionary lookup, no statement.
+        hooks = self.webhook_targets.for_type(type) if self.webhook_targets is not None else ()
+        if hooks:
+            steps.append(outbox_step(self.statements, hooks, type, conversation_id, now))
+            self.queued_deliveries += len(hooks)
         results = await self._fetch_steps(steps)
         event_id = int(results[0][0][0])
         stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)

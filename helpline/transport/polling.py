@@ -41,7 +41,7 @@ async def poll(
     try:
         settings = svc.settings
         async with svc.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
-            registry.subscriptions.add(subscription)
+            registry.track(subscription, caller)
             watcher = asyncio.create_task(close_on_disconnect(request.receive, subscription))
             try:
                 start = await replay(svc.store, caller, parse_event_id(after), settings.replay_limit)
@@ -60,7 +60,7 @@ async def poll(
                     payloads += [e.payload for e in envelopes if e.id is None]  # typing: live only
             finally:
                 watcher.cancel()
-                registry.subscriptions.discard(subscription)
+                registry.untrack(subscription)
     finally:
         registry.release(caller, "poll")
     metrics.events_delivered.labels("poll").inc(len(payloads))

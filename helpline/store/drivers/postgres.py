@@ -19,7 +19,9 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from helpline.config import ConfigurationError
 
 CONSTRAINT_VIOLATIONS: tuple[type[BaseException], ...] = (asyncpg.IntegrityConstraintViolationError,)
-ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError is what asyncpg raises when its protocol state is broken under it (a terminated
+# backend in the middle of a statement): a connection failure like the others, not a bug of ours.
+ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 CONNECTION_LOST: tuple[type[BaseException], ...] = (*ERRORS, OSError)
 SUPPORTED = "sqlalchemy>=2.0.30,<2.2"
 PRIVATE_ATTRIBUTES = ("_start_transaction",)
