@@ -18,6 +18,7 @@ from helpline.domain.security import (
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from helpline.events import EventType
 from helpline.records import Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
@@ -184,7 +185,7 @@ class Accounts:
             # Going online starts the disconnect grace period now, whether or not a stream is open yet.
             await s.update_user(principal.id, presence=status, presence_before_disconnect=None, last_stream_at=utcnow())
             await s.append(
-                "presence.changed",
+                EventType.PRESENCE_CHANGED,
                 {"user_id": principal.id, "display_name": principal.display_name, "status": status},
                 conversation_id=None,
                 recipients={principal.id},

@@ -7,10 +7,10 @@ list cursors are encoded in ``cursor.py``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from helpline import events
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
@@ -29,8 +29,12 @@ from helpline.domain.log import (
 from helpline.domain.outbox import Outbox
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
+from helpline.events import EventType
 from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
+
+TYPING = {"started": EventType.CONVERSATION_TYPING_STARTED, "stopped": EventType.CONVERSATION_TYPING_STOPPED}
+RECEIPTS = {"delivered": EventType.CONVERSATION_DELIVERED, "read": EventType.CONVERSATION_READ}
 
 
 class Conversations:
@@ -76,7 +80,7 @@ class Conversations:
             )
             await s.add_participant(conversation.id, principal.id, "customer")
             await s.append(
-                "conversation.created",
+                EventType.CONVERSATION_CREATED,
                 {"conversation": conversation.public()},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
@@ -88,7 +92,7 @@ class Conversations:
                 await automatic_message(s, conversation, reply, "outside-hours")
                 if business_hours.get("outside") == "refuse":
                     await s.append(
-                        "conversation.routing",
+                        EventType.CONVERSATION_ROUTING,
                         {
                             "state": "failed",
                             "reason": "outside_business_hours",
@@ -100,7 +104,7 @@ class Conversations:
                     )
                     return await close_conversation(s, conversation, SYSTEM, "outside_business_hours"), True
             await s.append(
-                "conversation.routing",
+                EventType.CONVERSATION_ROUTING,
                 {"state": "queued", "queue_id": conversation.queue_id, "assignee": None},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
@@ -175,7 +179,7 @@ class Conversations:
             if files:
                 payload["attachments"] = [f.public() for f in files]
             stored = await s.append(
-                "conversation.message",
+                EventType.CONVERSATION_MESSAGE,
                 payload,
                 conversation_id=conversation.id,
                 recipients=readers(conversation, assignee_permissions),
@@ -199,15 +203,9 @@ class Conversations:
             raise Forbidden("only the conversation's customer and rep send typing indicators")
         if conversation.status == "closed":
             raise Conflict("the conversation is closed")
-        event_type = f"conversation.typing_{state}"
-        payload = {
-            "type": event_type,
-            "conversation_id": conversation.id,
-            "at": isoformat(utcnow()),
-            "by": actor(principal),
-        }
-        envelope = Envelope(None, event_type, json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
-        await self.bus.publish(channels_for(audience(conversation)), envelope)
+        event_type = TYPING[state]
+        body = events.encode(event_type, conversation.id, {"by": actor(principal)})
+        await self.bus.publish(channels_for(audience(conversation)), Envelope(None, event_type, body))
 
     async def receipt(self, principal: Principal, conversation_id: str, kind: str, entry_id: int) -> None:
         async with self.store.write() as s:
@@ -217,7 +215,7 @@ class Conversations:
             if not await s.event_in_conversation(conversation.id, entry_id):
                 raise NotFound("no such entry in this conversation")
             await s.append(
-                f"conversation.{kind}",
+                RECEIPTS[kind],
                 {"entry_id": entry_id, "by": actor(principal)},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
@@ -328,7 +326,7 @@ async def move(
         await s.remove_participant(conversation.id, previous)
         old = await s.user(id=previous)
         await s.append(
-            "conversation.participant_changed",
+            EventType.CONVERSATION_PARTICIPANT_CHANGED,
             {"action": "left", "participant": rep(previous, old.display_name if old else "")},
             conversation_id=conversation.id,
             recipients=audience(moved, previous),
@@ -337,13 +335,13 @@ async def move(
         await s.add_participant(conversation.id, target.id, "rep")
         await s.update_user(target.id, idle_since=now)
         await s.append(
-            "conversation.participant_changed",
+            EventType.CONVERSATION_PARTICIPANT_CHANGED,
             {"action": "joined", "participant": rep(target.id, target.display_name)},
             conversation_id=conversation.id,
             recipients=audience(moved),
         )
     await s.append(
-        "conversation.routing",
+        EventType.CONVERSATION_ROUTING,
         {
             "state": state,
             "queue_id": moved.queue_id,

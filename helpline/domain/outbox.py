@@ -26,6 +26,7 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.errors import Conflict, Forbidden, RateLimited
+from helpline.events import EventType
 from helpline.mail import Mailer, parse_smtp_url
 from helpline.records import Conversation, OutboxEmail, Principal, StoredEvent, utcnow
 from helpline.store import Store, StoreSession
@@ -110,7 +111,7 @@ class Outbox:
             lines = [
                 _message_text(e.data().get("author", {}).get("display_name", ""), e.data())
                 for e in events
-                if e.type == "conversation.message"
+                if e.type == EventType.CONVERSATION_MESSAGE
             ]
             body = "Your chat with us:\n\n" + ("".join(lines) or "(no messages)\n")
             await s.enqueue_email(

@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from helpline import events
 from helpline.bus import Bus, Envelope
 from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
+from helpline.events import EventType
 from helpline.records import Conversation, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
@@ -147,7 +149,7 @@ class Router:
                 rep.id, rep.display_name, rep.presence, rep.capacity, rep.active, rep.pending + 1, rep.idle_since
             )
             await s.append(
-                "offer.created",
+                EventType.OFFER_CREATED,
                 {
                     "offer_id": offer.id,
                     "offer_conversation_id": conversation.id,
@@ -168,7 +170,7 @@ class Router:
                 continue
             await s.update_conversation(conversation.id, queue_position=position)
             await s.append(
-                "conversation.routing",
+                EventType.CONVERSATION_ROUTING,
                 {
                     "state": "queued",
                     "queue_id": queue_id,
@@ -204,7 +206,7 @@ class Router:
                     continue
                 await s.update_user(user_id, presence="offline", presence_before_disconnect=presence)
                 await s.append(
-                    "presence.changed",
+                    EventType.PRESENCE_CHANGED,
                     {"user_id": user_id, "display_name": display_name, "status": "offline", "reason": "disconnected"},
                     conversation_id=None,
                     recipients={user_id},
@@ -228,7 +230,7 @@ class Router:
                 return
             await s.update_user(user_id, presence=restored, presence_before_disconnect=None, last_stream_at=utcnow())
             await s.append(
-                "presence.changed",
+                EventType.PRESENCE_CHANGED,
                 {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
                 conversation_id=None,
                 recipients={user_id},
@@ -307,8 +309,8 @@ class Router:
         if fingerprint == self._last_stats:
             return
         self._last_stats = fingerprint
-        body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
-        await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
+        body = events.encode(EventType.QUEUE_STATS, None, {"queues": queues})
+        await self.bus.publish([ALL], Envelope(None, EventType.QUEUE_STATS, body))
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -20,6 +20,7 @@ from helpline.bus import Bus, Envelope
 from helpline.config import Settings
 from helpline.domain import outbound
 from helpline.errors import Conflict, HelplineError, NotFound, ValidationFailed
+from helpline.events import EventType, envelope, stored_types
 from helpline.records import Delivery, Webhook, isoformat, new_id, utcnow
 from helpline.store import Store
 from helpline.store.webhooks import WILDCARD
@@ -28,22 +29,7 @@ CONTROL_CHANNEL = "ctl:webhooks"  # no stream subscribes to it: nodes hear endpo
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 # Stored events, the ones a webhook can carry (ephemeral ones, typing and queue.stats, are never stored).
-DELIVERABLE_TYPES = frozenset(
-    {
-        "conversation.created",
-        "conversation.message",
-        "conversation.participant_changed",
-        "conversation.routing",
-        "conversation.delivered",
-        "conversation.read",
-        "conversation.closed",
-        "conversation.note",
-        "conversation.rated",
-        "offer.created",
-        "offer.revoked",
-        "presence.changed",
-    }
-)
+DELIVERABLE_TYPES = stored_types()
 
 
 def signature(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -192,8 +178,7 @@ class Webhooks:
             if not hook.enabled or hook.paused:
                 raise Conflict("the webhook is disabled or paused; enable it first")
             test_id = f"test_{secrets.token_hex(8)}"
-            body = {"id": test_id, "type": "webhook.test", "conversation_id": None, "at": isoformat(now)}
-            body["webhook_id"] = hook.id
+            body = {"id": test_id, **envelope(EventType.WEBHOOK_TEST, None, {"webhook_id": hook.id}, at=now)}
             delivery_id = await s.insert_test_delivery(
                 hook.id, json.dumps(body, separators=(",", ":"), ensure_ascii=False), now
             )

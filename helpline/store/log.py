@@ -9,13 +9,13 @@ connection, never through SQLAlchemy's executor (bench/RESULTS.md).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Table
 
-from helpline.records import Conversation, Customer, StoredEvent, User, isoformat, utcnow
+from helpline.events import EventType, encode
+from helpline.records import Conversation, Customer, StoredEvent, User, utcnow
 from helpline.store import schema
 from helpline.store.connection import SessionConnection
 from helpline.store.statements import Parameters, processed
@@ -26,7 +26,7 @@ class EventLog(SessionConnection):
     # -- the log ------------------------------------------------------------------------------
     async def append(
         self,
-        type: str,
+        type: EventType,
         payload: dict[str, Any],
         *,
         conversation_id: str | None,
@@ -34,14 +34,14 @@ class EventLog(SessionConnection):
         client_id: str | None = None,
         conversation_changes: dict[str, Any] | None = None,
     ) -> StoredEvent:
-        """Store one event; its id is allocated here and ``payload`` gains ``id``, ``type``, ``at``.
+        """Store one event; its id is allocated here, and its JSON is the envelope (``type``,
+        ``conversation_id``, ``at``: :func:`helpline.events.envelope`) with ``id`` in front and ``payload`` after.
 
         ``conversation_changes`` updates the event's conversation in the same trip to the database
         (``updated_at`` is always set then): a message touches its conversation every time.
         """
         now = utcnow()
-        body = {"type": type, "conversation_id": conversation_id, "at": isoformat(now), **payload}
-        stored_body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        stored_body = encode(type, conversation_id, payload, at=now)
         sql, created_at = self.statements.insert_event()
         first = (conversation_id, type, client_id, stored_body, processed(now, created_at))
         audience = frozenset(recipients)
