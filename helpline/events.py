@@ -56,19 +56,20 @@ class EventType(StrEnum):
 
     # fmt: off
     CONVERSATION_CREATED = "conversation.created", Stored.YES, PARTIES, "`conversation` (as `GET /conversations/{id}`)"
-    CONVERSATION_MESSAGE = "conversation.message", Stored.YES, READERS, "`message_id` (the client's id), `text`, `author {id, kind, display_name}`; `attachments` when files were attached; `automatic` (`greeting`, `outside-hours`, `inactivity-warning`) on the ones Helpline writes"
+    CONVERSATION_MESSAGE = "conversation.message", Stored.YES, READERS, "`message_id` (the client's id), `text`, `author {id, kind, display_name}`; `attachments [{id, name, content_type, size}]` when it carries files ([customers.md](customers.md)); `automatic` (`greeting`, `outside-hours`, `inactivity-warning`, `escalated`) on the ones Helpline writes"
     CONVERSATION_PARTICIPANT_CHANGED = "conversation.participant_changed", Stored.YES, PARTIES + " (a rep transferred away sees its own `left`)", "`action` (`joined`/`left`), `participant {id, kind, display_name}`"
-    CONVERSATION_ROUTING = "conversation.routing", Stored.YES, PARTIES, "`state` (`queued`, `assigned`, `transferred`, `failed`), `queue_id`, `assignee`; `position`, `estimated_wait_seconds` while queued; `reason` when failed"
+    CONVERSATION_ROUTING = "conversation.routing", Stored.YES, PARTIES, "`state` (`queued`, `assigned`, `transferred`, `escalated`, `failed`), `queue_id`, `assignee`; `position`, `estimated_wait_seconds` while queued; `reason` when failed; `bot` when a queue's bot took it"
     CONVERSATION_TYPING_STARTED = "conversation.typing_started", Stored.LIVE, PARTIES, "`by`"
     CONVERSATION_TYPING_STOPPED = "conversation.typing_stopped", Stored.LIVE, PARTIES, "`by`"
     CONVERSATION_DELIVERED = "conversation.delivered", Stored.YES, PARTIES, "`entry_id`, `by`"
     CONVERSATION_READ = "conversation.read", Stored.YES, PARTIES, "`entry_id`, `by`"
     CONVERSATION_CLOSED = "conversation.closed", Stored.YES, PARTIES, "`closed_by`, `reason`"
+    CONVERSATION_NOTE = "conversation.note", Stored.YES, "staff only: the assignee if it has `access_conversation_entries` (and the note's author), never the customer", "`note_id`, `text`, `author`; `escalation` on an escalation's summary for whoever takes over"
     CONVERSATION_RATED = "conversation.rated", Stored.YES, READERS, "`score` (1-5), `comment` (or null), `by`: the customer's rating of an ended chat"
     OFFER_CREATED = "offer.created", Stored.YES, OFFERED_REP, "`offer_id`, `offer_conversation_id`, `expires_at`, `timeout_seconds`, `conversation`"
     OFFER_REVOKED = "offer.revoked", Stored.YES, OFFERED_REP, "`offer_id`, `offer_conversation_id`, `reason` (`declined`, `timeout`, `withdrawn`, `closed`, `unavailable`)"
     PRESENCE_CHANGED = "presence.changed", Stored.YES, THE_REP, "`user_id`, `display_name`, `status`; `reason` (`disconnected`, `reconnected`) when Helpline changed it"
-    QUEUE_STATS = "queue.stats", Stored.LIVE, SUPERVISORS, "`queues: [{queue_id, name, length, longest_wait_seconds, reps_online, reps}]`"
+    QUEUE_STATS = "queue.stats", Stored.LIVE, SUPERVISORS, "`queues: [{queue_id, name, length, longest_wait_seconds, reps_online, rating_average, ratings, bot_user_id, bot_contained_today, bot_escalated_today, reps}]`"
     STREAM_OPEN = "stream.open", Stored.NO, THE_STREAM, "`heartbeat_seconds`: the first event of every stream, sent with the padding; its `id:` is where the stream starts", False
     STREAM_RESET = "stream.reset", Stored.NO, THE_STREAM, "`reason` (`unknown`, `malformed`, `expired`, `too_far_behind`); its `id:` is the log's head: re-fetch state, then carry on"
     STREAM_HEARTBEAT = "stream.heartbeat", Stored.NO, THE_STREAM, "only with `HELPLINE_HEARTBEAT_EVENTS=1`: heartbeats as events (EventSource hides comments), for page watchdogs", False

@@ -10,6 +10,7 @@ from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations
+from helpline.domain.escalation import Escalations
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.offers import Offers
 from helpline.domain.outbox import Outbox
@@ -40,6 +41,7 @@ class Services:
     login_limiter: RateLimiter
     webhooks: Webhooks
     deliveries: DeliveryWorker
+    escalations: Escalations
 
     @classmethod
     def build(
@@ -59,12 +61,19 @@ class Services:
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
         outbox = Outbox(store, settings, connected=connected)
+        escalations = Escalations(store, settings, on_routing_change=router.wake)
         return cls(
             settings=settings,
             store=store,
             bus=bus,
             accounts=Accounts(store, settings, invalidation, on_routing_change=router.wake),
-            conversations=Conversations(store, bus, on_routing_change=router.wake, outbox=outbox),
+            conversations=Conversations(
+                store,
+                bus,
+                on_routing_change=router.wake,
+                outbox=outbox,
+                after_customer_message=escalations.after_customer_message,
+            ),
             offers=Offers(store, router.wake),
             router=router,
             attachments=Attachments(store, blobs, settings),
@@ -75,4 +84,5 @@ class Services:
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
             webhooks=Webhooks(store, bus, settings, on_change=deliveries.wake),
             deliveries=deliveries,
+            escalations=escalations,
         )

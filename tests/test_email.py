@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -281,3 +282,96 @@ def test_smtp_urls() -> None:
     for bad in ("http://mail.example", "smtp://", "smtp://mail.example:notaport"):
         with pytest.raises(ConfigurationError):
             parse_smtp_url(bad)
+
+
+async def test_a_customer_leaves_an_address_while_no_one_is_there(database_url: str, smtp: SmtpServer) -> None:
+    async with running(database_url, smtp.url) as application, world_on(application) as world:
+        await world.customer("erin")
+        conversation = await world.open_conversation("erin", id="conv-erin")
+        await world.send("erin", conversation, "Do you ship to Norway?", "erin-1")
+        assert (await world.call("erin", "PUT", "/api/v1/me/contact", {"email": "bad"})).status_code == 422
+        assert (await world.call("rep", "PUT", "/api/v1/me/contact", {"email": "r@x.example"})).status_code == 403
+        left = await world.call("erin", "PUT", "/api/v1/me/contact", {"email": "erin@example.com"})
+        assert left.status_code == 200 and left.json()["email"] == "erin@example.com"
+        await world.assign(conversation, "rep")
+        await world.send("rep", conversation, "We do, in 3-5 days.", "rep-1")
+        (message,) = await smtp.inbox.wait_for(1)
+        assert message["To"] == "erin@example.com" and "We do, in 3-5 days." in body_of(message)
+
+
+def test_a_customer_with_a_stream_open_gets_no_email_until_the_stream_is_gone(tmp_path: Any) -> None:
+    """Over real sockets: the customer's open SSE stream is what says "here"."""
+    from tests.browser import DemoServer
+
+    smtp_server = SmtpServer().start()
+    database = tmp_path / "live.db"
+    server = DemoServer(
+        f"sqlite:///{database}",
+        smtp_url=smtp_server.url,
+        offline_email_after_seconds=0.0,
+        outbox_poll_seconds=0.2,
+        router_enabled=False,
+    )
+    server.start()
+    try:
+        session = httpx.post(
+            f"{server.url}/api/v1/deployments/demo/sessions", json={"email": "fay@example.com"}, timeout=10
+        ).json()
+        token = session["access_token"]
+        conversation = server.call(token, "POST", "/api/v1/conversations", {"id": "conv-fay"}).json()["id"]
+        server.call(token, "POST", f"/api/v1/conversations/{conversation}/messages", {"id": "f1", "text": "Hi"})
+        supervisor = server.login("supervisor")["access_token"]
+        rep = server.login("rep")
+        server.call(supervisor, "POST", f"/api/v1/conversations/{conversation}/assign", {"user_id": rep["user"]["id"]})
+        ticket = server.call(token, "POST", "/api/v1/stream-tickets").json()["ticket"]
+        opened = threading.Event()
+        close = threading.Event()
+
+        def hold_stream() -> None:
+            with httpx.stream("GET", f"{server.url}/api/v1/events?ticket={ticket}", timeout=30) as response:
+                for line in response.iter_lines():
+                    if line.startswith("event: stream.open"):
+                        opened.set()
+                    if close.is_set():
+                        return
+
+        holder = threading.Thread(target=hold_stream, daemon=True)
+        holder.start()
+        assert opened.wait(15)
+        reply = server.call(
+            rep["access_token"],
+            "POST",
+            f"/api/v1/conversations/{conversation}/messages",
+            {"id": "r1", "text": "Hello!"},
+        )
+        assert reply.status_code == 201
+
+        def rows() -> list[tuple[str, str]]:
+            with sqlite3.connect(database) as db:
+                return db.execute("SELECT recipient, body FROM email_outbox").fetchall()
+
+        assert rows() == []  # she is here: the reply reached her stream
+        close.set()
+        # The next event ends the reader; then the server notices the stream is gone.
+        server.call(rep["access_token"], "POST", f"/api/v1/conversations/{conversation}/typing", {"state": "started"})
+        holder.join(15)
+        deadline = time.monotonic() + 15
+        while session["customer_id"] in server.app.state.streams.per_identity:
+            assert time.monotonic() < deadline, "the server never noticed the stream was closed"
+            time.sleep(0.05)
+        server.call(
+            rep["access_token"],
+            "POST",
+            f"/api/v1/conversations/{conversation}/messages",
+            {"id": "r2", "text": "Still there?"},
+        )
+        deadline = time.monotonic() + 30
+        while not smtp_server.inbox.received():
+            assert time.monotonic() < deadline, "no email"
+            time.sleep(0.05)
+        (message,) = smtp_server.inbox.received()
+        assert message["To"] == "fay@example.com" and "Still there?" in body_of(message)
+        assert "Hello!" not in body_of(message)
+    finally:
+        server.stop()
+        smtp_server.stop()

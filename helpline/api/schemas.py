@@ -161,6 +161,15 @@ class TranscriptRequest(Strict):
     email: Email
 
 
+class ContactRequest(Strict):
+    email: Email
+
+
+class ContactOut(BaseModel):
+    customer_id: str
+    email: str
+
+
 class Accepted(BaseModel):
     status: Literal["queued"]
 
@@ -291,6 +300,9 @@ class QueueStats(BaseModel):
     reps_online: int
     rating_average: float | None = None
     ratings: int = 0
+    bot_user_id: str | None = None
+    bot_contained_today: int = 0
+    bot_escalated_today: int = 0
     reps: list[RepStats]
 
 

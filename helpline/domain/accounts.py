@@ -262,6 +262,27 @@ class Accounts:
             raise NotFound("no such user")
         return user
 
+    async def user_named(self, username: str) -> User:
+        async with self.store.read() as s:
+            user = await s.user(username=username)
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        return user
+
+    async def queue_named(self, name: str) -> Queue:
+        async with self.store.read() as s:
+            queue = await s.queue(name=name)
+        if queue is None:
+            raise NotFound(f"no queue named {name!r}")
+        return queue
+
+    async def deployment_keyed(self, key: str) -> Deployment:
+        async with self.store.read() as s:
+            deployment = await s.deployment(key=key)
+        if deployment is None:
+            raise NotFound(f"no deployment with key {key!r}")
+        return deployment
+
     async def create_queue(self, name: str) -> Queue:
         async with self.store.write() as s:
             if await s.queue(name=name) is not None:

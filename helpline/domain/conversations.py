@@ -7,7 +7,7 @@ list cursors are encoded in ``cursor.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from helpline import events
@@ -15,6 +15,7 @@ from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
 from helpline.domain.attachments import attach
+from helpline.domain.bots import bot_for_queue, hand_to_bot
 from helpline.domain.cursor import decode_cursor, encode_cursor
 from helpline.domain.log import (
     SYSTEM,
@@ -33,6 +34,7 @@ from helpline.events import EventType
 from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
+CustomerMessageHook = Callable[[Principal, Conversation, str], Awaitable[None]]
 TYPING = {"started": EventType.CONVERSATION_TYPING_STARTED, "stopped": EventType.CONVERSATION_TYPING_STOPPED}
 RECEIPTS = {"delivered": EventType.CONVERSATION_DELIVERED, "read": EventType.CONVERSATION_READ}
 
@@ -45,11 +47,14 @@ class Conversations:
         *,
         on_routing_change: Callable[[], None] = lambda: None,
         outbox: Outbox | None = None,
+        after_customer_message: CustomerMessageHook | None = None,
     ) -> None:
         self.store = store
         self.bus = bus
         self.on_routing_change = on_routing_change  # the router's wake(): work or capacity appeared
         self.outbox = outbox  # emails a rep's reply to a customer who is away (domain/outbox.py)
+        # domain/escalation.py: a customer asking a bot for a person (called after the message is stored).
+        self.after_customer_message = after_customer_message
 
     async def create(
         self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
@@ -85,6 +90,9 @@ class Conversations:
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
+            bot = await bot_for_queue(s, conversation.queue_id)
+            if bot is not None:  # the queue's first stage is a bot: it has the conversation at once
+                return await hand_to_bot(s, conversation, bot), True
             business_hours = deployment.business_hours
             if not hours.is_open(business_hours, now):
                 assert business_hours is not None
@@ -138,6 +146,8 @@ class Conversations:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
             perms.require_entries_access(principal, conversation)
             rows = await s.conversation_events(conversation.id, after=after, before=before, limit=limit + 1)
+        if principal.is_customer:  # internal notes (an escalation's summary) are for staff only
+            rows = [row for row in rows if row.type != EventType.CONVERSATION_NOTE]
         more = len(rows) > limit
         if before is not None:
             page = rows[-limit:]
@@ -193,6 +203,8 @@ class Conversations:
                 emailed = await self.outbox.offline_reply(s, conversation, principal, stored)
         if emailed and self.outbox is not None:
             self.outbox.wake()  # committed: the outbox worker can send it now
+        if conversation.bot_id is not None and self.after_customer_message is not None and principal.is_customer:
+            await self.after_customer_message(principal, conversation, text)
         return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:

@@ -272,8 +272,11 @@ class Router:
         async with self.store.read() as s:
             stats = []
             ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
+            # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
+            bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
+                contained, escalated = bots.get(queue.id, (0, 0))
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
@@ -287,6 +290,9 @@ class Router:
                         # Satisfaction over the last rating_window_days (issue 12): None before any rating.
                         "rating_average": round(rating[0], 2) if rating else None,
                         "ratings": rating[1] if rating else 0,
+                        "bot_user_id": queue.bot_user_id,
+                        "bot_contained_today": contained,
+                        "bot_escalated_today": escalated,
                         "reps": [
                             {
                                 "id": r.id,

@@ -54,6 +54,10 @@ class Directory(SessionConnection):
         row = (await self.conn.execute(select(q).where(condition))).first()
         return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
 
+    async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
+        q = schema.queues
+        await self.conn.execute(update(q).where(q.c.id == queue_id).values(bot_user_id=user_id))
+
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
         return [Queue(row.id, row.name, row.created_at, row.bot_user_id) for row in rows]
@@ -81,6 +85,10 @@ class Directory(SessionConnection):
         values = {"id": new_id("cus"), "created_at": utcnow(), **values}
         await self.conn.execute(insert(schema.customers).values(**values))
         return Customer(**values)
+
+    async def update_customer(self, customer_id: str, **values: Any) -> None:
+        c = schema.customers
+        await self.conn.execute(update(c).where(c.c.id == customer_id).values(**values))
 
     async def customer_by_external_id(self, deployment_id: str | None, external_id: str | None) -> Customer | None:
         c = schema.customers
