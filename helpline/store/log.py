@@ -42,8 +42,9 @@ class EventLog(SessionConnection):
         """
         now = utcnow()
         stored_body = encode(type, conversation_id, payload, at=now)
+        name = str(type)  # a plain str from here on (bound to the statement, framed, published): no enum costs
         sql, created_at = self.statements.insert_event()
-        first = (conversation_id, type, client_id, stored_body, processed(now, created_at))
+        first = (conversation_id, name, client_id, stored_body, processed(now, created_at))
         audience = frozenset(recipients)
         changes = None
         if conversation_changes is not None and conversation_id is not None:
@@ -69,13 +70,13 @@ class EventLog(SessionConnection):
                 steps.append(self._conversation_update(conversation_id, changes))
         # Webhooks (issue 14): the event's deliveries are queued in its own transaction. With no endpoint
         # subscribed this is one dictionary lookup, no statement.
-        hooks = self.webhook_targets.for_type(type) if self.webhook_targets is not None else ()
+        hooks = self.webhook_targets.for_type(name) if self.webhook_targets is not None else ()
         if hooks:
-            steps.append(outbox_step(self.statements, hooks, type, conversation_id, now))
+            steps.append(outbox_step(self.statements, hooks, name, conversation_id, now))
             self.queued_deliveries += len(hooks)
         results = await self._fetch_steps(steps)
         event_id = int(results[0][0][0])
-        stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)
+        stored = StoredEvent(event_id, name, conversation_id, with_id(event_id, stored_body), audience)
         self.appended.append(stored)
         return stored
 

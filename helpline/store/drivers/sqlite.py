@@ -135,7 +135,7 @@ def execute_steps(connection: sqlite3.Connection, steps: Steps) -> list[list[Any
 
 def on_connect(dbapi_connection: Any, _record: Any) -> None:
     """Every new connection: WAL lets streams read while a message is written; ``synchronous=FULL``
-    because a 2xx means the message survives a power cut (PROTOCOL.md "Conversations"); ``busy_timeout``
+    because a 2xx means the message survives a power cut (docs/protocol.md "Conversations"); ``busy_timeout``
     covers the CLI writing while the server runs."""
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see on_begin
     cursor = dbapi_connection.cursor()
