@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         await bus.connect()
         streams = app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         services = Services.build(settings, store, bus, app.state.metrics, connected=lambda: list(streams.per_identity))
+        await services.follower.start()
         app.state.services = services
         if settings.demo and seed_demo:
             from helpline.demo import seed_demo as seed
@@ -101,15 +102,20 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
+        retention = None
+        if settings.retention_interval_seconds > 0:
+            retention = asyncio.create_task(services.retention.run(), name="helpline-retention")
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing):
+            for task in (routing, invalidations, deliveries, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            await services.follower.stop()
+            await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
 
@@ -119,7 +125,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
-        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        docs_url=None,  # helpline/web/apidocs.py serves /docs with local assets
         redoc_url=None,
     )
     app.state.settings = settings

@@ -58,7 +58,7 @@ class EventType(StrEnum):
     CONVERSATION_CREATED = "conversation.created", Stored.YES, PARTIES, "`conversation` (as `GET /conversations/{id}`)"
     CONVERSATION_MESSAGE = "conversation.message", Stored.YES, READERS, "`message_id` (the client's id), `text`, `author {id, kind, display_name}`; `attachments [{id, name, content_type, size}]` when it carries files ([customers.md](customers.md)); `automatic` (`greeting`, `outside-hours`, `inactivity-warning`, `escalated`) on the ones Helpline writes"
     CONVERSATION_PARTICIPANT_CHANGED = "conversation.participant_changed", Stored.YES, PARTIES + " (a rep transferred away sees its own `left`)", "`action` (`joined`/`left`), `participant {id, kind, display_name}`"
-    CONVERSATION_ROUTING = "conversation.routing", Stored.YES, PARTIES, "`state` (`queued`, `assigned`, `transferred`, `escalated`, `failed`), `queue_id`, `assignee`; `position`, `estimated_wait_seconds` while queued; `reason` when failed; `bot` when a queue's bot took it"
+    CONVERSATION_ROUTING = "conversation.routing", Stored.YES, PARTIES, "`state` (`queued`, `assigned`, `transferred`, `escalated`, `failed`), `queue_id`, `assignee`; `position`, `estimated_wait_seconds`, `reps_online` (0: the widget offers to continue by email) while queued; `reason` when failed; `bot: true` when a queue's bot took it ([integrations.md](integrations.md))"
     CONVERSATION_TYPING_STARTED = "conversation.typing_started", Stored.LIVE, PARTIES, "`by`"
     CONVERSATION_TYPING_STOPPED = "conversation.typing_stopped", Stored.LIVE, PARTIES, "`by`"
     CONVERSATION_DELIVERED = "conversation.delivered", Stored.YES, PARTIES, "`entry_id`, `by`"
@@ -73,7 +73,7 @@ class EventType(StrEnum):
     STREAM_OPEN = "stream.open", Stored.NO, THE_STREAM, "`heartbeat_seconds`: the first event of every stream, sent with the padding; its `id:` is where the stream starts", False
     STREAM_RESET = "stream.reset", Stored.NO, THE_STREAM, "`reason` (`unknown`, `malformed`, `expired`, `too_far_behind`); its `id:` is the log's head: re-fetch state, then carry on"
     STREAM_HEARTBEAT = "stream.heartbeat", Stored.NO, THE_STREAM, "only with `HELPLINE_HEARTBEAT_EVENTS=1`: heartbeats as events (EventSource hides comments), for page watchdogs", False
-    STREAM_RECONNECT = "stream.reconnect", Stored.NO, THE_STREAM, "`reason` (`lifetime`, `shutdown`, `revalidate`: the caller was disabled or its permissions changed): reconnect with your last id"
+    STREAM_RECONNECT = "stream.reconnect", Stored.NO, THE_STREAM, "`reason` (`lifetime`, `shutdown`, `revalidate`: the caller was disabled or its permissions changed, `slow`: the client fell too far behind): reconnect with your last id"
     DIAGNOSTICS_PROBE = "diagnostics.probe", Stored.NO, DOCTOR, "`n`, `phase` (`open`, `timed`, `after_quiet`), `server_time`", False
     WEBHOOK_TEST = "webhook.test", Stored.NO, WEBHOOK, "`webhook_id`; its `id` is `test_…`, not an id of the log", False
     # fmt: on
@@ -115,6 +115,8 @@ def javascript_module() -> str:
         f"export const CATALOGUE = Object.freeze({json.dumps(catalogue, indent=2)});\n"
         "/** The event types page code listens for by name (EventSource dispatches named events only to them). */\n"
         f"export const EVENT_TYPES = Object.freeze({json.dumps(handled_types())});\n"
+        "/** The types of the log's rows (replayed, listed as entries): what a webhook may subscribe to. */\n"
+        f"export const STORED_TYPES = Object.freeze({json.dumps([t for t in map(str, EventType) if t in stored_types()])});\n"
     )
 
 

@@ -10,11 +10,14 @@ from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations
+from helpline.domain.delivery import LogFollower
 from helpline.domain.escalation import Escalations
+from helpline.domain.faults import injected
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.offers import Offers
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
+from helpline.domain.retention import Retention
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
@@ -33,6 +36,7 @@ class Services:
     conversations: Conversations
     offers: Offers
     router: Router
+    follower: LogFollower
     attachments: Attachments
     ratings: Ratings
     outbox: Outbox
@@ -41,6 +45,7 @@ class Services:
     login_limiter: RateLimiter
     webhooks: Webhooks
     deliveries: DeliveryWorker
+    retention: Retention
     escalations: Escalations
 
     @classmethod
@@ -55,8 +60,10 @@ class Services:
     ) -> Services:
         """Wire the services: committed events go to the bus (and wake the webhook worker); what changes
         routing wakes the router; ``connected`` names the principals with a stream open on this node."""
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
-        store.on_commit(waking(bus.publish_events, store, deliveries.wake))
+        published = follower.publisher(injected(settings.fault_injection, bus.publish_events))
+        store.on_commit(waking(published, store, deliveries.wake))
         router = Router(store, bus, settings, connected_staff=connected)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
@@ -76,7 +83,9 @@ class Services:
             ),
             offers=Offers(store, router.wake),
             router=router,
+            follower=follower,
             attachments=Attachments(store, blobs, settings),
+            retention=Retention(store, blobs, settings, invalidation),
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,

@@ -164,6 +164,7 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        retention_days=row.get("retention_days"),
         attachment_max_bytes=row.get("attachment_max_bytes"),
         attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

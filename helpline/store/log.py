@@ -103,9 +103,27 @@ class EventLog(SessionConnection):
         return (await self.log_bounds())[0]
 
     async def log_bounds(self) -> tuple[int, int]:
-        """The newest and the oldest event id (0, 0 for an empty log), in one statement."""
-        newest, oldest = (await self._fetch(self.statements.log_bounds()))[0]
-        return int(newest or 0), int(oldest or 0)
+        """The newest and the oldest event id (0, 0 for an empty log), in one statement.
+
+        Both respect the resume horizon (``log_state``): once retention or an erasure removed events up to
+        it, the log's head is never below it and nothing at or before it counts as retained.
+        """
+        newest, oldest, horizon = (await self._fetch(self.statements.log_bounds()))[0]
+        newest, oldest, horizon = int(newest or 0), int(oldest or 0), int(horizon or 0)
+        if horizon <= 0:
+            return newest, oldest
+        return max(newest, horizon), max(oldest, horizon + 1)
+
+    async def recipients_among(self, after: int, upto: int, principals: list[str]) -> list[tuple[int, str]]:
+        """Which of ``principals`` are recipients of the events in ``(after, upto]``: ``(event id,
+        principal id)`` pairs. One primary-key range per principal (the key is ``(principal_id,
+        event_id)``), so it costs what the principals asked about cost, not the size of the log."""
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(principals), 500):  # SQLite's bound-parameter limit, with room to spare
+            chunk = principals[start : start + 500]
+            rows = await self._fetch(self.statements.recipients_among(len(chunk)), after, upto, *chunk)
+            found.extend((int(event_id), str(principal)) for event_id, principal in rows)
+        return found
 
     async def events_after(self, principal_id: str | None, after: int, limit: int) -> list[StoredEvent]:
         """Events after ``after`` that ``principal_id`` may see (``None``: every event), oldest first."""

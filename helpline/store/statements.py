@@ -142,8 +142,21 @@ class DriverStatements:
 
     @lru_cache(maxsize=1)  # noqa: B019
     def log_bounds(self) -> str:
-        e = schema.events
-        return f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name})"
+        e, h = schema.events, schema.log_state
+        return (
+            f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name}), "
+            f"(SELECT horizon FROM {h.name} WHERE id = 1)"
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def recipients_among(self, count: int) -> str:
+        """``(event_id, principal_id)`` of ``event_recipients`` with an event in ``($1, $2]`` and one of
+        ``count`` principals (``$3``…)."""
+        after, upto, *principals = self.placeholders(count + 2)
+        return (
+            f"SELECT event_id, principal_id FROM {schema.event_recipients.name} "
+            f"WHERE event_id > {after} AND event_id <= {upto} AND principal_id IN ({', '.join(principals)})"
+        )
 
     @lru_cache(maxsize=2)  # noqa: B019
     def events_after(self, for_everyone: bool) -> str:
