@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        silent_bots = asyncio.create_task(services.escalations.run(), name="helpline-silent-bots")
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing, retention):
+            for task in (routing, invalidations, deliveries, silent_bots, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
