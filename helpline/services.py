@@ -60,7 +60,7 @@ class Services:
     ) -> Services:
         """Wire the services: committed events go to the bus (and wake the webhook worker); what changes
         routing wakes the router; ``connected`` names the principals with a stream open on this node."""
-        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds, metrics=metrics)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
         published = follower.publisher(injected(settings.fault_injection, bus.publish_events))
         store.on_commit(waking(published, store, deliveries.wake))
