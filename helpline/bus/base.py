@@ -157,11 +157,6 @@ class Bus(ABC):
         """The principals with a subscription in this process (the ``p:<id>`` channels in use)."""
         return []
 
-    @property
-    def subscribed(self) -> bool:
-        """False while a shared bus's subscription is down (streams are then served from the log)."""
-        return True
-
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections; the in-process bus has none."""
 
