@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from helpline.records import StoredEvent
 from helpline.sse import encode_event
 
 ALL = "all"
@@ -167,6 +168,10 @@ class Bus(ABC):
 
     @abstractmethod
     async def publish(self, channels: list[str], envelope: Envelope) -> None: ...
+
+    async def publish_events(self, events: Sequence[StoredEvent]) -> None:
+        """The store's on-commit hook: committed events, in id order, to ``all`` and each recipient."""
+        await self.publish_many([(channels_for(e.recipients), Envelope(e.id, e.type, e.payload)) for e in events])
 
     async def publish_many(self, items: Sequence[tuple[list[str], Envelope]]) -> None:
         """Publish in order; a shared bus sends them in one round trip."""
