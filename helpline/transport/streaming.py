@@ -12,7 +12,6 @@ write deadline, and is disconnected: it resumes from the log, losing nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import random
@@ -25,6 +24,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
+from helpline import events
 from helpline.bus import SlowConsumer
 from helpline.bus.base import Subscription
 from helpline.config import Settings
@@ -37,8 +37,9 @@ from helpline.errors import (
     ValidationFailed,
     problem_bytes,
 )
+from helpline.events import EventType
 from helpline.metrics import Metrics
-from helpline.records import Principal, isoformat, utcnow
+from helpline.records import Principal
 from helpline.services import Services
 from helpline.sse import encode_comment, encode_event, encode_preamble
 from helpline.transport.resume import channel_of, parse_event_id, replay
@@ -58,9 +59,9 @@ REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and auth
 
 class HeartbeatFrames:
     """The bytes of one heartbeat: the comment (for intermediaries) and, by default, a `stream.heartbeat`
-    event (for page code, which never sees comments) in one write. The event's `at` has one-second
-    resolution, so every idle stream shares the same encoded bytes within a second: 20,000 idle
-    streams cost one encode per second, not one per heartbeat."""
+    event (for page code, which never sees comments) in one write. It is encoded once a second, and
+    every idle stream shares those bytes: 20,000 idle streams cost one encode per second, not one per
+    heartbeat."""
 
     def __init__(self, events: bool) -> None:
         self.events = events
@@ -72,9 +73,8 @@ class HeartbeatFrames:
             return HEARTBEAT
         second = int(time.time())
         if second != self._second:
-            at = isoformat(utcnow().replace(microsecond=0))
-            body = json.dumps({"type": "stream.heartbeat", "conversation_id": None, "at": at}, separators=(",", ":"))
-            self._frame = HEARTBEAT + encode_event(body, event="stream.heartbeat")
+            body = events.encode(EventType.STREAM_HEARTBEAT, None, {})
+            self._frame = HEARTBEAT + encode_event(body, event=EventType.STREAM_HEARTBEAT)
             self._second = second
         return self._frame
 
@@ -100,10 +100,9 @@ def heartbeat_interval(scope: Scope, settings: Settings) -> float:
     return max(floor, min(settings.heartbeat_seconds, asked))
 
 
-def control_event(event_type: str, event_id: int | None = None, **fields: Any) -> bytes:
+def control_event(event_type: EventType, event_id: int | None = None, **fields: Any) -> bytes:
     """An event the stream itself emits (open, heartbeat, reconnect); only stream.open has an id."""
-    body = {"type": event_type, "conversation_id": None, "at": isoformat(utcnow()), **fields}
-    return encode_event(json.dumps(body, separators=(",", ":")), event=event_type, id=event_id)
+    return encode_event(events.encode(event_type, None, fields), event=event_type, id=event_id)
 
 
 class StreamRegistry:
@@ -263,7 +262,7 @@ class EventStream:
                 opening = [
                     encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
                     control_event(
-                        "stream.open",
+                        EventType.STREAM_OPEN,
                         start.start_id,
                         heartbeat_seconds=heartbeat,
                         heartbeat_min_seconds=min(settings.heartbeat_min_seconds, settings.heartbeat_seconds),
@@ -272,7 +271,7 @@ class EventStream:
                 last_sent = start.last_id
                 if start.reset is not None:
                     metrics.stream_resets.inc()
-                    opening.append(encode_event(start.reset.decode(), event="stream.reset", id=last_sent))
+                    opening.append(encode_event(start.reset.decode(), event=EventType.STREAM_RESET, id=last_sent))
                 opening.extend(encode_event(e.payload, event=e.type, id=e.id) for e in start.events)
                 metrics.events_replayed.inc(len(start.events))
                 if not await _write(send, b"".join(opening), write_timeout):
@@ -287,7 +286,7 @@ class EventStream:
                     # Every end the server chooses is announced and completes the response: a client
                     # (or a proxy) never sees a truncated chunked body it would log as an error.
                     reconnect = "slow" if reason == "overflow" else reason
-                    await _write(send, control_event("stream.reconnect", reason=reconnect), write_timeout)
+                    await _write(send, control_event(EventType.STREAM_RECONNECT, reason=reconnect), write_timeout)
                 if reason != "disconnected":
                     # After a missed write deadline the client is not reading: a short last try.
                     await _finish(send, 1.0 if reason == "slow" else write_timeout)
