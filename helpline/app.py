@@ -16,10 +16,12 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
 from helpline.api import admin, auth, conversations, fastpath, ops
-from helpline.api.cors import DeploymentCORS
-from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
 from helpline.config import Settings
+from helpline.edge.clients import TrustedProxies
+from helpline.edge.cors import DeploymentCORS
+from helpline.edge.limits import BodySizeLimit
+from helpline.edge.problems import SecurityHeaders, install_error_handlers
 from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
@@ -41,8 +43,11 @@ class HelplineApp(FastAPI):
 
     stream_endpoint: Any = None
     message_endpoint: Any = None
+    proxies: TrustedProxies | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.proxies is not None and scope["type"] == "http":
+            self.proxies.rewrite(scope)  # the real client, for the limits, the caps and the access log
         if (
             self.stream_endpoint is not None
             and scope["type"] == "http"
@@ -103,10 +108,13 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         redoc_url=None,
     )
     app.state.settings = settings
+    proxies = TrustedProxies(settings.trusted_proxies)
+    app.proxies = proxies if proxies else None
     app.state.metrics = Metrics()
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DeploymentCORS, root=app)
     for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):

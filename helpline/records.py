@@ -140,6 +140,7 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    client_id: str | None = None  # the id the customer's client chose, unique per customer
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {

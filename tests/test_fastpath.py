@@ -179,6 +179,7 @@ async def test_a_message_is_answered_by_the_fast_path_with_the_routes_exact_byte
     assert first.content == retry.content == via_route.content
     assert retry.headers.multi_items() == via_route.headers.multi_items()
     assert first.headers.multi_items() == [
+        ("x-content-type-options", "nosniff"),  # every response (docs/protocol.md "Errors")
         ("content-length", str(len(first.content))),
         ("content-type", "application/json"),
     ]
@@ -371,10 +372,12 @@ HANDED_OVER_BODIES: dict[str, tuple[Any, str | None, int]] = {
     "a NUL in the text": ({"id": "m1", "text": "a\x00b"}, "application/json", 422),
     "body is a list": ([{"id": "m1", "text": "hi"}], "application/json", 422),
     "empty body": (b"", "application/json", 422),
-    "truncated JSON": (b'{"id": "m1", "text": ', "application/json", 422),
-    "trailing garbage": (b'{"id": "m1", "text": "hi"} and more', "application/json", 422),
+    # Not JSON, or not UTF-8: 400 bad_request (docs/protocol.md "Errors"); JSON that breaks the schema: 422.
+    "truncated JSON": (b'{"id": "m1", "text": ', "application/json", 400),
+    "trailing garbage": (b'{"id": "m1", "text": "hi"} and more', "application/json", 400),
     "not UTF-8": (b'{"id": "m1", "text": "\xff\xfe"}', "application/json", 400),
-    "a lone surrogate": (b'{"id": "m1", "text": "\\ud800"}', "application/json", 422),
+    "a lone surrogate": (b'{"id": "m1", "text": "\\ud800"}', "application/json", 400),
+    "NaN": (b'{"id": "m1", "text": NaN}', "application/json", 400),
     "plain text holding JSON": ({"id": "m1", "text": "hi"}, "text/plain", 422),
     "a form": (b"id=m1&text=hi", "application/x-www-form-urlencoded", 422),
     "no content type": ({"id": "m1", "text": "hi"}, None, 422),

@@ -100,7 +100,10 @@ conversations = Table(
     Column("queue_position", Integer, nullable=True),
     Column("last_customer_at", DateTime(timezone=True), nullable=True),
     Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
+    # The id the customer's client chose (an idempotency key), unique per customer only (issue 13).
+    Column("client_id", String(64), nullable=True),
     Index("ix_conversations_customer", "customer_id", "created_at"),
+    Index("uq_conversations_client_id", "customer_id", "client_id", unique=True),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
 )
@@ -164,4 +167,13 @@ used_stream_tickets = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# What this database is: ``demo`` marks one that ``--demo`` created (and may therefore reseed).
+instance_marks = Table(
+    "instance_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

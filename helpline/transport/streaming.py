@@ -26,13 +26,12 @@ from starlette.types import Message, Receive, Scope, Send
 from helpline.bus import SlowConsumer
 from helpline.bus.base import Subscription
 from helpline.config import Settings
+from helpline.edge.auth import authenticate
+from helpline.edge.problems import NOSNIFF, send_problem
 from helpline.errors import (
-    PROBLEM_CONTENT_TYPE,
     HelplineError,
-    NotAuthenticated,
     RateLimited,
     Unavailable,
-    problem_bytes,
 )
 from helpline.metrics import Metrics
 from helpline.records import Principal, isoformat, utcnow
@@ -48,6 +47,7 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache, no-store, no-transform"),
     (b"x-accel-buffering", b"no"),
     (b"vary", b"Authorization"),
+    NOSNIFF,
 ]
 HEARTBEAT = encode_comment("heartbeat")
 REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and authenticate afresh
@@ -132,30 +132,6 @@ class StreamRegistry:
             logger.warning("%d streams still open after shutdown timeout", self.total)
 
 
-async def authenticate(services: Services, scope: Scope) -> Principal:
-    """Bearer header, or a single-use ``?ticket=`` (EventSource cannot send headers)."""
-    headers = dict(scope["headers"])
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if any(name in query for name in ("access_token", "token")):
-        raise NotAuthenticated("access tokens are never accepted in a URL; use a stream ticket")
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return await services.accounts.principal(token.strip())
-    tickets = query.get("ticket")
-    if tickets:
-        return await services.accounts.redeem_ticket(tickets[0])
-    raise NotAuthenticated("send 'Authorization: Bearer <token>' or '?ticket=' from POST /api/v1/stream-tickets")
-
-
-async def send_problem(send: Send, error: HelplineError) -> None:
-    body = problem_bytes(error)
-    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class EventStream:
     """The ASGI endpoint. One instance per app; per-stream state lives in :meth:`__call__`'s frame."""
 
@@ -166,7 +142,7 @@ class EventStream:
         services: Services = self.app.state.services
         registry: StreamRegistry = self.app.state.streams
         try:
-            principal = await authenticate(services, scope)
+            principal = await authenticate(services, scope, tickets=True)
             channel = channel_of(principal)
             registry.admit(principal, "sse")
         except HelplineError as error:
