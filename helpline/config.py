@@ -59,7 +59,13 @@ class Settings:
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536
-    # Request hygiene.
+    # Request hygiene. Below the app (edge/server.py): request heads, their deadline, connections.
+    max_request_head_bytes: int = 16 * 1024
+    max_request_headers: int = 100
+    request_head_seconds: float = 10.0
+    max_connections: int = 25_000  # per node; never more than the process's descriptor limit allows
+    max_connections_per_address: int = 256  # trusted proxies are exempt
+    keepalive_seconds: float = 5.0
     # Reverse proxies whose X-Forwarded-For / Forwarded header is believed: addresses or CIDR blocks,
     # comma-separated (edge/clients.py). Empty: the TCP peer is the client.
     trusted_proxies: str = ""
