@@ -15,7 +15,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, auth, conversations, fastpath, ops
+from helpline.api import (
+    admin,
+    api_keys,
+    attachments,
+    auth,
+    conversations,
+    escalation,
+    fastpath,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.bus import open_bus
 from helpline.config import Settings
 from helpline.edge.clients import TrustedProxies
@@ -73,7 +85,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus)
+        services = Services.build(settings, store, bus, app.state.metrics)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -85,12 +97,21 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        services.outbox.connected = lambda: list(streams.per_identity)
+        mailing = None
+        if settings.outbox_enabled and services.outbox.sends_email:
+            mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
         try:
             yield
         finally:
-            for task in (routing, invalidations):
+            for task in (routing, invalidations, deliveries, mailing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -115,9 +136,23 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
+    for router in (
+        auth.router,
+        conversations.router,
+        attachments.router,
+        ratings.router,
+        transcripts.router,
+        admin.router,
+        webhooks.router,
+        api_keys.router,
+        escalation.router,
+        ops.router,
+        polling.router,
+        diagnostics.router,
+    ):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
     events = streaming.EventStream(app)

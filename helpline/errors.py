@@ -20,6 +20,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "Unavailable",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "problem_body",
 ]
@@ -87,6 +88,10 @@ class Conflict(HelplineError):
 
 class PayloadTooLarge(HelplineError):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(HelplineError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class _RetryLater(HelplineError):

@@ -41,6 +41,7 @@ class Principal:
     display_name: str
     permissions: frozenset[str] = frozenset()
     deployment_id: str | None = None
+    api_key_id: str | None = None  # set when the caller authenticated with an API key (issue 14)
 
     @property
     def is_customer(self) -> bool:
@@ -81,9 +82,15 @@ class Queue:
     id: str
     name: str
     created_at: datetime
+    bot_user_id: str | None = None  # a service agent that takes new conversations first (issue 14)
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": isoformat(self.created_at),
+            "bot_user_id": self.bot_user_id,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,8 @@ class Deployment:
     identity_key: str | None
     created_at: datetime
     greeting: str | None = None
+    attachment_max_bytes: int | None = None  # None: the server's limit
+    attachment_types: tuple[str, ...] | None = None  # None: the server's list
 
     def public(self) -> dict[str, Any]:
         return {
@@ -109,6 +118,8 @@ class Deployment:
             "verified_identities": self.identity_key is not None,
             "created_at": isoformat(self.created_at),
             "greeting": self.greeting,
+            "attachment_max_bytes": self.attachment_max_bytes,
+            "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
         }
 
 
@@ -121,6 +132,7 @@ class Customer:
     email: str | None
     verified: bool
     created_at: datetime
+    last_stream_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,10 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    rating: int | None = None
+    rated_at: datetime | None = None
+    bot_id: str | None = None  # the service agent that handled it first (issue 14)
+    escalated_at: datetime | None = None  # when it was handed from the bot to a person
     client_id: str | None = None  # the id the customer's client chose, unique per customer
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -155,6 +171,8 @@ class Conversation:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+            "bot_id": self.bot_id,
+            "escalated_at": isoformat(self.escalated_at) if self.escalated_at else None,
         }
 
 
@@ -200,3 +218,82 @@ class Offer:
     status: str
     created_at: datetime
     expires_at: datetime
+
+
+# -- integrations (issue 14) ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    paused: bool
+    failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    event_id: int | None
+    event_type: str
+    conversation_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    body: str | None = None  # the event's wire JSON, when read for sending
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    permissions: tuple[str, ...]
+    user_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def principal_id(self) -> str:
+        """Who the key acts as: its user (a bot), or the key itself."""
+        return self.user_id or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    id: str
+    conversation_id: str
+    uploader_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    storage: str
+    message_event_id: int | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    id: int
+    kind: str
+    conversation_id: str | None
+    recipient: str
+    subject: str
+    body: str
+    attempts: int

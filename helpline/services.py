@@ -7,11 +7,19 @@ from dataclasses import dataclass, field
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.escalation import Escalations
 from helpline.domain.invalidation import Invalidation
+from helpline.domain.outbox import Outbox
+from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
 from helpline.ratelimit import RateLimiter
 from helpline.store import Store
+from helpline.store.attachments import choose_blobs
 
 
 @dataclass
@@ -22,18 +30,32 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    attachments: Attachments
+    ratings: Ratings
+    outbox: Outbox
     invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
+    escalations: Escalations
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        store.on_commit(publisher(bus))
+    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        webhooks = Webhooks(store, bus, settings)
+        webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
         accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
+        blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+        outbox = Outbox(store, settings)
+        conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
+        escalations = Escalations(conversations, settings)
+        conversations.after_customer_message = escalations.after_customer_message
         return cls(
             settings=settings,
             store=store,
@@ -41,7 +63,13 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            attachments=Attachments(store, blobs, settings),
+            ratings=Ratings(store, settings),
+            outbox=outbox,
             invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            webhooks=webhooks,
+            deliveries=deliveries,
+            escalations=escalations,
         )

@@ -178,6 +178,10 @@ class Row:
             user_id=scene.world.user_ids["rep2"],
             offer_id="offer-1",
             deployment_id=scene.world.deployment_id,
+            webhook_id="whk-missing",
+            delivery_id=1,
+            key_id="key-missing",
+            queue_id=scene.world.queue_id,
         )
 
     @property
@@ -287,6 +291,26 @@ ROWS = [
     Row("POST /api/v1/admin/deployments", admins_only(201),
         body=lambda s: {"key": f"site-{s.unique}", "queue": "support", "allowed_origins": ["https://a.example"]}),
     Row("PATCH /api/v1/admin/deployments/{deployment_id}", admins_only(200), body=lambda s: {"greeting": "Hi"}),
+    # integrations (issue 14)
+    Row("GET /api/v1/admin/webhooks", admins_only(200)),
+    Row("POST /api/v1/admin/webhooks", admins_only(201),
+        body=lambda s: {"url": "https://crm.example/hook", "events": ["conversation.closed"]}),
+    Row("GET /api/v1/admin/webhooks/{webhook_id}", admins_only(404)),
+    Row("PATCH /api/v1/admin/webhooks/{webhook_id}", admins_only(404), body=lambda s: {"enabled": True}),
+    Row("DELETE /api/v1/admin/webhooks/{webhook_id}", admins_only(404)),
+    Row("POST /api/v1/admin/webhooks/{webhook_id}/rotate-secret", admins_only(404)),
+    Row("GET /api/v1/admin/webhooks/{webhook_id}/deliveries", admins_only(404)),
+    Row("POST /api/v1/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", admins_only(404)),
+    Row("POST /api/v1/admin/webhooks/{webhook_id}/test", admins_only(404)),
+    Row("GET /api/v1/admin/api-keys", admins_only(200)),
+    Row("POST /api/v1/admin/api-keys", admins_only(201),
+        body=lambda s: {"name": f"key-{s.unique}", "permissions": ["chat_user"]}),
+    Row("DELETE /api/v1/admin/api-keys/{key_id}", admins_only(404)),
+    Row("PUT /api/v1/admin/queues/{queue_id}/bot", admins_only(200), body=lambda s: {"user_id": None}),
+    Row("POST /api/v1/conversations/{conversation_id}/escalate",
+        answers(anonymous=401, alice=409, bob=404, rep=202, rep2=404, trainee=404, supervisor=403, admin=404,
+                nochat=CHAT_USER),
+        body=lambda s: {"summary": "over to a person"}),
     # operations
     Row("GET /healthz", everyone(200)),
     Row("GET /readyz", everyone(200)),

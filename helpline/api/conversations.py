@@ -109,7 +109,7 @@ async def post_message(
     conversation_id: ConversationId, body: MessageRequest, caller: Caller, service: ConversationsDep, request: Request
 ) -> Response:
     """Send a message. A 2xx means it is durably stored; a retry with the same `id` never duplicates it."""
-    entry, created = await service.post_message(caller, conversation_id, body.id, body.text)
+    entry, created = await service.post_message(caller, conversation_id, body.id, body.text, body.attachment_ids)
     if created:
         request.app.state.metrics.messages_stored.inc()
     return entry_response(entry, created)

@@ -13,6 +13,8 @@ from typing import Any
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
+from helpline.domain.attachments import attach
+from helpline.domain.bots import bot_for_queue, hand_to_bot
 from helpline.domain.log import (
     SYSTEM,
     actor,
@@ -36,6 +38,11 @@ class Conversations:
         self.store = store
         self.bus = bus
         self.on_routing_change: Any = None  # the router's wake(): work or capacity appeared
+        # The outbox's hook for a rep's reply (domain/outbox.py): emails it to a customer who is away.
+        self.offline_replies: Any = None
+        self.on_email: Any = None  # the outbox worker's wake()
+        # domain/escalation.py: a customer asking a bot for a person (called after the message is stored).
+        self.after_customer_message: Any = None
 
     def _wake_router(self) -> None:
         if self.on_routing_change is not None:
@@ -76,6 +83,9 @@ class Conversations:
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
+            bot = await bot_for_queue(s, conversation.queue_id)
+            if bot is not None:  # the queue's first stage is a bot: it has the conversation at once
+                return await hand_to_bot(s, conversation, bot), True
             business_hours = deployment.business_hours
             if not hours.is_open(business_hours, now):
                 assert business_hours is not None
@@ -129,6 +139,8 @@ class Conversations:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
             perms.require_entries_access(principal, conversation)
             rows = await s.conversation_events(conversation.id, after=after, before=before, limit=limit + 1)
+        if principal.is_customer:  # internal notes (an escalation's summary) are for staff only
+            rows = [row for row in rows if row.type != "conversation.note"]
         more = len(rows) > limit
         if before is not None:
             page = rows[-limit:]
@@ -139,7 +151,12 @@ class Conversations:
         return {"entries": [e.data() for e in page], "next_cursor": next_cursor}
 
     async def post_message(
-        self, principal: Principal, conversation_id: str, message_id: str, text: str
+        self,
+        principal: Principal,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        attachment_ids: list[str] | None = None,
     ) -> tuple[StoredEvent, bool]:
         """Store a message; a retry with the same ``message_id`` returns the stored entry instead.
 
@@ -160,15 +177,28 @@ class Conversations:
                 raise Conflict("the conversation is closed")
             # A customer's message restarts the inactivity clock; any message touches updated_at.
             changes = {"last_customer_at": utcnow(), "inactivity_warned_at": None} if principal.is_customer else {}
+            payload: dict[str, Any] = {"message_id": message_id, "text": text, "author": actor(principal)}
+            files = await attach(s, principal, conversation, attachment_ids) if attachment_ids else []
+            if files:
+                payload["attachments"] = [f.public() for f in files]
             stored = await s.append(
                 "conversation.message",
-                {"message_id": message_id, "text": text, "author": actor(principal)},
+                payload,
                 conversation_id=conversation.id,
                 recipients=readers(conversation, assignee_permissions),
                 client_id=message_id,
                 conversation_changes=changes,
             )
-            return stored, True
+            if files:
+                await s.mark_attached([f.id for f in files], stored.id or 0)
+            emailed = False
+            if not principal.is_customer and self.offline_replies is not None:
+                emailed = await self.offline_replies(s, conversation, principal, stored)
+        if emailed and self.on_email is not None:
+            self.on_email()  # committed: the outbox worker can send it now
+        if conversation.bot_id is not None and self.after_customer_message is not None and principal.is_customer:
+            await self.after_customer_message(principal, conversation, text)
+        return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
         """Ephemeral: published to the bus only, never stored, never replayed."""

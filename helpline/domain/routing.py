@@ -262,7 +262,12 @@ class Router:
         now = utcnow()
         async with self.store.read() as s:
             stats = []
+            ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
+            # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
+            bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             for queue in await s.queues():
+                rating = ratings.get(queue.id)
+                contained, escalated = bots.get(queue.id, (0, 0))
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
@@ -273,6 +278,12 @@ class Router:
                         "length": len(queued),
                         "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
                         "reps_online": sum(1 for r in reps if r.presence == "online"),
+                        # Satisfaction over the last rating_window_days (issue 12): None before any rating.
+                        "rating_average": round(rating[0], 2) if rating else None,
+                        "ratings": rating[1] if rating else 0,
+                        "bot_user_id": queue.bot_user_id,
+                        "bot_contained_today": contained,
+                        "bot_escalated_today": escalated,
                         "reps": [
                             {
                                 "id": r.id,

@@ -8,6 +8,9 @@ header count, deadline) and on connections are enforced below the app, in :mod:`
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from pydantic_core import from_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,24 +48,32 @@ class BodySizeLimit:
     """Refuse bodies over the cap with 413, and bodies announced as JSON that are not JSON with 400.
 
     The body is read here (at most ``max_bytes``) and handed on whole, so a chunked upload without a
-    ``Content-Length`` is held to the same cap as one that announces its size.
+    ``Content-Length`` is held to the same cap as one that announces its size. ``larger`` gives paths
+    matching a pattern their own cap (attachment uploads: the server's file limit).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def cap(self, scope: Scope) -> int:
+        for pattern, cap in self.larger:
+            if pattern.fullmatch(scope["path"]):
+                return cap
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        declared = headers.get(b"content-length")
+        cap = self.cap(scope)
+        declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
             await send_problem(send, BadRequest("Content-Length is not a number"), close=True)
             return
-        if declared is not None and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and int(declared) > cap:
+            await self._refuse(send, cap=cap)
             return
         chunks: list[bytes] = []
         size = 0
@@ -71,8 +82,8 @@ class BodySizeLimit:
             if message["type"] != "http.request":
                 break  # the client went away; let the app see the disconnect
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if size > cap:
+                await self._refuse(send, cap=cap)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -95,6 +106,6 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send, error: HelplineError | None = None) -> None:
-        error = error or PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
+    async def _refuse(self, send: Send, error: HelplineError | None = None, cap: int | None = None) -> None:
+        error = error or PayloadTooLarge(f"request bodies are limited to {cap or self.max_bytes} bytes")
         await send_problem(send, error, close=True)

@@ -28,6 +28,9 @@ from helpline.records import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.api_keys import ApiKeyQueries
+from helpline.store.attachments import AttachmentQueries
+from helpline.store.bots import BotQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -36,7 +39,10 @@ from helpline.store.driver import (
     read_on_loop,
     run_script,
 )
+from helpline.store.outbox import OutboxQueries
+from helpline.store.ratings import RatingQueries
 from helpline.store.routing import RoutingQueries
+from helpline.store.webhooks import WebhookQueries, WebhookTargets, outbox_step
 
 T = TypeVar("T")
 
@@ -76,9 +82,17 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries):
+class StoreSession(
+    RoutingQueries, WebhookQueries, ApiKeyQueries, BotQueries, AttachmentQueries, OutboxQueries, RatingQueries
+):
     def __init__(
-        self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
+        self,
+        conn: AsyncConnection,
+        statements: DriverStatements,
+        *,
+        on_loop: bool = False,
+        writer: bool = False,
+        webhook_targets: WebhookTargets | None = None,
     ) -> None:
         # The writer's sessions (store/commit.py) never abandon a SQLAlchemy statement half-way (see
         # finish_even_if_cancelled). Driver statements need no such care: SQLite's writer runs them on
@@ -89,6 +103,8 @@ class StoreSession(RoutingQueries):
         self.is_sqlite = statements.is_sqlite
         self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (store/driver.py)
         self.appended: list[StoredEvent] = []
+        self.webhook_targets = webhook_targets  # which endpoints an appended event is queued for
+        self.queued_deliveries = 0  # deliveries this session queued (the worker is woken after commit)
         self._driver_connection: Any = None
         self._loop_reader: sqlite3.Connection | None = None
 
@@ -174,6 +190,12 @@ class StoreSession(RoutingQueries):
                 steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
             if changes is not None and conversation_id is not None:
                 steps.append(self._conversation_update(conversation_id, changes))
+        # Webhooks (issue 14): the event's deliveries are queued in its own transaction. With no endpoint
+        # subscribed this is one dictionary lookup, no statement.
+        hooks = self.webhook_targets.for_type(type) if self.webhook_targets is not None else ()
+        if hooks:
+            steps.append(outbox_step(self.statements, hooks, type, conversation_id, now))
+            self.queued_deliveries += len(hooks)
         results = await self._fetch_steps(steps)
         event_id = int(results[0][0][0])
         stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)
@@ -299,11 +321,15 @@ class StoreSession(RoutingQueries):
         q = schema.queues
         condition = q.c.id == id if id is not None else q.c.name == name
         row = (await self.conn.execute(select(q).where(condition))).first()
-        return None if row is None else Queue(row.id, row.name, row.created_at)
+        return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
+
+    async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
+        q = schema.queues
+        await self.conn.execute(update(q).where(q.c.id == queue_id).values(bot_user_id=user_id))
 
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
-        return [Queue(row.id, row.name, row.created_at) for row in rows]
+        return [Queue(row.id, row.name, row.created_at, row.bot_user_id) for row in rows]
 
     async def insert_deployment(self, **values: Any) -> Deployment:
         values = {"id": new_id("dep"), "created_at": utcnow(), **values}
@@ -343,6 +369,10 @@ class StoreSession(RoutingQueries):
         values = {"id": new_id("cus"), "created_at": utcnow(), **values}
         await self.conn.execute(insert(schema.customers).values(**values))
         return Customer(**values)
+
+    async def update_customer(self, customer_id: str, **values: Any) -> None:
+        c = schema.customers
+        await self.conn.execute(update(c).where(c.c.id == customer_id).values(**values))
 
     async def customer(
         self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
@@ -461,4 +491,6 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        attachment_max_bytes=row.get("attachment_max_bytes"),
+        attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

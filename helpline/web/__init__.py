@@ -24,7 +24,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # attachment thumbnails, fetched with the token (attachments.js)
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",

@@ -3,6 +3,7 @@
 // what the server refuses is shown with the problem's `detail`.
 
 import { ApiError, createApi, latestEntries, withRetry } from './api.js';
+import { AttachmentTray, attachmentList } from './attachments.js';
 import { formatTime, h } from './dom.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
@@ -28,7 +29,16 @@ const state = {
   typingSent: false,
 };
 let stream = null;
-const transcript = new Transcript($('transcript'), { selfId: () => session.user?.id, perspective: 'staff' });
+const token = () => session.token;
+const transcript = new Transcript($('transcript'), {
+  selfId: () => session.user?.id, perspective: 'staff', files: (list) => attachmentList(api, token, list),
+});
+// Files for the reply: the paperclip, drop on the conversation, paste into the reply (attachments.js).
+const tray = new AttachmentTray({
+  api, getToken: token, conversationId: async () => state.selected, dropTargets: [$('reply-form')], pasteTargets: [$('reply')],
+});
+$('reply-form').insertBefore(tray.control, $('reply'));
+$('reply-form').before(tray.list);
 
 function loadSession() {
   try {
@@ -191,6 +201,7 @@ async function select(id, { keepScroll = false } = {}) {
   if (changed) {
     stopTyping();
     transcript.clear();
+    tray.clear();
     $('typing').textContent = '';
     showError($('conversation-error'), null);
   }
@@ -312,7 +323,8 @@ function queueStatsText(event) {
   return (event.queues || []).map((queue) => {
     const waiting = `${queue.name || queue.queue_id}: ${queue.length} waiting`;
     const longest = queue.length ? `, longest ${minutes(queue.longest_wait_seconds || 0)}` : '';
-    return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online`;
+    const rating = queue.ratings ? `, rating ${queue.rating_average} of 5 (${queue.ratings})` : '';
+    return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online${rating}`;
   }).join(' · ');
 }
 
@@ -381,25 +393,31 @@ function postTyping(id, typingState) {
 $('reply-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const text = $('reply').value.trim();
-  if (!text || !state.selected) return;
+  if (tray.busy) {
+    showError($('conversation-error'), 'Please wait until the files have uploaded.');
+    return;
+  }
+  const files = tray.take();
+  if ((!text && !files.length) || !state.selected) return;
   $('reply').value = '';
   stopTyping();
   const clientId = crypto.randomUUID();
-  transcript.addPending(clientId, text);
-  sendReply(state.selected, clientId, text);
+  transcript.addPending(clientId, text, files);
+  sendReply(state.selected, clientId, text, files.map((file) => file.id));
 });
 
-async function sendReply(conversationId, clientId, text) {
+async function sendReply(conversationId, clientId, text, attachmentIds = []) {
   transcript.markSending(clientId);
   try {
     // The same client id on every attempt, so a retry after a lost answer never duplicates the message.
     const entry = await withRetry(() => api.post(
-      `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text },
+      `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`,
+      { id: clientId, text, attachment_ids: attachmentIds.length ? attachmentIds : undefined },
     ));
     if (state.selected === conversationId) transcript.apply(entry);
     showError($('conversation-error'), null);
   } catch (error) {
-    transcript.markFailed(clientId, error.message, () => sendReply(conversationId, clientId, text));
+    transcript.markFailed(clientId, error.message, () => sendReply(conversationId, clientId, text, attachmentIds));
     handleFailure(error);
   }
 }

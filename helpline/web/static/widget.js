@@ -8,7 +8,9 @@
 // conversation and history; closing the tab ends the guest's session.
 
 import { ApiError, createApi, isRetryable, withRetry } from './api.js';
+import { AttachmentTray, attachmentList } from './attachments.js';
 import { h, icon } from './dom.js';
+import { contactForm, ratingForm, transcriptForm } from './followup.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
 
@@ -62,7 +64,10 @@ class ChatWidget {
     this.typingSent = false;
     this.repTypingTimer = null;
     this.build();
-    this.transcript = new Transcript(this.log, { selfId: () => this.store.get('customerId'), perspective: 'customer' });
+    const token = () => this.store.get('token');
+    this.transcript = new Transcript(this.log, {
+      selfId: () => this.store.get('customerId'), perspective: 'customer', files: (list) => attachmentList(this.api, token, list),
+    });
     if (this.store.get('open') && this.sessionValid()) this.openPanel(false);
   }
 
@@ -71,6 +76,7 @@ class ChatWidget {
     const host = h('div', { id: 'helpline-chat' });
     const root = host.attachShadow({ mode: 'open' });
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
+    const extras = h('link', { rel: 'stylesheet', href: new URL('./attachments.css', import.meta.url).href });
     // Shown once styled, so the page never flashes an unstyled widget.
     host.hidden = true;
     for (const event of ['load', 'error']) stylesheet.addEventListener(event, () => (host.hidden = false));
@@ -110,8 +116,37 @@ class ChatWidget {
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
     this.notice, this.log, this.typing, this.composer, this.ended);
-    root.append(stylesheet, this.panel, this.launcher);
+    this.buildCustomerSide();
+    root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
+  }
+
+  /** Attachments in the composer; rating and transcript after the end; an address while no one is there. */
+  buildCustomerSide() {
+    this.tray = new AttachmentTray({
+      api: this.api,
+      getToken: () => this.store.get('token'),
+      conversationId: async () => { await this.start(); return this.ensureConversation(); },
+      dropTargets: [this.panel],
+      pasteTargets: [this.input],
+    });
+    this.composer.insertBefore(this.tray.control, this.input);
+    this.composer.before(this.tray.list);
+    this.contactSlot = h('div', { className: 'contact' });
+    this.composer.before(this.contactSlot);
+    this.followup = h('div', { className: 'followups' });
+    this.ended.append(this.followup);
+  }
+
+  offerContact() {
+    if (this.contactSlot.childElementCount || !this.composer.isConnected) return;
+    this.contactSlot.append(contactForm(this.api, () => this.start()));
+  }
+
+  showFollowups() {
+    const id = () => this.store.get('conversationId');
+    this.ratingSlot = h('div', {}, this.rated ? null : ratingForm(this.api, id));
+    this.followup.replaceChildren(this.ratingSlot, transcriptForm(this.api, id));
   }
 
   openPanel(focus) {
@@ -258,11 +293,16 @@ class ChatWidget {
       case 'conversation.closed':
         this.showEnded();
         break;
+      case 'conversation.rated':
+        this.rated = true;
+        this.ratingSlot?.replaceChildren(h('p', { className: 'followup__status', textContent: 'Thank you for your rating!' }));
+        break;
       case 'conversation.read':
         if (event.by?.id === me) this.store.set({ readUpTo: Math.max(this.store.get('readUpTo') || 0, event.entry_id) });
         break;
       case 'conversation.message':
         if (event.author?.id !== me) this.hideRepTyping();
+        if (event.automatic === 'outside-hours') this.offerContact();
         break;
       default:
         break;
@@ -290,9 +330,12 @@ class ChatWidget {
         text += ` (about ${Math.max(1, Math.round(event.estimated_wait_seconds / 60))} min)`;
       }
       this.setStatus(text);
+      // No rep online (the queue event says so): offer to continue by email.
+      if (event.reps_online === 0 || event.available === false) this.offerContact();
     } else if (event.assignee) {
       this.setStatus(`${event.assignee.display_name} joined`);
     } else if (event.state === 'failed') {
+      this.offerContact();
       this.setStatus('No one is available right now; we will reply as soon as we can');
     }
   }
@@ -309,6 +352,8 @@ class ChatWidget {
   }
 
   showEnded() {
+    if (this.ended.hidden) this.showFollowups();
+    this.contactSlot.replaceChildren();
     this.setStatus('Chat ended');
     this.endButton.hidden = true;
     this.composer.hidden = true;
@@ -337,15 +382,20 @@ class ChatWidget {
   onSubmit(event) {
     event.preventDefault();
     const text = this.input.value.trim();
-    if (!text) return;
+    if (this.tray.busy) {
+      this.showNotice('Please wait until your files have uploaded.');
+      return;
+    }
+    const files = this.tray.take();
+    if (!text && !files.length) return;
     this.input.value = '';
     this.stopTyping();
     const clientId = crypto.randomUUID();
-    this.transcript.addPending(clientId, text);
-    this.send(clientId, text);
+    this.transcript.addPending(clientId, text, files);
+    this.send(clientId, text, files.map((file) => file.id));
   }
 
-  async send(clientId, text) {
+  async send(clientId, text, attachmentIds = []) {
     this.transcript.markSending(clientId);
     try {
       await this.start();
@@ -354,7 +404,9 @@ class ChatWidget {
       this.showNotice('');
       // The same client id on every attempt: the server stores the message once, however often we retry.
       const entry = await withRetry(
-        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text }),
+        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, {
+          id: clientId, text, attachment_ids: attachmentIds.length ? attachmentIds : undefined,
+        }),
         { onRetry: () => this.showNotice('Connection problem; retrying…') },
       );
       this.showNotice('');
@@ -362,7 +414,7 @@ class ChatWidget {
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
       const detail = isRetryable(error) ? 'connection problem.' : error.message;
-      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text));
+      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text, attachmentIds));
     }
   }
 
@@ -404,6 +456,9 @@ class ChatWidget {
   newChat() {
     this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
+    this.tray.clear();
+    this.rated = false;
+    this.contactSlot.replaceChildren();
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
