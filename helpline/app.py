@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         services = Services.build(settings, store, bus, app.state.metrics)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
+        app.state.streams.counters = services.counters
         if settings.demo and seed_demo:
             from helpline.demo import seed_demo as seed
 
@@ -117,6 +118,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            if services.counters is not None:
+                await services.counters.close()
             await bus.disconnect()
             await store.close()
 

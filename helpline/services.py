@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from helpline.bus import Bus
+from helpline.bus import Bus, open_counters
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
@@ -17,9 +18,12 @@ from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
 from helpline.metrics import Metrics
-from helpline.ratelimit import RateLimiter
+from helpline.ratelimit import Limiter
 from helpline.store import Store
 from helpline.store.attachments import choose_blobs
+
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters  # imports redis: only where the bus is Redis
 
 
 @dataclass
@@ -34,8 +38,9 @@ class Services:
     ratings: Ratings
     outbox: Outbox
     invalidation: Invalidation
-    rate_limiter: RateLimiter
-    login_limiter: RateLimiter
+    counters: SharedCounters | None  # cluster-wide counts, with a Redis bus
+    rate_limiter: Limiter
+    login_limiter: Limiter
     webhooks: Webhooks
     deliveries: DeliveryWorker
     escalations: Escalations
@@ -49,6 +54,7 @@ class Services:
         webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        counters = open_counters(settings.bus_url)
         accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
@@ -67,8 +73,9 @@ class Services:
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
-            login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            counters=counters,
+            rate_limiter=Limiter(settings.rate_limit_per_minute, counters),
+            login_limiter=Limiter(settings.login_attempts_per_minute, counters),
             webhooks=webhooks,
             deliveries=deliveries,
             escalations=escalations,

@@ -285,6 +285,9 @@ def operation_path(world: World, template: str) -> str:
         user_id=world.user_ids["rep2"],
         offer_id="offer-1",
         deployment_id=world.deployment_id,
+        webhook_id="webhook-1",
+        delivery_id="1",
+        queue_id=world.queue_id,
     )
 
 

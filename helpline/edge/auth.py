@@ -64,7 +64,7 @@ async def current_principal(request: Request) -> Principal:
     """The caller of a REST request, rate limited per identity."""
     svc = services(request)
     principal = await authenticate(svc, request.scope)
-    svc.rate_limiter.hit(principal.id)
+    await svc.rate_limiter.hit(principal.id)
     return principal
 
 

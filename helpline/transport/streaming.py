@@ -17,13 +17,16 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from helpline.bus import SlowConsumer
+
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters
 from helpline.bus.base import Subscription
 from helpline.config import Settings
 from helpline.edge.auth import authenticate
@@ -68,12 +71,26 @@ class StreamRegistry:
         self.per_identity: Counter[str] = Counter()
         self.total = 0  # kept alongside, so admitting a stream never sums over every identity
         self.subscriptions: dict[Subscription, Principal] = {}  # open streams and polls, with their caller
-        self.background: set[asyncio.Task[None]] = set()  # revalidations in flight
+        self.background: set[asyncio.Task[None]] = set()  # revalidations and lease releases in flight
+        self.counters: SharedCounters | None = None  # set by the app when the bus is shared
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def admit(self, principal: Principal, transport: str) -> None:
+    async def admit(self, principal: Principal, transport: str) -> str:
+        """Count a stream or poll, or raise (503 total, 429 per identity); with a shared bus, the
+        per-identity cap holds across nodes (bus/counters.py): the answer is the stream's lease."""
+        self._admit_here(principal, transport)
+        if self.counters is None:
+            return ""
+        lease = await self.counters.admit_stream(principal.id, self.settings.max_streams_per_identity)
+        if lease is None:
+            self.release(principal, transport)
+            self.metrics.streams_refused.labels("identity").inc()
+            raise RateLimited("too many open streams for this identity; close one first", retry_after=10)
+        return lease
+
+    def _admit_here(self, principal: Principal, transport: str) -> None:
         if self.shutting_down:
             raise Unavailable("the server is restarting; reconnect shortly", retry_after=2)
         if self.total >= self.settings.max_streams_total:
@@ -87,7 +104,11 @@ class StreamRegistry:
         self._idle.clear()
         self.metrics.open_streams.labels(transport).inc()
 
-    def release(self, principal: Principal, transport: str) -> None:
+    def release(self, principal: Principal, transport: str, lease: str = "") -> None:
+        if lease and self.counters is not None:
+            task = asyncio.get_running_loop().create_task(self.counters.release_stream(lease))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
         self.per_identity[principal.id] -= 1
         self.total -= 1
         if self.per_identity[principal.id] <= 0:
@@ -144,7 +165,7 @@ class EventStream:
         try:
             principal = await authenticate(services, scope, tickets=True)
             channel = channel_of(principal)
-            registry.admit(principal, "sse")
+            lease = await registry.admit(principal, "sse")
         except HelplineError as error:
             await send_problem(send, error)
             return
@@ -155,7 +176,7 @@ class EventStream:
         except HelplineError as error:  # only before the response starts: _serve handles its own
             await send_problem(send, error)
         finally:
-            registry.release(principal, "sse")
+            registry.release(principal, "sse", lease)
 
     async def _serve(
         self,
