@@ -109,10 +109,13 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
+        retention = None
+        if settings.retention_interval_seconds > 0:
+            retention = asyncio.create_task(services.retention.run(), name="helpline-retention")
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing):
+            for task in (routing, invalidations, deliveries, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -128,7 +131,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
-        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        docs_url=None,  # helpline/web/apidocs.py serves /docs with local assets
         redoc_url=None,
     )
     app.state.settings = settings

@@ -27,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(queues_app, name="queues")
 app.add_typer(deployments_app, name="deployments")
+customers_app = typer.Typer(help="Customers (erasure on request).", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
 webhooks_app = typer.Typer(help="Webhook endpoints (signed event deliveries).", no_args_is_help=True)
 api_keys_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
@@ -197,14 +199,16 @@ def db_backup(
 
     try:
         settings = Settings.from_env(database_url=database_url)
-        done = backup_sqlite(settings.database_url, path, overwrite=force)
+        folder = Path(settings.attachment_dir) if settings.attachment_dir else None
+        done = backup_sqlite(settings.database_url, path, overwrite=force, attachment_dir=folder)
     except ConfigurationError as exc:
         fail(str(exc))
         return
     except sqlite3.Error as exc:
         fail(f"the backup failed: {exc}")
         return
-    typer.echo(f"backed up to {done.path} ({done.size} bytes, events up to id {done.last_event_id})")
+    files = f", {done.attachments} attachment(s) to {done.path}-attachments" if done.attachments else ""
+    typer.echo(f"backed up to {done.path} ({done.size} bytes, events up to id {done.last_event_id}{files})")
 
 
 def _read_password() -> str:
@@ -358,7 +362,7 @@ def deployments_list(
         return [{**d.public(), "queue": names.get(d.queue_id, d.queue_id)} for d in await accounts.deployments()]
 
     deployments = run(lambda: _with_accounts(database_url, action))
-    _show(deployments, ["key", "queue", "allowed_origins", "verified_identities", "id"], as_json)
+    _show(deployments, ["key", "queue", "allowed_origins", "retention_days", "verified_identities", "id"], as_json)
 
 
 @deployments_app.command("update")
@@ -368,9 +372,16 @@ def deployments_update(
         list[str] | None, typer.Option("--allowed-origin", help="the new set of allowed origins; repeat for each")
     ] = None,
     queue: Annotated[str | None, typer.Option("--queue", help="route new conversations to this queue (name)")] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option("--retention-days", min=1, max=36500, help="remove conversations idle this many days"),
+    ] = None,
+    keep_forever: Annotated[bool, typer.Option("--keep-forever", help="no retention limit (the default)")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Change a deployment's allowed origins (the whole list) or its queue."""
+    """Change a deployment's allowed origins (the whole list), its queue or its retention."""
+    if retention_days is not None and keep_forever:
+        fail("--retention-days and --keep-forever contradict each other")
     origins = _checked_origins(allowed_origin) if allowed_origin is not None else None
 
     async def action(accounts: Any) -> Any:
@@ -380,10 +391,44 @@ def deployments_update(
             changes["allowed_origins"] = origins
         if queue is not None:
             changes["queue_id"] = (await accounts.queue_named(queue)).id
+        if retention_days is not None or keep_forever:
+            changes["retention_days"] = retention_days
         return await accounts.update_deployment(deployment.id, changes)
 
     deployment = run(lambda: _with_accounts(database_url, action))
-    typer.echo(f"updated deployment {deployment.key}: origins {', '.join(deployment.allowed_origins)}")
+    kept = f"{deployment.retention_days} days" if deployment.retention_days else "for ever"
+    typer.echo(
+        f"updated deployment {deployment.key}: origins {', '.join(deployment.allowed_origins)}; "
+        f"conversations kept {kept}"
+    )
+
+
+@customers_app.command("erase")
+def customers_erase(
+    customer_id: str,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove one customer's conversations and personal data; an audit entry (without content) remains."""
+
+    async def work() -> dict[str, Any]:
+        from helpline.domain.retention import Retention
+        from helpline.store import open_store
+        from helpline.store.attachments import choose_blobs
+
+        settings = Settings.from_env(database_url=database_url)
+        # Never migrates here: on a schema that is behind, erasure refuses rather than leave data behind.
+        store = await open_store(settings.database_url, migrate=False)
+        try:
+            blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+            return await Retention(store, blobs, settings).erase_customer(customer_id, requested_by="cli")
+        finally:
+            await store.close()
+
+    audit = run(work)
+    typer.echo(
+        f"erased customer {customer_id}: {audit['conversations']} conversations, {audit['events']} events, "
+        f"{audit['attachments']} attachments (audit entry {audit['id']})"
+    )
 
 
 def _checked_origins(origins: list[str]) -> list[str]:

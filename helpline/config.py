@@ -56,6 +56,10 @@ class Settings:
     presence_touch_seconds: float = 10.0
     inactivity_warning_seconds: float = 600.0
     inactivity_close_seconds: float = 300.0
+    # Retention (issue 15): how often the background job looks for conversations past their deployment's
+    # retention_days, and how many it removes per write transaction (a bound on how long writers wait).
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 100
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536

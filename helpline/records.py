@@ -106,6 +106,7 @@ class Deployment:
     greeting: str | None = None
     attachment_max_bytes: int | None = None  # None: the server's limit
     attachment_types: tuple[str, ...] | None = None  # None: the server's list
+    retention_days: int | None = None  # None: keep conversations for ever
 
     def public(self) -> dict[str, Any]:
         return {
@@ -120,6 +121,7 @@ class Deployment:
             "greeting": self.greeting,
             "attachment_max_bytes": self.attachment_max_bytes,
             "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
+            "retention_days": self.retention_days,
         }
 
 
@@ -284,7 +286,7 @@ class AttachmentRecord:
     created_at: datetime
 
     def public(self) -> dict[str, Any]:
-        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        """What a message carries, and what an upload answers (docs/protocol.md "Customers' extras")."""
         return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
 
 

@@ -14,6 +14,7 @@ from helpline.domain.escalation import Escalations
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
+from helpline.domain.retention import Retention
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
@@ -43,6 +44,7 @@ class Services:
     login_limiter: Limiter
     webhooks: Webhooks
     deliveries: DeliveryWorker
+    retention: Retention
     escalations: Escalations
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -70,6 +72,7 @@ class Services:
             conversations=conversations,
             router=router,
             attachments=Attachments(store, blobs, settings),
+            retention=Retention(store, blobs, settings, invalidation),
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,

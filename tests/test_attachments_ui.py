@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,46 @@ def test_after_the_chat_the_customer_rates_it_and_staff_see_the_rating(
     expect(supervisor.locator("#queue-stats")).to_contain_text("rating 4 of 5 (1)", timeout=15_000)
     screenshot(customer, "widget-rating")
     assert customer.errors == [] and rep.errors == [] and supervisor.errors == []
+
+
+def test_with_no_one_online_the_customer_leaves_an_email_and_the_reply_goes_there(
+    demo_server_factory: Callable[..., DemoServer], new_page: Callable[[], Any]
+) -> None:
+    from tests.test_email import SmtpServer, body_of
+
+    smtp = SmtpServer().start()
+    try:
+        server = demo_server_factory(smtp_url=smtp.url, offline_email_after_seconds=0.0, outbox_poll_seconds=0.2)
+        customer = open_widget(new_page(), server)
+        customer_says(customer, "Do you roast decaf?")
+        form = customer.get_by_label(
+            "No one is available right now. Leave your email and we will send the reply there."
+        )
+        form.fill("gus@example.com")
+        customer.get_by_role("button", name="Save email").click()
+        expect(
+            customer.get_by_text("Thank you. If you have left by then, the reply goes to gus@example.com.")
+        ).to_be_visible()
+        screenshot(customer, "widget-offline")
+        assert customer.errors == []
+        customer.context.close()  # the customer leaves the site
+
+        supervisor = server.login("supervisor")["access_token"]
+        conversation = only_conversation(server, supervisor)
+        assign(server, conversation["id"], "rep")
+        rep = server.login("rep")["access_token"]
+        deadline = time.monotonic() + 15
+        while server.app.state.streams.per_identity.get(conversation["customer_id"]):
+            assert time.monotonic() < deadline, "the customer's stream never ended"
+            time.sleep(0.05)
+        path = f"/api/v1/conversations/{conversation['id']}/messages"
+        assert server.call(rep, "POST", path, {"id": "r1", "text": "Yes: the Harbor Decaf."}).status_code == 201
+        deadline = time.monotonic() + 30
+        while not smtp.inbox.received():
+            assert time.monotonic() < deadline, "no email arrived"
+            time.sleep(0.05)
+        (message,) = smtp.inbox.received()
+        assert message["To"] == "gus@example.com" and "Yes: the Harbor Decaf." in body_of(message)
+        assert f"{server.url}/#helpline-chat" in body_of(message)
+    finally:
+        smtp.stop()

@@ -68,8 +68,8 @@ async def seed(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(sqlite_url: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
-    settings = make_settings(sqlite_url, router_tick_seconds=0.2, rate_limit_per_minute=100_000)
+def server(database_url: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    settings = make_settings(database_url, router_tick_seconds=0.2, rate_limit_per_minute=100_000)
     ids = asyncio.run(seed(settings))
     live = LiveServer(settings).start()
     try:

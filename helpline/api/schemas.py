@@ -333,6 +333,10 @@ class DeploymentUpdate(Strict):
     greeting: Annotated[str, StringConstraints(max_length=1000)] | None = None
     attachment_max_bytes: AttachmentMaxBytes | None = None
     attachment_types: AttachmentTypes | None = None
+    retention_days: Annotated[
+        int | None,
+        Field(ge=1, le=36500, description="remove conversations idle this many days; null keeps them for ever"),
+    ] = None
 
 
 class DeploymentOut(BaseModel):
@@ -347,3 +351,4 @@ class DeploymentOut(BaseModel):
     greeting: str | None = None
     attachment_max_bytes: int | None = None
     attachment_types: list[str] | None = None
+    retention_days: int | None = None

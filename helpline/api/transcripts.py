@@ -1,4 +1,4 @@
-"""Email for customers (PROTOCOL.md 1.1 "Customers"): transcripts, and the address replies go to while away.
+"""Email for customers (docs/protocol.md "Customers' extras"): transcripts, and the address replies go to while away.
 
 Both are sent from the durable outbox (domain/outbox.py).
 """

@@ -104,9 +104,11 @@ class Conversations:
                         recipients=audience(conversation),
                     )
                     return await close_conversation(s, conversation, SYSTEM, "outside_business_hours"), True
+            # How many reps are online: with none, the widget offers to continue by email (issue 12).
+            present = sum(1 for r in await s.rep_loads(queue_id=conversation.queue_id) if r.presence == "online")
             await s.append(
                 "conversation.routing",
-                {"state": "queued", "queue_id": conversation.queue_id, "assignee": None},
+                {"state": "queued", "queue_id": conversation.queue_id, "assignee": None, "reps_online": present},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )

@@ -155,7 +155,8 @@ class Router:
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
-        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online") or 1
+        present = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
+        online = present or 1
         for position, conversation in enumerate(queued, start=1):
             if conversation.queue_position == position:
                 continue
@@ -167,6 +168,7 @@ class Router:
                     "queue_id": queue_id,
                     "position": position,
                     "estimated_wait_seconds": round(per_slot * position / online),
+                    "reps_online": present,  # none: the widget offers to continue by email (issue 12)
                     "assignee": None,
                 },
                 conversation_id=conversation.id,

@@ -13,6 +13,7 @@ PostgreSQL has its own tools for this (``pg_dump``; see docs/deployment.md).
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class Backup:
     path: Path
     size: int
     last_event_id: int
+    attachments: int = 0  # files copied to ``<path>-attachments`` (issue 12: they live beside the database)
 
 
 def sqlite_file(database_url: str) -> Path:
@@ -47,8 +49,16 @@ def sqlite_file(database_url: str) -> Path:
     return path
 
 
-def backup_sqlite(database_url: str, target: Path, *, overwrite: bool = False) -> Backup:
-    """Copy the database at ``database_url`` to ``target`` while the server keeps writing."""
+def backup_sqlite(
+    database_url: str, target: Path, *, overwrite: bool = False, attachment_dir: Path | None = None
+) -> Backup:
+    """Copy the database at ``database_url`` to ``target`` while the server keeps writing.
+
+    Attachments kept on disk (``<database>-attachments``, or ``attachment_dir``) are copied beside the
+    backup, to ``<target>-attachments``, where a server on the restored file looks for them: the files the
+    snapshot's rows name. A file is written before its row commits and never changes, so every row
+    in the snapshot has its whole file.
+    """
     source_path = sqlite_file(database_url)
     target = target.resolve()
     if target == source_path.resolve():
@@ -69,6 +79,10 @@ def backup_sqlite(database_url: str, target: Path, *, overwrite: bool = False) -
             if checked is None or checked[0] != "ok":
                 raise ConfigurationError(f"the copy failed its integrity check: {checked}")
             head = copy.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+            has_files = copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'attachments'").fetchone()
+            files = (
+                [r[0] for r in copy.execute("SELECT id FROM attachments WHERE storage = 'disk'")] if has_files else []
+            )
             copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
         finally:
             copy.close()
@@ -78,4 +92,18 @@ def backup_sqlite(database_url: str, target: Path, *, overwrite: bool = False) -
         raise
     finally:
         source.close()
-    return Backup(target, target.stat().st_size, int(head))
+    copied = _copy_attachments(
+        files, attachment_dir or Path(f"{source_path}-attachments"), Path(f"{target}-attachments")
+    )
+    return Backup(target, target.stat().st_size, int(head), copied)
+
+
+def _copy_attachments(ids: list[str], source: Path, target: Path) -> int:
+    copied = 0
+    for attachment_id in ids:
+        if not (source / attachment_id).is_file():
+            continue  # erased since the snapshot
+        target.mkdir(exist_ok=True)
+        shutil.copyfile(source / attachment_id, target / attachment_id)
+        copied += 1
+    return copied

@@ -225,9 +225,16 @@ class StoreSession(
         return (await self.log_bounds())[0]
 
     async def log_bounds(self) -> tuple[int, int]:
-        """The newest and the oldest event id (0, 0 for an empty log), in one statement."""
-        newest, oldest = (await self._fetch(self.statements.log_bounds()))[0]
-        return int(newest or 0), int(oldest or 0)
+        """The newest and the oldest event id (0, 0 for an empty log), in one statement.
+
+        Both respect the resume horizon (``log_state``): once retention or an erasure removed events up to
+        it, the log's head is never below it and nothing at or before it counts as retained.
+        """
+        newest, oldest, horizon = (await self._fetch(self.statements.log_bounds()))[0]
+        newest, oldest, horizon = int(newest or 0), int(oldest or 0), int(horizon or 0)
+        if horizon <= 0:
+            return newest, oldest
+        return max(newest, horizon), max(oldest, horizon + 1)
 
     async def events_after(self, principal_id: str | None, after: int, limit: int) -> list[StoredEvent]:
         """Events after ``after`` that ``principal_id`` may see (``None``: every event), oldest first."""
@@ -491,6 +498,7 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        retention_days=row.get("retention_days"),
         attachment_max_bytes=row.get("attachment_max_bytes"),
         attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

@@ -145,6 +145,8 @@ export class Transcript {
           return this.perspective === 'customer' ? 'You are being transferred; please wait' : 'Transferred to a queue';
         }
         if (entry.state === 'failed') return 'No one could be reached right now';
+        // A bot handed the conversation to people (the customer reads the automatic message instead).
+        if (entry.state === 'escalated' && this.perspective === 'staff') return 'Escalated to a person';
         if (entry.state === 'assigned' && this.perspective === 'staff' && entry.by) {
           return `Assigned to ${name(entry.assignee, false)} by ${name(entry.by, false)}`;
         }

@@ -90,6 +90,8 @@ class ChatWidget {
     this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
     this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle', 'aria-hidden': 'true' } });
     this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
+    // While a bot answers (issue 14), the customer can always ask for a person.
+    this.personButton = h('button', { type: 'button', className: 'person', textContent: 'Talk to a person', hidden: true, on: { click: () => this.askForPerson() } });
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
     this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
@@ -113,6 +115,7 @@ class ChatWidget {
       h('div', { className: 'heading' },
         h('h2', { id: 'hl-title' }, this.connection, 'Customer support'),
         this.statusLine),
+      this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
     this.notice, this.log, this.typing, this.composer, this.ended);
@@ -272,6 +275,8 @@ class ChatWidget {
 
   showConversation(conversation) {
     this.endButton.hidden = conversation.status === 'closed';
+    this.personButton.hidden = !(conversation.status === 'assigned' && conversation.bot_id
+      && conversation.assignee_id === conversation.bot_id && !conversation.escalated_at);
     if (conversation.status === 'closed') this.showEnded();
     else if (conversation.status === 'queued') this.setStatus('Waiting in queue for the next available agent');
   }
@@ -323,6 +328,11 @@ class ChatWidget {
   }
 
   onRouting(event) {
+    this.personButton.hidden = !(event.state === 'assigned' && event.bot);
+    if (event.state === 'escalated') {
+      this.setStatus('Connecting you with a person');
+      return;
+    }
     if (event.state === 'queued' || (event.state === 'transferred' && !event.assignee)) {
       let text = 'Waiting in queue for the next available agent';
       if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
@@ -356,6 +366,7 @@ class ChatWidget {
     this.contactSlot.replaceChildren();
     this.setStatus('Chat ended');
     this.endButton.hidden = true;
+    this.personButton.hidden = true;
     this.composer.hidden = true;
     this.ended.hidden = false;
     this.hideRepTyping();
@@ -453,6 +464,19 @@ class ChatWidget {
     }
   }
 
+  /** The "talk to a person" button: the bot hands the conversation to the queue's people at once. */
+  async askForPerson() {
+    const id = this.store.get('conversationId');
+    if (!id) return;
+    this.personButton.hidden = true;
+    try {
+      await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/escalate`, {}));
+      this.setStatus('Connecting you with a person');
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) this.showNotice(`We could not reach a person: ${error.message}`);
+    }
+  }
+
   newChat() {
     this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
@@ -462,6 +486,7 @@ class ChatWidget {
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
+    this.personButton.hidden = true;
     this.setStatus('We usually reply within minutes');
     this.input.focus();
   }

@@ -1,14 +1,14 @@
 """The edge (issue 13): an instance marker for demo databases; client conversation ids scoped per customer.
 
 Revision ID: 0006_edge
-Revises: 0005_customer_side
+Revises: 0008_retention
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_edge"
-down_revision = "0005_customer_side"
+down_revision = "0008_retention"
 
 WHEN = sa.DateTime(timezone=True)
 
