@@ -24,7 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from helpline import create_app
 from helpline.api import fastpath
-from helpline.ratelimit import RateLimiter
+from helpline.ratelimit import Limiter
 from tests.conftest import LiveServer, make_settings, unlimited_app
 from tests.streams import LiveWorld, messages, open_stream, opened
 from tests.world import World, build_world
@@ -322,7 +322,7 @@ async def test_rate_limiting_is_the_same_429_and_counts_each_request_once(
     app: FastAPI, world: World, full: httpx.AsyncClient, counts: Counts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conversation = world.conversations["alice"]
-    monkeypatch.setattr(app.state.services, "rate_limiter", RateLimiter(2))
+    monkeypatch.setattr(app.state.services, "rate_limiter", Limiter(2))
     # A body the fast path hands over is authenticated (and counted) by the full stack only, once.
     invalid = await Post("alice", conversation, {"id": unique("m"), "text": ""}).to(world, world.client)
     assert invalid.status_code == 422 and counts.handed_over == 1

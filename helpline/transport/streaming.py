@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from helpline.bus.counters import SharedCounters
 from helpline.bus.base import Subscription
 from helpline.config import Settings
+from helpline.domain.permissions import hidden_events
 from helpline.edge.auth import authenticate
 from helpline.edge.problems import NOSNIFF, send_problem
 from helpline.errors import (
@@ -222,7 +223,8 @@ class EventStream:
                     return
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
-                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics)
+                hidden = hidden_events(principal)
+                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics, hidden)
                 if reason == "slow":
                     metrics.slow_consumers.inc()
                     return
@@ -242,7 +244,10 @@ class EventStream:
         deadline: float,
         settings: Settings,
         metrics: Metrics,
+        hidden: frozenset[str],
     ) -> str:
+        """``hidden``: event types this caller may not read now (message text without ACE), skipped
+        here since the ``all`` channel of supervisors carries every event."""
         heartbeat = settings.heartbeat_seconds
         heartbeat_bytes = control_event("stream.heartbeat") if settings.heartbeat_events else HEARTBEAT
         write_timeout = settings.stream_write_timeout_seconds
@@ -262,6 +267,8 @@ class EventStream:
                         if envelope.id <= last_sent:
                             continue  # already sent by the replay
                         last_sent = envelope.id
+                    if envelope.type in hidden:
+                        continue
                     chunks.append(envelope.frame)  # encoded once, shared by every stream
                 if chunks:
                     if not await _write(send, b"".join(chunks), write_timeout):
