@@ -68,3 +68,9 @@ async def demo_site() -> FileResponse:
 async def console() -> FileResponse:
     """The rep and supervisor console."""
     return FileResponse(WEB_ROOT / "console.html", headers=PAGE_HEADERS)
+
+
+@web_router.get("/console/integrations")
+async def integrations() -> FileResponse:
+    """Admins: webhooks (and a paused one's banner), API keys, the bots in front of queues (issue 14)."""
+    return FileResponse(WEB_ROOT / "integrations.html", headers=PAGE_HEADERS)
