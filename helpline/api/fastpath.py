@@ -27,7 +27,7 @@ from helpline.api.conversations import entry_response
 from helpline.api.deps import current_principal, services
 from helpline.api.schemas import MessageRequest
 from helpline.edge.cors import DeploymentCORS
-from helpline.edge.problems import error_response, internal_error_response
+from helpline.edge.responses import error_response, internal_error_response
 from helpline.errors import HelplineError
 
 PREFIX, SUFFIX = "/api/v1/conversations/", "/messages"

@@ -5,7 +5,7 @@ The REST routes (``api/``, through FastAPI) and the raw-ASGI hot paths (the mess
 each rule has one implementation (issue 16, "One HTTP edge"):
 
 - who is calling (:mod:`.auth`): bearer tokens, stream tickets, per-identity rate limits;
-- problem responses and the headers every response carries (:mod:`.problems`);
+- problem responses and the headers every response carries (:mod:`.responses`);
 - request limits: body size and JSON well-formedness (:mod:`.limits`), request heads, connections
   and keep-alive (:mod:`.server`, below the app, in the HTTP protocol);
 - CORS for the widget (:mod:`.cors`);
@@ -19,7 +19,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from helpline.edge.auth import Caller, authenticate, bearer_token, current_principal, services
-from helpline.edge.problems import Problem, problems
+from helpline.edge.responses import Problem, problems
 
 __all__ = [
     "Caller",

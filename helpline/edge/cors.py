@@ -12,7 +12,7 @@ import time
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpline.edge.problems import NOSNIFF
+from helpline.edge.responses import NOSNIFF
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"

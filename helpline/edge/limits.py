@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pydantic_core import from_json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpline.edge.problems import send_problem
+from helpline.edge.responses import send_problem
 from helpline.errors import BadRequest, HelplineError, PayloadTooLarge
 
 __all__ = ["BodySizeLimit", "is_json_type", "json_problem"]

@@ -34,7 +34,7 @@ from typing import Any
 
 from helpline.config import ConfigurationError, Settings
 from helpline.edge.clients import TrustedProxies
-from helpline.edge.problems import NOSNIFF
+from helpline.edge.responses import NOSNIFF
 from helpline.errors import PROBLEM_CONTENT_TYPE, HelplineError, RateLimited, Unavailable, problem_bytes
 
 __all__ = ["EdgeLimits", "RequestHeaderTooLarge", "check_uvicorn", "protocol_class"]
