@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///helpline.db"
 DEFAULT_BUS_URL = "memory://"
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigurationError(Exception):
@@ -91,7 +92,16 @@ class Settings:
     handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
     # A customer whose last message a bot leaves unanswered this long is handed to people (0: never).
     bot_silence_seconds: float = 120.0
-    # Request hygiene.
+    # Request hygiene. Below the app (edge/server.py): request heads, their deadline, connections.
+    max_request_head_bytes: int = 16 * 1024
+    max_request_headers: int = 100
+    request_head_seconds: float = 10.0
+    max_connections: int = 25_000  # per node; never more than the process's descriptor limit allows
+    max_connections_per_address: int = 256  # trusted proxies are exempt
+    keepalive_seconds: float = 5.0
+    # Reverse proxies whose X-Forwarded-For / Forwarded header is believed: addresses or CIDR blocks,
+    # comma-separated (edge/clients.py). Empty: the TCP peer is the client.
+    trusted_proxies: str = ""
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000
     # Who a token names is cached per node; an invalidation through the bus drops it on every node at once
@@ -136,11 +146,18 @@ class Settings:
         if not result.secret_key:
             if not result.demo:
                 raise ConfigurationError(
-                    "HELPLINE_SECRET_KEY is required (at least 32 characters) unless --demo is given"
+                    "HELPLINE_SECRET_KEY is required (at least 32 bytes) unless --demo is given; generate one "
+                    "with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
                 )
             result = replace(result, secret_key=secrets.token_urlsafe(48))
-        elif len(result.secret_key) < 32 and not result.demo:
-            raise ConfigurationError("HELPLINE_SECRET_KEY must be at least 32 characters")
+        elif len(result.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            # A short HS256 key is guessable offline from any one token (a 3-character key forged a working
+            # admin token, issue 13): refused with --demo too, since a demo may face a network.
+            raise ConfigurationError(
+                f"HELPLINE_SECRET_KEY is {len(result.secret_key.encode())} bytes; it must be at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (generate one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         if result.demo and not result.demo_password:
             result = replace(result, demo_password=secrets.token_urlsafe(12))
         return result

@@ -176,7 +176,8 @@ http {{
         location / {{
             proxy_pass http://{upstream};
             proxy_http_version 1.1;
-            proxy_set_header Connection "";{extra}
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;{extra}
         }}
     }}
 }}
@@ -233,6 +234,7 @@ global
 
 defaults
     mode http
+    option forwardfor
     timeout connect 5s
     timeout client {idle}s
     timeout server {idle}s

@@ -91,6 +91,7 @@ class Conversations:
             now = utcnow()
             conversation = await s.insert_conversation(
                 id=conversation_id or new_id("conv"),
+                client_id=conversation_id,
                 customer_id=principal.id,
                 deployment_id=deployment.id,
                 queue_id=queue_id,

@@ -38,7 +38,7 @@ async def poll(
     registry = request.app.state.streams
     metrics = request.app.state.metrics
     channel = channel_of(caller)
-    registry.admit(caller, "poll")
+    lease = await registry.admit(caller, "poll")
     metrics.poll_requests.inc()
     try:
         settings = svc.settings
@@ -64,7 +64,7 @@ async def poll(
                 watcher.cancel()
                 registry.untrack(subscription)
     finally:
-        registry.release(caller, "poll")
+        registry.release(caller, "poll", lease)
     metrics.events_delivered.labels("poll").inc(len(payloads))
     body = '{"events":[' + ",".join(payloads) + '],"last_event_id":"' + str(last_id) + '"}'
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

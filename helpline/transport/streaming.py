@@ -18,7 +18,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -26,16 +26,19 @@ from starlette.types import Message, Receive, Scope, Send
 
 from helpline import events
 from helpline.bus import SlowConsumer
+
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters
 from helpline.bus.base import Subscription
 from helpline.config import Settings
+from helpline.domain.permissions import hidden_events
+from helpline.edge.auth import authenticate
+from helpline.edge.responses import NOSNIFF, send_problem
 from helpline.errors import (
-    PROBLEM_CONTENT_TYPE,
     HelplineError,
-    NotAuthenticated,
     RateLimited,
     Unavailable,
     ValidationFailed,
-    problem_bytes,
 )
 from helpline.events import EventType
 from helpline.metrics import Metrics
@@ -52,6 +55,7 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache, no-store, no-transform"),
     (b"x-accel-buffering", b"no"),
     (b"vary", b"Authorization"),
+    NOSNIFF,
 ]
 HEARTBEAT = encode_comment("heartbeat")
 REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and authenticate afresh
@@ -114,13 +118,27 @@ class StreamRegistry:
         self.per_identity: Counter[str] = Counter()
         self.total = 0  # kept alongside, so admitting a stream never sums over every identity
         self.subscriptions: dict[Subscription, Principal] = {}  # open streams and polls, with their caller
-        self.background: set[asyncio.Task[None]] = set()  # revalidations in flight
+        self.background: set[asyncio.Task[None]] = set()  # revalidations and lease releases in flight
+        self.counters: SharedCounters | None = None  # set by the app when the bus is shared
         self.heartbeats = HeartbeatFrames(settings.heartbeat_events)
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def admit(self, principal: Principal, transport: str) -> None:
+    async def admit(self, principal: Principal, transport: str) -> str:
+        """Count a stream or poll, or raise (503 total, 429 per identity); with a shared bus, the
+        per-identity cap holds across nodes (bus/counters.py): the answer is the stream's lease."""
+        self._admit_here(principal, transport)
+        if self.counters is None:
+            return ""
+        lease = await self.counters.admit_stream(principal.id, self.settings.max_streams_per_identity)
+        if lease is None:
+            self.release(principal, transport)
+            self.metrics.streams_refused.labels("identity").inc()
+            raise RateLimited("too many open streams for this identity; close one first", retry_after=10)
+        return lease
+
+    def _admit_here(self, principal: Principal, transport: str) -> None:
         if self.shutting_down:
             raise Unavailable("the server is restarting; reconnect shortly", retry_after=2)
         if self.total >= self.settings.max_streams_total:
@@ -134,7 +152,11 @@ class StreamRegistry:
         self._idle.clear()
         self.metrics.open_streams.labels(transport).inc()
 
-    def release(self, principal: Principal, transport: str) -> None:
+    def release(self, principal: Principal, transport: str, lease: str = "") -> None:
+        if lease and self.counters is not None:
+            task = asyncio.get_running_loop().create_task(self.counters.release_stream(lease))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
         self.per_identity[principal.id] -= 1
         self.total -= 1
         if self.per_identity[principal.id] <= 0:
@@ -179,30 +201,6 @@ class StreamRegistry:
             logger.warning("%d streams still open after shutdown timeout", self.total)
 
 
-async def authenticate(services: Services, scope: Scope) -> Principal:
-    """Bearer header, or a single-use ``?ticket=`` (EventSource cannot send headers)."""
-    headers = dict(scope["headers"])
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if any(name in query for name in ("access_token", "token")):
-        raise NotAuthenticated("access tokens are never accepted in a URL; use a stream ticket")
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return await services.accounts.principal(token.strip())
-    tickets = query.get("ticket")
-    if tickets:
-        return await services.accounts.redeem_ticket(tickets[0])
-    raise NotAuthenticated("send 'Authorization: Bearer <token>' or '?ticket=' from POST /api/v1/stream-tickets")
-
-
-async def send_problem(send: Send, error: HelplineError) -> None:
-    body = problem_bytes(error)
-    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class EventStream:
     """The ASGI endpoint. One instance per app; per-stream state lives in :meth:`__call__`'s frame."""
 
@@ -213,10 +211,10 @@ class EventStream:
         services: Services = self.app.state.services
         registry: StreamRegistry = self.app.state.streams
         try:
-            principal = await authenticate(services, scope)
+            principal = await authenticate(services, scope, tickets=True)
             heartbeat = heartbeat_interval(scope, services.settings)
             channel = channel_of(principal)
-            registry.admit(principal, "sse")
+            lease = await registry.admit(principal, "sse")
         except HelplineError as error:
             await send_problem(send, error)
             return
@@ -227,7 +225,7 @@ class EventStream:
         except HelplineError as error:  # only before the response starts: _serve handles its own
             await send_problem(send, error)
         finally:
-            registry.release(principal, "sse")
+            registry.release(principal, "sse", lease)
 
     async def _serve(
         self,
@@ -279,7 +277,8 @@ class EventStream:
                     return
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
-                reason = await self._live(subscription, send, last_sent, deadline, heartbeat, settings, metrics)
+                hidden = hidden_events(principal)
+                reason = await self._live(subscription, send, last_sent, deadline, heartbeat, settings, metrics, hidden)
                 if reason in ("slow", "overflow"):
                     metrics.slow_consumers.inc()
                 if reason in ("lifetime", "shutdown", REVALIDATE, "overflow"):
@@ -303,7 +302,10 @@ class EventStream:
         heartbeat: float,
         settings: Settings,
         metrics: Metrics,
+        hidden: frozenset[str],
     ) -> str:
+        """``hidden``: event types this caller may not read now (message text without ACE), skipped
+        here since the ``all`` channel of supervisors carries every event."""
         heartbeats = self.app.state.streams.heartbeats
         write_timeout = settings.stream_write_timeout_seconds
         delivered = metrics.events_delivered.labels("sse")
@@ -322,6 +324,8 @@ class EventStream:
                         if envelope.id <= last_sent:
                             continue  # already sent by the replay
                         last_sent = envelope.id
+                    if envelope.type in hidden:
+                        continue
                     chunks.append(envelope.frame)  # encoded once, shared by every stream
                 if chunks:
                     if not await _write(send, b"".join(chunks), write_timeout):
