@@ -30,6 +30,9 @@ class Settings:
     public_url: str = ""
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
+    # A guest's session outlives its access token: a customer token issued within this many days renews
+    # (docs/protocol.md "Renewing a customer session"), and each renewal starts the period again.
+    customer_session_days: float = 30.0
     stream_ticket_seconds: int = 60
     # Stream behaviour (docs/protocol.md "Events", 1.1 "Streams"). Every idle stream gets a heartbeat after
     # `heartbeat_seconds` without a write: a `stream.heartbeat` event (EventSource hides comments, so a

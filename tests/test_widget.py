@@ -7,6 +7,7 @@ about), and every test has a timeout.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -263,3 +264,61 @@ def test_a_disallowed_origin_is_explained(
     notice = page.locator(".notice")
     expect(notice).to_contain_text(f"Chat is not switched on for this website ({origin})")
     expect(notice).not_to_contain_text("try again")
+
+
+# -- the connection's state in words -------------------------------------------------------------------
+def is_event_stream(url: str) -> bool:
+    """The EventSource's URL (`/api/v1/events?ticket=…`), not the long-poll (`/api/v1/events/poll`)."""
+    return "/api/v1/events?" in url
+
+
+def test_the_connection_state_is_said_in_words_and_gone_once_healthy(
+    demo_server: DemoServer, new_page: Callable[[], Any]
+) -> None:
+    page = new_page()
+    # The event stream cannot get through (as behind a proxy that refuses it): the widget long-polls.
+    page.route(is_event_stream, lambda route: route.abort())
+    rep, conversation_id = started_chat(page, demo_server, demo_server.url, "Hello from a poor network")
+    notice = page.get_by_role("status").filter(has_text="Connection")
+    expect(notice).to_have_text("Connection is slow — still delivering", timeout=30_000)
+    expect(notice).to_have_attribute("aria-live", "polite")
+    rep_says(demo_server, rep, conversation_id, "still here while polling", "cs-1")
+    expect(page.locator(".msg--other .msg__text")).to_have_text(["still here while polling"], timeout=30_000)
+
+    # The network goes away: said so, in place of the slow-connection line.
+    page.context.set_offline(True)
+    offline = page.get_by_role("status").filter(has_text="Offline")
+    expect(offline).to_have_text(re.compile("^Offline — "))
+    expect(page.locator(".connection-line")).to_have_count(1)  # one line, its text replaced
+
+    # Back online with the stream unblocked: the widget returns to SSE and the line is gone.
+    page.unroute(is_event_stream)
+    page.context.set_offline(False)
+    expect(page.locator(".connection[data-state='live']")).to_be_attached(timeout=30_000)
+    expect(page.locator(".connection-line")).to_be_hidden()
+    expect(page.locator(".connection-line")).to_have_text("")
+    rep_says(demo_server, rep, conversation_id, "and live again", "cs-2")
+    expect(page.locator(".msg--other .msg__text")).to_have_text(["still here while polling", "and live again"])
+    assert page.errors == []
+
+
+# -- the guest's session is renewed by use ----------------------------------------------------------------
+def test_a_returning_guest_with_an_expired_token_keeps_the_conversation(
+    demo_server: DemoServer, new_page: Callable[[], Any]
+) -> None:
+    page = new_page()
+    rep, conversation_id = started_chat(page, demo_server, demo_server.url, "Hello before the weekend")
+    key, before = page.evaluate("() => Object.entries(localStorage).find(([k]) => k.startsWith('helpline:'))")
+    stored = json.loads(before)
+    assert stored["sessionUntil"] > stored["expiresAt"]  # the session outlives its token
+    # Come back after the token's expiry (as the page sees it): the widget renews instead of starting anew.
+    stored["expiresAt"] = int(time.time() * 1000) - 1000
+    page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, json.dumps(stored)])
+    page.reload()
+    expect(page.locator(".msg--own .msg__text")).to_have_text(["Hello before the weekend"])
+    renewed = json.loads(page.evaluate("(k) => localStorage.getItem(k)", key))
+    assert renewed["customerId"] == stored["customerId"] and renewed["conversationId"] == conversation_id
+    assert renewed["token"] != stored["token"] and renewed["expiresAt"] > time.time() * 1000
+    rep_says(demo_server, rep, conversation_id, "Welcome back", "rn-1")
+    expect(page.locator(".msg--other .msg__text")).to_have_text(["Welcome back"])
+    assert page.errors == []

@@ -16,6 +16,7 @@ from helpline.api.schemas import (
     StreamTicketResponse,
 )
 from helpline.edge import client_address
+from helpline.errors import NotAuthenticated
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 
@@ -40,7 +41,11 @@ async def login(body: LoginRequest, request: Request, accounts: AccountsDep) -> 
 async def start_customer_session(
     deployment_key: DeploymentKey, body: CustomerSessionRequest, request: Request, accounts: AccountsDep
 ) -> dict[str, Any]:
-    """Start a customer session on a website channel: a guest, or a verified customer (identity_token)."""
+    """Start a customer session on a website channel: a guest, or a verified customer (identity_token).
+
+    With the customer's access token in `Authorization` (current, or expired but issued within the
+    session lifetime), renew it: a fresh token for the same customer, and its conversations.
+    """
     await services(request).login_limiter.hit(f"session-ip:{client_address(request)}", cost=0.2)
     return await accounts.start_customer_session(
         deployment_key,
@@ -48,7 +53,19 @@ async def start_customer_session(
         display_name=body.display_name,
         email=body.email,
         identity_token=body.identity_token,
+        renew_token=bearer_token(request),
     )
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer …` header; None without the header, 401 when malformed."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
 
 
 @router.post("/stream-tickets", response_model=StreamTicketResponse, responses=problems(401, 403))

@@ -71,6 +71,7 @@ class CustomerSessionResponse(BaseModel):
     customer_id: str
     verified: bool
     expires_in: int
+    session_expires_in: int
     last_event_id: str
     # The pre-chat form to show: the deployment's fields, less those a verified identity already answers.
     pre_chat_fields: list[dict[str, Any]] = []

@@ -140,7 +140,16 @@ class Accounts:
         display_name: str | None,
         email: str | None,
         identity_token: str | None,
+        renew_token: str | None = None,
     ) -> dict[str, Any]:
+        """A new session, or with `renew_token` (the customer's current or recently expired access token,
+        issued within `customer_session_days`) a fresh token for the same customer."""
+        renewing = None
+        # Only a customer's token renews; a staff token or API key in the header starts a new session, as
+        # the endpoint always did for any caller.
+        if renew_token is not None and identity_token is None and not is_api_key(renew_token):
+            max_age = max(self.settings.customer_session_days * 86400, self.settings.customer_token_seconds)
+            renewing = self.tokens.verify_renewable(renew_token, max_age)
         async with self.store.write() as s:
             deployment = await s.deployment(key=deployment_key)
             if deployment is None:
@@ -148,6 +157,10 @@ class Accounts:
             if origin is not None and origin not in deployment.allowed_origins:
                 raise Forbidden("this origin is not allowed for the deployment")
             customer = None
+            if renewing is not None:
+                customer = await s.customer(id=renewing.subject)
+                if customer is None or customer.deployment_id != deployment.id:
+                    raise NotAuthenticated("this customer session does not belong to the deployment")
             if identity_token is not None:
                 identity = verify_identity_token(identity_token, deployment.identity_key, deployment.key)
                 customer = await s.customer(deployment_id=deployment.id, external_id=identity.external_id)
@@ -171,6 +184,7 @@ class Accounts:
             # starts at the log's head, so its first stream replays nothing that predates it.
             head = 0 if customer.verified else await s.head()
         seconds = self.settings.customer_token_seconds
+        session_seconds = max(seconds, int(self.settings.customer_session_days * 86400))
         fields = list(deployment.pre_chat_fields)
         known = prechat.known_answers(
             fields, verified=customer.verified, email=customer.email, name=customer.display_name
@@ -180,6 +194,7 @@ class Accounts:
             "customer_id": customer.id,
             "verified": customer.verified,
             "expires_in": seconds,
+            "session_expires_in": session_seconds,  # renewable until then, and each renewal extends it
             "last_event_id": str(head),
             "pre_chat_fields": prechat.still_asked(fields, known),
         }

@@ -94,6 +94,37 @@ class Tokens:
         self._verified[(token, audience)] = claims
         return claims
 
+    def verify_renewable(self, token: str, max_age_seconds: float) -> TokenClaims | None:
+        """A customer access token, expired or not, that was issued less than `max_age_seconds` ago.
+
+        Renewing a customer session (docs/protocol.md) exchanges such a token for a fresh one: the
+        signature, audience and kind are checked as always; only the expiry gives way to the session's age.
+        A valid staff token is no customer session to renew: None (the caller starts a new one).
+        """
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=ACCESS_AUDIENCE,
+                options={"require": ["sub", "exp", "aud", "jti", "iat"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            raise NotAuthenticated("the token is invalid") from None
+        if claims.get("kind") == "staff":
+            return None
+        if claims.get("kind") != "customer" or not isinstance(claims["sub"], str):
+            raise NotAuthenticated("the token is invalid")
+        issued = claims["iat"]
+        if not isinstance(issued, int | float) or issued + max_age_seconds <= datetime.now(UTC).timestamp():
+            raise NotAuthenticated("the customer session has expired; start a new one")
+        return TokenClaims(
+            subject=claims["sub"],
+            kind="customer",
+            jti=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        )
+
     def _decode(self, token: str, audience: str) -> TokenClaims:
         try:
             claims: dict[str, Any] = jwt.decode(

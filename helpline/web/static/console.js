@@ -3,6 +3,7 @@
 // what the server refuses is shown with the problem's `detail`.
 
 import { ApiError, createApi, latestEntries, withRetry } from './api.js';
+import { ConnectionNotice } from './connection-notice.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
 import { formatTime, h } from './dom.js';
 import { EventType } from './events.js';
@@ -19,6 +20,8 @@ const CONNECTION_LABEL = {
 };
 
 const session = loadSession();
+// The connection's state in words (a polite live region), shown only when something is wrong.
+const connectionNotice = new ConnectionNotice($('connection-notice'));
 const api = createApi({ getToken: () => session.token });
 const state = {
   conversations: new Map(),
@@ -124,6 +127,7 @@ function enterWorkspace() {
     onStatus: (status) => {
       $('connection').dataset.state = status;
       $('connection').textContent = CONNECTION_LABEL[status] || status;
+      connectionNotice.update(status);
     },
     onAuthError: () => signOut('Your session has expired; please sign in again.'),
   });

@@ -10,6 +10,7 @@
 
 import { ApiError, createApi, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
+import { ConnectionNotice } from './connection-notice.js';
 import { h, icon } from './dom.js';
 import { EventType } from './events.js';
 import { contactForm, ratingForm, transcriptForm } from './followup.js';
@@ -100,6 +101,15 @@ class ChatWidget {
       files: (list) => attachmentList(this.api, token, list),
       onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
     });
+    this.renewTimer = null;
+    // Renewed by use: a returning guest whose token has lived half its life (or expired) gets a fresh
+    // one, and the session's lifetime starts again, before anything else asks for it.
+    this.renewing = this.sessionRenewable() && this.tokenAgeing() ? this.renewSession().catch(() => false) : Promise.resolve(false);
+    if (this.sessionValid()) this.scheduleRenewal();
+    this.renewing.then(() => this.resume());
+  }
+
+  resume() {
     if (this.tab.get('open') && this.sessionValid()) this.openPanel(false);
     // A chat under way: this tab joins the browser's one stream at once (unread replies show on the
     // launcher, and the tab is ready to take over the stream if the leading tab closes).
@@ -125,6 +135,8 @@ class ChatWidget {
     this.launcher.append(this.badge);
     this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
     this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle', 'aria-hidden': 'true' } });
+    // The dot's meaning in words, announced politely; empty and hidden while the connection is healthy.
+    this.connectionNotice = new ConnectionNotice(h('p', { className: 'connection-line', hidden: true }));
     this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
     // While a bot answers (issue 14), the customer can always ask for a person.
     this.personButton = h('button', { type: 'button', className: 'person', textContent: 'Talk to a person', hidden: true, on: { click: () => this.askForPerson() } });
@@ -169,7 +181,7 @@ class ChatWidget {
       this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
-    this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
+    this.connectionNotice.element, this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
     this.buildCustomerSide();
     root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
@@ -261,7 +273,7 @@ class ChatWidget {
   }
 
   async startOnce() {
-    if (!this.sessionValid()) await this.newSession();
+    if (!this.sessionValid() && !(await this.renewSession())) await this.newSession();
     else this.showPreChat();
     this.stream = new SharedLiveEvents({
       key: `${this.config.server}|${this.config.deployment}|${this.store.get('customerId')}`,
@@ -270,7 +282,10 @@ class ChatWidget {
       onEvent: (event) => this.onEvent(event),
       onReset: () => this.reload(),
       onCursor: (id) => this.store.set({ lastEventId: id }),
-      onStatus: (status) => (this.connection.dataset.state = status),
+      onStatus: (status) => {
+        this.connection.dataset.state = status;
+        this.connectionNotice.update(status);
+      },
       onAuthError: () => this.sessionExpired(),
       onRole: (role) => (this.host.dataset.streamRole = role), // leader | follower | solo (for diagnosis)
     });
@@ -300,8 +315,57 @@ class ChatWidget {
     }
   }
 
+  /** Whether the stored session can still be renewed (its token, even expired, is within the lifetime). */
+  sessionRenewable() {
+    const until = this.store.get('sessionUntil'); // null for a session stored before renewal existed: ask
+    return Boolean(this.store.get('token')) && (until === null || until > Date.now() + 60000);
+  }
+
+  /** Whether the stored token has lived more than half its life (so a visit now renews it). */
+  tokenAgeing() {
+    const lifeMs = (this.store.get('tokenSeconds') || 0) * 1000;
+    const left = (this.store.get('expiresAt') || 0) - Date.now();
+    return !lifeMs || left < lifeMs / 2;
+  }
+
+  /**
+   * Exchange the stored token for a fresh one for the same customer (docs/widget.md "Sessions"): on
+   * load, and before the token expires, so a guest who comes back within the session lifetime keeps
+   * their conversation. True when renewed; a refused renewal (401) leaves no session behind.
+   */
+  async renewSession() {
+    if (!this.sessionRenewable()) return false;
+    const path = `/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`;
+    let session;
+    try {
+      session = await this.api.post(path, {}); // the stored token travels in Authorization
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) this.store.set({ token: null, sessionUntil: 0 });
+      return false;
+    }
+    if (session.customer_id !== this.store.get('customerId')) return false; // never another customer's chat
+    this.store.set({
+      token: session.access_token,
+      expiresAt: Date.now() + session.expires_in * 1000,
+      tokenSeconds: session.expires_in,
+      sessionUntil: Date.now() + session.session_expires_in * 1000,
+    });
+    this.scheduleRenewal();
+    return true;
+  }
+
+  /** Renew ten minutes (or a tenth of the token's life) before the token expires. */
+  scheduleRenewal() {
+    clearTimeout(this.renewTimer);
+    const left = (this.store.get('expiresAt') || 0) - Date.now();
+    if (left <= 0) return;
+    const delay = Math.max(1000, left - Math.min(10 * 60 * 1000, left / 10));
+    this.renewTimer = setTimeout(() => this.renewSession().catch(() => {}), Math.min(delay, 2 ** 31 - 1));
+  }
+
   async newSession() {
     const path = `/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`;
+    if (this.store.get('token')) this.store.set({ token: null }); // a new session, not a renewal
     // A refused origin looks like a network failure; unmasked, it is not retried (it never works).
     const session = await withRetry(() => this.api.post(path, {}).catch(async (error) => {
       throw await unmaskOrigin(error, this.config.server);
@@ -310,11 +374,14 @@ class ChatWidget {
       token: session.access_token,
       customerId: session.customer_id,
       expiresAt: Date.now() + session.expires_in * 1000,
+      tokenSeconds: session.expires_in,
+      sessionUntil: Date.now() + session.session_expires_in * 1000,
       lastEventId: session.last_event_id,
       conversationId: null,
       readUpTo: 0,
       preChatFields: session.pre_chat_fields || [],
     });
+    this.scheduleRenewal();
     this.showPreChat();
   }
 
