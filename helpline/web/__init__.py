@@ -68,3 +68,9 @@ async def demo_site() -> FileResponse:
 async def console() -> FileResponse:
     """The rep and supervisor console."""
     return FileResponse(WEB_ROOT / "console.html", headers=PAGE_HEADERS)
+
+
+@web_router.get("/diagnostics")
+async def diagnostics_page() -> FileResponse:
+    """The network doctor in the visitor's own browser (no login): tests streams, fetch and polling."""
+    return FileResponse(WEB_ROOT / "diagnostics.html", headers=PAGE_HEADERS)
