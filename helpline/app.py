@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         services = Services.build(settings, store, bus, app.state.metrics)
+        await services.follower.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        silent_bots = asyncio.create_task(services.escalations.run(), name="helpline-silent-bots")
         services.outbox.connected = lambda: list(streams.per_identity)
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
@@ -109,12 +111,14 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing, retention):
+            for task in (routing, invalidations, deliveries, silent_bots, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            await services.follower.stop()
+            await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
 

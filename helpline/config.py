@@ -46,6 +46,12 @@ class Settings:
     max_streams_total: int = 20000
     replay_limit: int = 5000
     poll_max_timeout_seconds: float = 30.0
+    # Delivery (domain/delivery.py): how often a node looks at the head of the log for events whose
+    # bus message never came (a writer died between commit and publish, a publish failed, the bus is
+    # down). One indexed read; the most such an event is late.
+    log_check_seconds: float = 1.0
+    # Test hook only (domain/faults.py): "die-after-commit:<marker>" or "publish-fails:<marker>".
+    fault_injection: str = ""
     # Routing (issue 4).
     router_enabled: bool = True  # tests turn the background loop off and drive Router.tick() themselves
     router_tick_seconds: float = 1.0
@@ -78,6 +84,8 @@ class Settings:
     webhook_allow_private: bool = False  # HELPLINE_WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets allowed
     # Service agents (issue 14): what a customer writes to ask for a person (case-insensitive, comma-separated).
     handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
+    # A customer whose last message a bot leaves unanswered this long is handed to people (0: never).
+    bot_silence_seconds: float = 120.0
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

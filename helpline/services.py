@@ -9,7 +9,9 @@ from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.delivery import LogFollower
 from helpline.domain.escalation import Escalations
+from helpline.domain.faults import injected
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
@@ -31,6 +33,7 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    follower: LogFollower
     attachments: Attachments
     ratings: Ratings
     outbox: Outbox
@@ -45,8 +48,10 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
-        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        published = follower.publisher(injected(settings.fault_injection, publisher(bus)))
+        store.on_commit(waking(published, store, deliveries.wake))
         webhooks = Webhooks(store, bus, settings)
         webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
@@ -65,6 +70,7 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            follower=follower,
             attachments=Attachments(store, blobs, settings),
             retention=Retention(store, blobs, settings, invalidation),
             ratings=Ratings(store, settings),

@@ -1,14 +1,15 @@
-"""The widget's "Talk to a person" while a bot has the conversation (issue 14), in Debian's chromium."""
+"""Bots and integrations in the browser (issue 14): the widget's "Talk to a person", the admin page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.browser import DEMO_PASSWORD, DemoServer, browser, demo_server, demo_server_factory, new_page
-from tests.test_web_ui import customer_says, expect, only_conversation, open_widget
+from tests.test_web_ui import customer_says, expect, only_conversation, open_widget, sign_in
 
 __all__ = ["browser", "demo_server", "demo_server_factory", "new_page"]  # fixtures, re-exported for pytest
 
@@ -46,4 +47,50 @@ def test_the_customer_asks_for_a_person_while_the_bot_has_the_chat(
     entries = demo_server.call(supervisor, "GET", f"/api/v1/conversations/{conversation['id']}/entries").json()
     notes = [e for e in entries["entries"] if e["type"] == "conversation.note"]
     assert len(notes) == 1 and notes[0]["escalation"] is True
+    assert page.errors == []
+
+
+def test_admins_manage_webhooks_keys_and_bots_in_the_console(
+    demo_server: DemoServer, new_page: Callable[[], Any]
+) -> None:
+    page = sign_in(new_page(), demo_server, "admin")
+    page.goto(f"{demo_server.url}/console/integrations")
+    expect(page.get_by_role("heading", name="Integrations", exact=True)).to_be_visible()
+
+    page.get_by_label("Endpoint URL").fill("https://crm.example/helpline")
+    page.get_by_role("button", name="Add webhook").click()
+    secret = page.get_by_label("Signing secret of https://crm.example/helpline", exact=True)
+    expect(secret).to_have_value(re.compile(r"^whsec_"))
+    row = page.locator("tr[data-webhook]")
+    expect(row).to_contain_text("Enabled")
+
+    admin = demo_server.login("admin")["access_token"]
+    (hook,) = demo_server.call(admin, "GET", "/api/v1/admin/webhooks").json()
+    assert demo_server.call(admin, "PATCH", f"/api/v1/admin/webhooks/{hook['id']}", {"paused": True}).status_code == 200
+    page.reload()
+    banner = page.get_by_role("alert").filter(has_text="is paused")
+    expect(banner).to_contain_text("https://crm.example/helpline")
+    banner.get_by_role("button", name="Resume webhook https://crm.example/helpline").click()
+    expect(banner).to_be_hidden()
+    expect(row).to_contain_text("Enabled")
+
+    page.get_by_label("Key name").fill("crm-export")
+    page.locator("[data-permission=supervisor]").check()
+    page.locator("[data-permission=chat_user]").check()
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_label("API key crm-export", exact=True)
+    expect(key).to_have_value(re.compile(r"^hlk_"))
+    token = key.input_value()
+    assert demo_server.call(token, "GET", "/api/v1/conversations").status_code == 200
+    page.get_by_role("button", name="Revoke API key crm-export").click()
+    expect(page.locator("tr[data-key=crm-export]")).to_contain_text("Revoked")
+    assert demo_server.call(token, "GET", "/api/v1/conversations").status_code == 401
+
+    picker = page.get_by_label("Bot in front of support")
+    picker.select_option(label="rep")
+    page.get_by_role("button", name="Save the bot of support").click()
+    rep_id = demo_server.login("rep")["user"]["id"]
+    expect(page.get_by_label("Bot in front of support")).to_have_value(rep_id)
+    queues = demo_server.call(admin, "GET", "/api/v1/admin/queues").json()
+    assert [q["bot_user_id"] for q in queues if q["name"] == "support"] == [rep_id]
     assert page.errors == []

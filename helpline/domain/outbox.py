@@ -68,7 +68,10 @@ class Outbox:
         customer = await s.customer(id=conversation.customer_id)
         if customer is None:
             return False
-        recipient = customer.email or _pre_chat_email(conversation)
+        recipient = customer.email
+        if not recipient and conversation.pre_chat:
+            deployment = await s.deployment(id=conversation.deployment_id)
+            recipient = _pre_chat_email(conversation, deployment.pre_chat_fields if deployment else ())
         if not recipient or customer.id in set(self.connected() if self.connected else ()):
             return False
         now = utcnow()
@@ -222,9 +225,14 @@ def _message_text(author: str, data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _pre_chat_email(conversation: Conversation) -> str | None:
-    value = (conversation.pre_chat or {}).get("email")
-    return value if isinstance(value, str) and "@" in value else None
+def _pre_chat_email(conversation: Conversation, fields: Iterable[dict[str, Any]]) -> str | None:
+    """An address the customer gave in the pre-chat form: a field of type email, or one named so."""
+    names = [f.get("name") for f in fields if f.get("type") == "email"] + ["email"]
+    for name in names:
+        value = (conversation.pre_chat or {}).get(str(name))
+        if isinstance(value, str) and "@" in value:
+            return value.strip()
+    return None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -244,6 +244,20 @@ class StoreSession(
             rows = await self._fetch(self.statements.events_after(False), after, limit, principal_id)
         return [StoredEvent(int(i), t, c, with_id(int(i), payload)) for i, t, c, payload in rows]
 
+    async def recipients_among(self, after: int, upto: int, principals: list[str]) -> list[tuple[int, str]]:
+        """Which of ``principals`` are recipients of the events in ``(after, upto]``: ``(event id,
+        principal id)`` pairs. One primary-key range per principal (the key is ``(principal_id,
+        event_id)``), so it costs what the principals asked about cost, not the size of the log."""
+        r = schema.event_recipients
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(principals), 500):  # SQLite's bound-parameter limit, with room to spare
+            chunk = principals[start : start + 500]
+            query = select(r.c.event_id, r.c.principal_id).where(
+                r.c.principal_id.in_(chunk), r.c.event_id > after, r.c.event_id <= upto
+            )
+            found.extend((int(event_id), str(principal)) for event_id, principal in await self.conn.execute(query))
+        return found
+
     async def conversation_events(
         self, conversation_id: str, *, after: int | None, before: int | None, limit: int
     ) -> list[StoredEvent]:
