@@ -36,7 +36,7 @@ def diagnose_in_browser(new_page: Any, base: str, quiet: int, name: str) -> tupl
     page = new_page()
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
-    page.goto(f"{base}/diagnostics?quiet={quiet}")
+    page.goto(f"{base}/diagnostics?quiet={quiet}", timeout=60_000)
     verdict = page.locator("#verdict[data-verdict]:not([data-verdict=''])")
     verdict.wait_for(timeout=90_000)
     screenshot(page, f"diagnostics-{name}")
