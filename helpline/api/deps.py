@@ -8,9 +8,10 @@ from fastapi import Depends, Request
 
 from helpline.domain.accounts import Accounts
 from helpline.domain.conversations import Conversations
+from helpline.domain.offers import Offers
 from helpline.edge import Caller, bearer_token, current_principal, services
 
-__all__ = ["AccountsDep", "Caller", "ConversationsDep", "bearer_token", "current_principal", "services"]
+__all__ = ["AccountsDep", "Caller", "ConversationsDep", "OffersDep", "bearer_token", "current_principal", "services"]
 
 
 def accounts(request: Request) -> Accounts:
@@ -21,5 +22,10 @@ def conversations(request: Request) -> Conversations:
     return services(request).conversations
 
 
+def offers(request: Request) -> Offers:
+    return services(request).offers
+
+
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ConversationsDep = Annotated[Conversations, Depends(conversations)]
+OffersDep = Annotated[Offers, Depends(offers)]

@@ -18,30 +18,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.bots import can_be_a_bot, with_bot
-from helpline.domain.conversations import Conversations
+from helpline.domain.conversations import move
 from helpline.domain.log import SYSTEM, actor, automatic_message, entry_audience
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, HelplineError, NotFound, ValidationFailed
+from helpline.events import EventType
 from helpline.records import Conversation, Principal, new_id, utcnow
-from helpline.store import StoreSession
+from helpline.store import Store, StoreSession
 
 logger = logging.getLogger("helpline.escalation")
 
-NOTE = "conversation.note"
 HANDOFF_TEXT = "Connecting you with a person"
 CUSTOMER_ASKED = "The customer asked for a person."
 
 
 class Escalations:
-    def __init__(self, conversations: Conversations, settings: Settings) -> None:
-        self.conversations = conversations
-        self.store = conversations.store
+    def __init__(
+        self, store: Store, settings: Settings, *, on_routing_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self.store = store
+        self.on_routing_change = on_routing_change  # the router's wake(): a conversation is queued for people
         self.silence_seconds = settings.bot_silence_seconds
         self.phrases = tuple(p.strip().casefold() for p in settings.handoff_phrases.split(",") if p.strip())
 
@@ -71,7 +74,7 @@ class Escalations:
                 text, author = summary, actor(principal)
             escalated = await self._hand_off(s, principal, conversation, text, author, queue_id)
             result = escalated.public()
-        self.conversations._wake_router()
+        self.on_routing_change()
         return result
 
     async def _hand_off(
@@ -89,12 +92,12 @@ class Escalations:
         # The summary first: whoever is offered the conversation finds it on top of the history.
         staff = (await entry_audience(s, conversation)) - {conversation.customer_id}
         await s.append(
-            NOTE,
+            EventType.CONVERSATION_NOTE,
             {"note_id": new_id("note"), "text": text, "author": author, "escalation": True},
             conversation_id=conversation.id,
             recipients=staff | ({principal.id} if not principal.is_customer else set()),
         )
-        moved = await self.conversations._move(s, principal, conversation, None, target, "escalated")
+        moved = await move(s, principal, conversation, None, target, "escalated")
         await s.update_conversation(moved.id, escalated_at=utcnow())
         await automatic_message(s, moved, HANDOFF_TEXT, "escalated")
         escalated = await s.conversation(moved.id)
@@ -124,7 +127,7 @@ class Escalations:
             unanswered = []
             for conversation in waiting:
                 recent = await s.conversation_events(conversation.id, after=None, before=2**62, limit=50)
-                said = [e.data() for e in recent if e.type == "conversation.message"]
+                said = [e.data() for e in recent if e.type == EventType.CONVERSATION_MESSAGE]
                 if said and said[-1].get("author", {}).get("kind") == "customer":
                     unanswered.append(conversation.id)
         handed = 0
@@ -142,7 +145,7 @@ class Escalations:
                 await self._hand_off(s, as_bot, current, text, SYSTEM, None)
                 handed += 1
         if handed:
-            self.conversations._wake_router()
+            self.on_routing_change()
         return handed
 
     async def after_customer_message(self, principal: Principal, conversation: Conversation, text: str) -> None:

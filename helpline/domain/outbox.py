@@ -26,6 +26,7 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.errors import Conflict, Forbidden, RateLimited
+from helpline.events import EventType
 from helpline.mail import Mailer, parse_smtp_url
 from helpline.records import Conversation, OutboxEmail, Principal, StoredEvent, utcnow
 from helpline.store import Store, StoreSession
@@ -41,13 +42,20 @@ MAX_RETRY_SECONDS = 3600.0
 
 
 class Outbox:
-    def __init__(self, store: Store, settings: Settings, mailer: Mailer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        mailer: Mailer | None = None,
+        *,
+        connected: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
         self.store = store
         self.settings = settings
         if mailer is None and settings.smtp_url:
             mailer = Mailer(parse_smtp_url(settings.smtp_url), settings.smtp_from)
         self.mailer = mailer
-        self.connected: Callable[[], Iterable[str]] | None = None  # principals with a stream on this node
+        self.connected = connected  # the principals with a stream open on this node
         self._wake = asyncio.Event()
         self._last_touch = 0.0
 
@@ -72,7 +80,7 @@ class Outbox:
         if not recipient and conversation.pre_chat:
             deployment = await s.deployment(id=conversation.deployment_id)
             recipient = _pre_chat_email(conversation, deployment.pre_chat_fields if deployment else ())
-        if not recipient or customer.id in set(self.connected() if self.connected else ()):
+        if not recipient or customer.id in set(self.connected()):
             return False
         now = utcnow()
         seen = [_aware(m) for m in (customer.last_stream_at, conversation.last_customer_at) if m is not None]
@@ -116,7 +124,7 @@ class Outbox:
             lines = [
                 _message_text(e.data().get("author", {}).get("display_name", ""), e.data())
                 for e in events
-                if e.type == "conversation.message"
+                if e.type == EventType.CONVERSATION_MESSAGE
             ]
             body = "Your chat with us:\n\n" + ("".join(lines) or "(no messages)\n")
             await s.enqueue_email(
@@ -154,7 +162,7 @@ class Outbox:
         if not force and loop.time() - self._last_touch < self.settings.customer_touch_seconds:
             return
         self._last_touch = loop.time()
-        customers = [p for p in (self.connected() if self.connected else ()) if p.startswith("cus_")]
+        customers = [p for p in self.connected() if p.startswith("cus_")]
         for start in range(0, len(customers), 500):
             async with self.store.side_write() as s:
                 await s.touch_customers(customers[start : start + 500], utcnow())

@@ -12,7 +12,6 @@ bounded in time so it cannot be used to hold connections open.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -21,8 +20,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
+from helpline import events
 from helpline.edge import problems
 from helpline.errors import Unavailable, ValidationFailed
+from helpline.events import EventType
 from helpline.sse import encode_event, encode_preamble
 from helpline.verdicts import VERDICTS, Verdict, judge
 
@@ -41,8 +42,8 @@ class DiagnosticsGate:
 
 
 def probe(n: int, phase: str) -> bytes:
-    body = {"type": "diagnostics.probe", "n": n, "phase": phase, "server_time": time.time()}
-    return encode_event(json.dumps(body, separators=(",", ":")), event="diagnostics.probe", id=n)
+    body = events.encode(EventType.DIAGNOSTICS_PROBE, None, {"n": n, "phase": phase, "server_time": time.time()})
+    return encode_event(body, event=EventType.DIAGNOSTICS_PROBE, id=n)
 
 
 @router.get(
@@ -78,17 +79,14 @@ async def diagnostics_stream(
                 deadline = time.monotonic() + quiet
                 while heartbeat > 0 and deadline - time.monotonic() > heartbeat:
                     await asyncio.sleep(heartbeat)
-                    yield encode_event(_heartbeat_body(), event="diagnostics.heartbeat")
+                    heartbeat_body = events.encode(EventType.DIAGNOSTICS_HEARTBEAT, None, {"server_time": time.time()})
+                    yield encode_event(heartbeat_body, event=EventType.DIAGNOSTICS_HEARTBEAT)
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
                 yield probe(count + 1, "after_quiet")
         finally:
             gate.open -= 1
 
     return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=HEADERS)
-
-
-def _heartbeat_body() -> str:
-    return json.dumps({"type": "diagnostics.heartbeat", "server_time": time.time()}, separators=(",", ":"))
 
 
 class PollAnswer(BaseModel):

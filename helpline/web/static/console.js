@@ -5,6 +5,7 @@
 import { ApiError, createApi, latestEntries, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
 import { formatTime, h } from './dom.js';
+import { EventType } from './events.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
 
@@ -281,14 +282,14 @@ let typingTimer = null;
 
 function onEvent(event) {
   switch (event.type) {
-    case 'presence.changed':
+    case EventType.PRESENCE_CHANGED:
       if (event.user_id === session.user?.id) $('presence').value = event.status;
       return;
-    case 'offer.created':
-    case 'offer.revoked':
+    case EventType.OFFER_CREATED:
+    case EventType.OFFER_REVOKED:
       onOffer(event);
       return;
-    case 'queue.stats':
+    case EventType.QUEUE_STATS:
       $('queue-stats').textContent = queueStatsText(event);
       return;
     default:
@@ -298,21 +299,21 @@ function onEvent(event) {
   if (!id) return;
   const selected = id === state.selected;
   const fromOther = event.by?.id !== session.user.id;
-  if (event.type === 'conversation.typing_started' || event.type === 'conversation.typing_stopped') {
+  if (event.type === EventType.CONVERSATION_TYPING_STARTED || event.type === EventType.CONVERSATION_TYPING_STOPPED) {
     if (!selected || !fromOther) return;
     clearTimeout(typingTimer);
-    $('typing').textContent = event.type === 'conversation.typing_started' ? `${event.by?.display_name || 'The customer'} is typing…` : '';
+    $('typing').textContent = event.type === EventType.CONVERSATION_TYPING_STARTED ? `${event.by?.display_name || 'The customer'} is typing…` : '';
     if ($('typing').textContent) typingTimer = setTimeout(() => ($('typing').textContent = ''), TYPING_SHOWN_MS);
     return;
   }
   if (selected) {
     // Without access_conversation_entries the transcript stays closed, whatever the stream carries.
     if (can('access_conversation_entries')) transcript.apply(event);
-    if (event.type === 'conversation.message' && event.author?.id !== session.user.id) {
+    if (event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== session.user.id) {
       $('typing').textContent = '';
       sendRead();
     }
-  } else if (event.type === 'conversation.message') {
+  } else if (event.type === EventType.CONVERSATION_MESSAGE) {
     state.unread.set(id, (state.unread.get(id) || 0) + 1);
   }
   refreshSoon(id);
@@ -332,7 +333,7 @@ function queueStatsText(event) {
 function onOffer(event) {
   const offerId = event.offer_id;
   if (!offerId) return;
-  if (event.type === 'offer.revoked') state.offers.delete(offerId);
+  if (event.type === EventType.OFFER_REVOKED) state.offers.delete(offerId);
   else state.offers.set(offerId, event);
   const items = [...state.offers.entries()].map(([id, offer]) => {
     const conversation = offer.conversation || {};
@@ -351,7 +352,7 @@ async function answerOffer(id, answer) {
   try {
     const offer = state.offers.get(id);
     await api.post(`/api/v1/offers/${encodeURIComponent(id)}/${answer}`, {});
-    onOffer({ type: 'offer.revoked', offer_id: id });
+    onOffer({ type: EventType.OFFER_REVOKED, offer_id: id });
     if (answer === 'accept' && offer?.offer_conversation_id) {
       refreshSoon(offer.offer_conversation_id);
       select(offer.offer_conversation_id);
