@@ -17,9 +17,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from helpline import events
 from helpline.errors import Unavailable
-from helpline.events import EventType
+from helpline.events import EventType, handled_types
 from helpline.web import PAGE_HEADERS, WEB_ROOT
 
 ASSETS_PATH = "/static/api-docs"
@@ -70,8 +69,8 @@ def install(app: FastAPI) -> None:
 
 
 def event_types() -> list[str]:
-    """The types an event stream (and a poll) can carry, from the event catalogue (``helpline/events.py``)."""
-    return [str(t) for t in EventType if t.audience not in (events.DOCTOR, events.WEBHOOK)]
+    """The stream's event types as the event catalogue (``helpline/events.py``) lists them for page code."""
+    return handled_types()
 
 
 def catalogue_markdown(types: list[str]) -> str:

@@ -5,6 +5,8 @@
 // Query options (for support and tests): ?quiet=S sets how long the quiet-connection tests stay silent
 // (default 20 s, 0 skips them).
 
+import { EventType } from './events.js';
+
 const API = '/api/v1/diagnostics';
 const params = new URLSearchParams(location.search);
 const quiet = Math.min(45, Math.max(0, Number(params.get('quiet') ?? 20) || 0));
@@ -38,7 +40,7 @@ function eventSourceTest({ count, interval, quietSeconds, heartbeat, label }) {
     const timer = setTimeout(() => { result.timed_out = true; done('no answer in time'); },
       (count * interval + quietSeconds + 25) * 1000);
     source.onopen = () => { result.opened_after ??= now() - begin; };
-    source.addEventListener('diagnostics.probe', (event) => {
+    source.addEventListener(EventType.DIAGNOSTICS_PROBE, (event) => {
       const probe = JSON.parse(event.data);
       result.first_event_after ??= now() - begin;
       result.probes.push({ n: probe.n, phase: probe.phase, sent: probe.server_time, received: now() });
@@ -47,7 +49,7 @@ function eventSourceTest({ count, interval, quietSeconds, heartbeat, label }) {
         done(`${result.probes.length} events arrived`);
       }
     });
-    source.addEventListener('diagnostics.heartbeat', () => { result.heartbeats += 1; });
+    source.addEventListener(EventType.DIAGNOSTICS_HEARTBEAT, () => { result.heartbeats += 1; });
     source.onerror = () => {
       if (result.completed) return;
       result.cut = true;
@@ -81,7 +83,7 @@ async function fetchTest({ count, interval }) {
         const data = block.split(/\r?\n/).find((line) => line.startsWith('data:'));
         if (!data) continue;
         const probe = JSON.parse(data.slice(5));
-        if (probe.type === 'diagnostics.probe') {
+        if (probe.type === EventType.DIAGNOSTICS_PROBE) {
           result.probes.push({ n: probe.n, phase: probe.phase, sent: probe.server_time, received: now() });
         }
       }
