@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, auth, conversations, fastpath, ops
+from helpline.api import admin, auth, canned, conversations, fastpath, notes, ops
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(DeploymentCORS, root=app)
-    for router in (auth.router, conversations.router, admin.router, ops.router, polling.router, diagnostics.router):
+    routers = (auth.router, conversations.router, notes.router, canned.router, admin.router, ops.router)
+    for router in (*routers, polling.router, diagnostics.router):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
     events = streaming.EventStream(app)

@@ -8,7 +8,9 @@ from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.notes import Notes
 from helpline.domain.routing import Router
 from helpline.store import Store
 
@@ -23,6 +25,8 @@ class Services:
     router: Router
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
+    notes: Notes
+    canned: CannedResponses
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -40,4 +44,6 @@ class Services:
             router=router,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            notes=Notes(store),
+            canned=CannedResponses(store),
         )

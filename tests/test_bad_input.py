@@ -285,13 +285,16 @@ def operation_path(world: World, template: str) -> str:
         user_id=world.user_ids["rep2"],
         offer_id="offer-1",
         deployment_id=world.deployment_id,
+        queue_id=world.queue_id,
+        canned_id="canned-1",
     )
 
 
 def caller_for(path: str) -> str:
     if path.startswith("/api/v1/admin/"):
         return "admin"
-    return "rep" if path.startswith(("/api/v1/me/", "/api/v1/offers/")) else "alice"
+    staff_only = ("/api/v1/me/", "/api/v1/offers/", "/api/v1/canned-responses")
+    return "rep" if path.startswith(staff_only) or path.endswith("/notes") else "alice"
 
 
 @pytest.mark.parametrize("body", MALFORMED_JSON.values(), ids=MALFORMED_JSON.keys())

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from helpline.domain.accounts import Accounts
+from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations
 from helpline.domain.models import Principal
+from helpline.domain.notes import Notes
 from helpline.errors import NotAuthenticated
 from helpline.services import Services
 
@@ -41,6 +43,16 @@ def conversations(request: Request) -> Conversations:
     return services(request).conversations
 
 
+def notes(request: Request) -> Notes:
+    return services(request).notes
+
+
+def canned(request: Request) -> CannedResponses:
+    return services(request).canned
+
+
 Caller = Annotated[Principal, Depends(current_principal)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ConversationsDep = Annotated[Conversations, Depends(conversations)]
+NotesDep = Annotated[Notes, Depends(notes)]
+CannedDep = Annotated[CannedResponses, Depends(canned)]

@@ -20,6 +20,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def isoformat(moment: datetime) -> str:
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
         moment = moment.replace(tzinfo=UTC)
@@ -75,9 +79,15 @@ class Queue:
     id: str
     name: str
     created_at: datetime
+    dispositions: tuple[str, ...] = ()  # the wrap-up codes a rep picks from when closing
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "created_at": isoformat(self.created_at)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created_at": isoformat(self.created_at),
+            "dispositions": list(self.dispositions),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +144,16 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    last_staff_at: datetime | None = None
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """Since when the customer has waited for an answer: its last word, if no staff reply came after."""
+        if self.status == "closed" or self.last_customer_at is None:
+            return None
+        if self.last_staff_at is not None and _utc(self.last_staff_at) >= _utc(self.last_customer_at):
+            return None
+        return self.last_customer_at
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
@@ -148,6 +168,7 @@ class Conversation:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+            "waiting_since": isoformat(self.waiting_since) if self.waiting_since else None,
         }
 
 

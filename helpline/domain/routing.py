@@ -7,6 +7,12 @@ rep who declined or let it expire is not offered the same conversation again for
 ``refusal_cooldown_seconds``. Customers in the queue are told their position and an estimated wait
 whenever it changes.
 
+Only reps who can answer are offered work (issue 11): they hold ``chat_rep`` *and*
+``access_conversation_entries``, and have a stream open, so the offer reaches a screen. When a node sees
+a rep's last stream close it records it (``stream_closed_at``); no new offer goes to that rep until a
+stream opens again (then at once), and offers it already holds are withdrawn, without the refusal
+cooldown, if it has not come back within ``presence_touch_seconds`` (a reload keeps them).
+
 Correctness under concurrency does not depend on timing: every decision is taken and written inside
 one ``Store.write()`` turn of the store's single writer (on PostgreSQL also holding the advisory lock),
 re-reading the state it decides on; so two nodes' routers, or a router and a rep's accept, are ordered.
@@ -19,6 +25,7 @@ import json
 import logging
 import statistics
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +35,7 @@ from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
 from helpline.domain.models import Conversation, isoformat, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.routing import RepLoad
+from helpline.store.routing import Offer, RepLoad
 from helpline.store.session import new_id
 
 logger = logging.getLogger("helpline.routing")
@@ -85,11 +92,29 @@ class Router:
     # -- offers ----------------------------------------------------------------------------------
     async def expire_offers(self, now: datetime) -> None:
         async with self.store.read() as s:
-            if not await s.pending_offers(expired_by=now):
-                return
+            due = bool(await s.pending_offers(expired_by=now)) or bool(await self._unreachable_offers(s, now))
+        if not due:
+            return
         async with self.store.write() as s:
             for offer in await s.pending_offers(expired_by=now):
                 await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "timeout", status="expired")
+            for offer in await self._unreachable_offers(s, now):
+                # Not the rep's refusal: no cooldown, and the customer is offered to someone else now.
+                await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "unavailable")
+
+    async def _unreachable_offers(self, s: StoreSession, now: datetime) -> list[Offer]:
+        """Open offers of reps whose last stream closed over ``presence_touch_seconds`` ago."""
+        offers = await s.pending_offers()
+        if not offers:
+            return []
+        grace = now - timedelta(seconds=self.settings.presence_touch_seconds)
+        connected = self._connected()
+        gone = set()
+        for user_id in {o.user_id for o in offers} - connected:
+            loads = await s.rep_loads(user_id=user_id)
+            if loads and loads[0].stream_closed and _aware(loads[0].stream_closed_at) <= grace:
+                gone.add(user_id)
+        return [o for o in offers if o.user_id in gone]
 
     async def route(self, now: datetime) -> None:
         # Decide on a read whether anything is to be done: a write is a turn of the single writer, which
@@ -115,7 +140,7 @@ class Router:
             for queue_id, waiting in by_queue.items():
                 if any(c.queue_position != n for n, c in enumerate(waiting, start=1)):
                     return True  # a customer's position changed
-                reps = [r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online" and r.free > 0]
+                reps = [r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r) and r.free > 0]
                 if reps:
                     for conversation in waiting:
                         if not await s.pending_offers(conversation_id=conversation.id):
@@ -123,7 +148,7 @@ class Router:
         return False
 
     async def _offer_queue(self, s: StoreSession, queue_id: str, queued: list[Conversation], now: datetime) -> None:
-        reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online"}
+        reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r)}
         if not any(r.free > 0 for r in reps.values()):
             return
         cooldown = now - timedelta(seconds=self.settings.refusal_cooldown_seconds)
@@ -138,21 +163,30 @@ class Router:
             offer = await s.insert_offer(
                 id=new_id("ofr"), conversation_id=conversation.id, user_id=rep.id, created_at=now, expires_at=expires
             )
-            reps[rep.id] = RepLoad(
-                rep.id, rep.display_name, rep.presence, rep.capacity, rep.active, rep.pending + 1, rep.idle_since
-            )
+            reps[rep.id] = replace(rep, pending=rep.pending + 1)
             await s.append(
                 "offer.created",
                 {
                     "offer_id": offer.id,
+                    "rep_id": rep.id,
                     "offer_conversation_id": conversation.id,
                     "expires_at": isoformat(expires),
                     "timeout_seconds": self.settings.offer_timeout_seconds,
                     "conversation": conversation.public(),
+                    **await offer_preview(s, conversation),
                 },
                 conversation_id=None,
                 recipients={rep.id},
             )
+
+    def routable(self, rep: RepLoad) -> bool:
+        """Online, able to read and answer (ACE), and with a stream open (here, or not known closed)."""
+        if rep.presence != "online" or not rep.routable:
+            return False
+        return rep.id in self._connected() or not rep.stream_closed
+
+    def _connected(self) -> set[str]:
+        return set(self.connected_staff() if self.connected_staff else ())
 
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
@@ -209,19 +243,24 @@ class Router:
                         await revoke_offer(s, offer.id, offer.conversation_id, user_id, "unavailable")
 
     async def rep_connected(self, user_id: str) -> None:
-        """A rep's stream opened: give back the presence it had before it was marked disconnected.
+        """A rep's stream opened: give back the presence it had before it was marked disconnected, and
+        route to it again at once if its last stream had been seen closing.
 
         Reads first, so the common case (nothing to restore) costs no write; ``keep_presence`` records
         open streams on its own schedule.
         """
-        if not await self.store.hot_read(lambda s: s.presence_to_restore(user_id)):
+        if not await self.store.hot_read(lambda s: s.rep_needs_reconnect(user_id)):
             return
         async with self.store.write() as s:
             restored = await s.presence_to_restore(user_id)
             user = await s.user(id=user_id)
-            if not restored or user is None:
+            if user is None:
                 return
-            await s.update_user(user_id, presence=restored, presence_before_disconnect=None, last_stream_at=utcnow())
+            await s.update_user(user_id, last_stream_at=utcnow())  # newer than stream_closed_at: routable
+            if not restored:
+                self.wake()
+                return
+            await s.update_user(user_id, presence=restored, presence_before_disconnect=None)
             await s.append(
                 "presence.changed",
                 {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
@@ -229,6 +268,11 @@ class Router:
                 recipients={user_id},
             )
         self.wake()
+
+    async def rep_disconnected(self, user_id: str) -> None:
+        """This node's last stream of a rep closed (the client went away): route nothing new to it."""
+        async with self.store.write() as s:
+            await s.update_user(user_id, stream_closed_at=utcnow())
 
     # -- inactivity --------------------------------------------------------------------------------
     async def sweep_inactivity(self, now: datetime) -> None:
@@ -299,6 +343,29 @@ class Router:
         self._last_stats = fingerprint
         body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
         await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
+
+
+async def offer_preview(s: StoreSession, conversation: Conversation) -> dict[str, Any]:
+    """What a rep sees before accepting: the customer's name and email, and their first message."""
+    customer = await s.customer(id=conversation.customer_id)
+    first = await s.conversation_events(conversation.id, after=None, before=None, limit=20)
+    preview = next(
+        (e.data().get("text", "") for e in first if e.type == "conversation.message" and _by_customer(e.data())), None
+    )
+    return {
+        "customer": {
+            "id": conversation.customer_id,
+            "display_name": customer.display_name if customer else "Customer",
+            "email": customer.email if customer else None,
+            "verified": customer.verified if customer else False,
+        },
+        "preview": preview[:280] if preview else None,
+    }
+
+
+def _by_customer(data: dict[str, Any]) -> bool:
+    author = data.get("author")
+    return isinstance(author, dict) and author.get("kind") == "customer"
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -22,10 +22,24 @@ class RepLoad:
     active: int  # assigned, unclosed conversations
     pending: int  # offers waiting for an answer
     idle_since: datetime | None
+    routable: bool = True  # holds access_conversation_entries: can read and answer what it is given
+    last_stream_at: datetime | None = None  # a node last saw one of its streams open
+    stream_closed_at: datetime | None = None  # a node saw its last stream close
 
     @property
     def free(self) -> int:
         return self.capacity - self.active - self.pending
+
+    @property
+    def stream_closed(self) -> bool:
+        """Its last stream closed and no node has seen one open since: no new work until one opens."""
+        if self.stream_closed_at is None:
+            return False
+        return self.last_stream_at is None or _naive(self.stream_closed_at) >= _naive(self.last_stream_at)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +85,8 @@ class RoutingQueries:
             u.c.permissions,
             u.c.disabled,
             u.c.idle_since,
+            u.c.last_stream_at,
+            u.c.stream_closed_at,
             active.label("active"),
             pending.label("pending"),
         )
@@ -91,6 +107,9 @@ class RoutingQueries:
                     int(row.active),
                     int(row.pending),
                     row.idle_since,
+                    "access_conversation_entries" in row.permissions,
+                    row.last_stream_at,
+                    row.stream_closed_at,
                 )
             )
         return loads
@@ -139,6 +158,12 @@ class RoutingQueries:
         if expired_by is not None:
             query = query.where(o.c.expires_at <= expired_by)
         return [_offer(row) for row in await self.conn.execute(query.order_by(o.c.created_at))]
+
+    async def offers_of(self, user_id: str) -> list[Offer]:
+        """A rep's pending offers, oldest first (``GET /api/v1/offers``)."""
+        o = schema.offers
+        query = select(o).where(o.c.status == "pending", o.c.user_id == user_id).order_by(o.c.created_at)
+        return [_offer(row) for row in await self.conn.execute(query)]
 
     async def answer_offer(self, offer_id: str, status: str, when: datetime) -> None:
         o = schema.offers

@@ -45,6 +45,9 @@ users = Table(
     Column("idle_since", DateTime(timezone=True), nullable=True),
     Column("last_stream_at", DateTime(timezone=True), nullable=True),
     Column("presence_before_disconnect", String(16), nullable=True),
+    # The console (migration 0003_console): when this node saw the rep's last stream close (routing waits
+    # until one opens again; a touch by any node with a stream open is newer and wins).
+    Column("stream_closed_at", DateTime(timezone=True), nullable=True),
 )
 
 queues = Table(
@@ -53,6 +56,7 @@ queues = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dispositions", JSON, nullable=True),  # wrap-up codes a rep picks from when closing (0003_console)
 )
 
 deployments = Table(
@@ -100,6 +104,7 @@ conversations = Table(
     Column("queue_position", Integer, nullable=True),
     Column("last_customer_at", DateTime(timezone=True), nullable=True),
     Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
+    Column("last_staff_at", DateTime(timezone=True), nullable=True),  # 0003_console: the last staff reply
     Index("ix_conversations_customer", "customer_id", "created_at"),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
@@ -164,4 +169,18 @@ used_stream_tickets = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("shortcut", String(40), nullable=False),
+    Column("title", String(120), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("queue_id", String(40), ForeignKey("queues.id"), nullable=True),
+    Column("owner_id", String(40), ForeignKey("users.id"), nullable=True),  # None: shared by everyone
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_canned_responses_owner", "owner_id", "shortcut"),
 )

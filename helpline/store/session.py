@@ -28,6 +28,7 @@ from helpline.domain.models import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.canned import CannedQueries
 from helpline.store.driver import (
     DriverStatements,
     Parameters,
@@ -80,7 +81,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-class StoreSession(RoutingQueries):
+class StoreSession(RoutingQueries, CannedQueries):
     def __init__(
         self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
     ) -> None:
@@ -220,10 +221,19 @@ class StoreSession(RoutingQueries):
         return [StoredEvent(int(i), t, c, with_id(int(i), payload)) for i, t, c, payload in rows]
 
     async def conversation_events(
-        self, conversation_id: str, *, after: int | None, before: int | None, limit: int
+        self,
+        conversation_id: str,
+        *,
+        after: int | None,
+        before: int | None,
+        limit: int,
+        exclude_types: Iterable[str] | None = None,
     ) -> list[StoredEvent]:
+        """A conversation's entries; ``exclude_types`` leaves some out (staff-only ones, for customers)."""
         e = schema.events
         query = select(e.c.id, e.c.type, e.c.conversation_id, e.c.payload).where(e.c.conversation_id == conversation_id)
+        if exclude_types:
+            query = query.where(e.c.type.not_in(list(exclude_types)))
         if before is not None:
             query = query.where(e.c.id < before).order_by(e.c.id.desc())
         else:
@@ -279,6 +289,16 @@ class StoreSession(RoutingQueries):
         row = await self._row(schema.users, user_id)
         return None if row is None else row["presence_before_disconnect"]
 
+    async def rep_needs_reconnect(self, user_id: str) -> bool:
+        """A rep's stream opens: is there a presence to give back, or a closed last stream to forget?"""
+        row = await self._row(schema.users, user_id)
+        if row is None:
+            return False
+        closed, seen = row.get("stream_closed_at"), row.get("last_stream_at")
+        if closed is not None and (seen is None or closed.replace(tzinfo=None) >= seen.replace(tzinfo=None)):
+            return True
+        return row["presence_before_disconnect"] is not None
+
     async def _row(self, table: Any, key: str, *, for_update: bool = False) -> dict[str, Any] | None:
         """One row of ``table`` by its ``id``, on the driver, through the columns' own processors."""
         sql, names, processors = self.statements.select_row(table, for_update)
@@ -286,6 +306,22 @@ class StoreSession(RoutingQueries):
         if not rows:
             return None
         return {name: processed(value, p) for name, value, p in zip(names, rows[0], processors, strict=True)}
+
+    async def user_names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        u = schema.users
+        rows = await self.conn.execute(select(u.c.id, u.c.display_name).where(u.c.id.in_(ids)))
+        return {row.id: row.display_name for row in rows}
+
+    async def customers_by_id(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        c = schema.customers
+        rows = await self.conn.execute(select(c).where(c.c.id.in_(ids)))
+        return {row.id: Customer(**row._mapping) for row in rows}
 
     async def users(self) -> list[User]:
         rows = await self.conn.execute(select(schema.users).order_by(schema.users.c.username))
@@ -303,11 +339,14 @@ class StoreSession(RoutingQueries):
         q = schema.queues
         condition = q.c.id == id if id is not None else q.c.name == name
         row = (await self.conn.execute(select(q).where(condition))).first()
-        return None if row is None else Queue(row.id, row.name, row.created_at)
+        return None if row is None else _queue(row)
 
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
-        return [Queue(row.id, row.name, row.created_at) for row in rows]
+        return [_queue(row) for row in rows]
+
+    async def update_queue(self, queue_id: str, **values: Any) -> None:
+        await self.conn.execute(update(schema.queues).where(schema.queues.c.id == queue_id).values(**values))
 
     async def insert_deployment(self, **values: Any) -> Deployment:
         values = {"id": new_id("dep"), "created_at": utcnow(), **values}
@@ -422,6 +461,10 @@ def with_id(event_id: int, stored_body: str) -> str:
 
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(int(row.id), row.type, row.conversation_id, with_id(int(row.id), row.payload))
+
+
+def _queue(row: Any) -> Queue:
+    return Queue(row.id, row.name, row.created_at, tuple(row.dispositions or ()))
 
 
 def _user(row: Any) -> User:

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
 from helpline.bus import SlowConsumer
-from helpline.bus.base import Subscription
+from helpline.bus.base import ALL, Subscription
 from helpline.config import Settings
 from helpline.domain.models import Principal, isoformat, utcnow
 from helpline.errors import (
@@ -36,7 +36,7 @@ from helpline.errors import (
 )
 from helpline.metrics import Metrics
 from helpline.services import Services
-from helpline.transport.resume import channel_of, parse_event_id, replay
+from helpline.transport.resume import channel_of, foreign_offer, parse_event_id, replay
 from helpline.transport.sse import encode_comment, encode_event, encode_preamble
 
 logger = logging.getLogger("helpline.stream")
@@ -152,6 +152,8 @@ class EventStream:
             await send_problem(send, error)
         finally:
             registry.release(principal, "sse")
+            if principal.has("chat_rep") and principal.id not in registry.per_identity:
+                await _last_stream_closed(services, principal.id)
 
     async def _serve(
         self,
@@ -197,7 +199,8 @@ class EventStream:
                     return
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
-                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics)
+                hide = principal if channel == ALL else None  # supervisors: others' offers stay out
+                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics, hide)
                 if reason == "slow":
                     metrics.slow_consumers.inc()
                     return
@@ -217,6 +220,7 @@ class EventStream:
         deadline: float,
         settings: Settings,
         metrics: Metrics,
+        hide_offers_from_others: Principal | None = None,
     ) -> str:
         heartbeat = settings.heartbeat_seconds
         heartbeat_bytes = control_event("stream.heartbeat") if settings.heartbeat_events else HEARTBEAT
@@ -237,6 +241,10 @@ class EventStream:
                         if envelope.id <= last_sent:
                             continue  # already sent by the replay
                         last_sent = envelope.id
+                    if hide_offers_from_others and foreign_offer(
+                        hide_offers_from_others, envelope.type, envelope.payload
+                    ):
+                        continue
                     chunks.append(envelope.frame)  # encoded once, shared by every stream
                 if chunks:
                     if not await _write(send, b"".join(chunks), write_timeout):
@@ -248,6 +256,14 @@ class EventStream:
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out
                 return "disconnected" if subscription.closed_by == "client" else "shutdown"
+
+
+async def _last_stream_closed(services: Services, user_id: str) -> None:
+    """A rep's last stream on this node closed: routing waits until one opens again (domain/routing.py)."""
+    try:
+        await services.router.rep_disconnected(user_id)
+    except Exception:  # the store restarting must not turn a closed stream into an error
+        logger.warning("could not record that %s's last stream closed", user_id, exc_info=True)
 
 
 def resume_point(scope: Scope) -> str:
