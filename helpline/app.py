@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,19 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import Receive, Scope, Send
 
-from helpline.api import admin, auth, canned, conversations, fastpath, notes, ops
+from helpline.api import (
+    admin,
+    attachments,
+    auth,
+    canned,
+    conversations,
+    fastpath,
+    notes,
+    ops,
+    ratings,
+    transcripts,
+    webhooks,
+)
 from helpline.api.cors import DeploymentCORS
 from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
@@ -23,7 +36,7 @@ from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
 from helpline.transport import diagnostics, polling, streaming
-from helpline.web import WEB_ROOT, PublicStaticFiles, web_router
+from helpline.web import WEB_ROOT, PublicStaticFiles, apidocs, web_router
 
 logger = logging.getLogger("helpline")
 
@@ -67,7 +80,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus)
+        services = Services.build(settings, store, bus, app.state.metrics)
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -79,13 +92,25 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
+        deliveries = (
+            asyncio.create_task(services.deliveries.run(), name="helpline-webhooks")
+            if settings.webhooks_enabled
+            else None
+        )
+        services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
+        invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
+        services.outbox.connected = lambda: list(streams.per_identity)
+        mailing = None
+        if settings.outbox_enabled and services.outbox.sends_email:
+            mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
         try:
             yield
         finally:
-            if routing is not None:
-                routing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await routing
+            for task in (routing, invalidations, deliveries, mailing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await app.state.streams.shutdown()
             await bus.disconnect()
             await store.close()
@@ -95,16 +120,31 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
+        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)
-    routers = (auth.router, conversations.router, notes.router, canned.router, admin.router, ops.router)
-    for router in (*routers, polling.router, diagnostics.router):
+    for router in (
+        auth.router,
+        conversations.router,
+        notes.router,
+        canned.router,
+        attachments.router,
+        ratings.router,
+        transcripts.router,
+        admin.router,
+        webhooks.router,
+        ops.router,
+        polling.router,
+        diagnostics.router,
+    ):
         app.include_router(router)
     # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
     events = streaming.EventStream(app)
@@ -115,15 +155,28 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
     full_stack = partial(FastAPI.__call__, app)
     app.message_endpoint = fastpath.MessagePost(app, full_stack, max_bytes=settings.max_body_bytes)
     app.include_router(web_router)
+    apidocs.install(app)
     # The widget is loaded by companies' own pages; module scripts are always fetched with CORS.
     app.mount("/static", PublicStaticFiles(directory=WEB_ROOT), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+def _end_changed_streams(streams: streaming.StreamRegistry, services: Services, principal_id: str | None) -> None:
+    """An invalidation (domain/invalidation.py): end the streams of whoever changed; when some may
+    have been missed (``None``), re-check every stream's caller against the store."""
+    if principal_id is not None:
+        streams.end_streams_of(principal_id)
+    elif streams.subscriptions:
+        task = asyncio.get_running_loop().create_task(streams.revalidate(services.accounts.current))
+        streams.background.add(task)
+        task.add_done_callback(streams.background.discard)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-        schema["paths"]["/api/v1/events"] = streaming.OPENAPI_PATH
+        schema["paths"]["/api/v1/events"] = copy.deepcopy(streaming.OPENAPI_PATH)
+        apidocs.describe_streams(schema, apidocs.event_types())
         app.openapi_schema = schema
     return app.openapi_schema

@@ -1,4 +1,4 @@
-"""The ``helpline`` command line (PROTOCOL.md "Command line").
+"""The ``helpline`` command line (docs/protocol.md "Command line").
 
 Every option also reads ``HELPLINE_<OPTION>`` from the environment; flags win over the environment.
 """
@@ -25,6 +25,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(queues_app, name="queues")
 app.add_typer(deployments_app, name="deployments")
+webhooks_app = typer.Typer(help="Webhook endpoints (signed event deliveries).", no_args_is_help=True)
+api_keys_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(api_keys_app, name="api-keys")
 
 T = TypeVar("T")
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="sqlite:///file.db or postgresql://…")]
@@ -53,6 +57,23 @@ async def _with_accounts(database_url: str | None, action: Callable[[Any], Await
         return await action(Accounts(store, settings))
     finally:
         await store.close()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from helpline import __version__
+
+        typer.echo(f"helpline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    """Helpline: real-time contact-center web chat over Server-Sent Events."""
 
 
 @app.command()
@@ -115,7 +136,7 @@ def serve(
 
 
 def _redacted(url: str) -> str:
-    from helpline.store.urls import redact
+    from helpline.urls import redact
 
     return redact(url)
 
@@ -185,6 +206,42 @@ def deployments_create(
         )
     )
     typer.echo(f"created deployment {deployment.key} ({deployment.id})")
+
+
+async def _with_webhooks(database_url: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    from helpline.bus.memory import MemoryBus
+    from helpline.domain.webhooks import Webhooks
+    from helpline.store import open_store
+
+    # Running servers pick the change up within seconds (they reload their subscriptions regularly).
+    settings = Settings.from_env(database_url=database_url)
+    store = await open_store(settings.database_url, migrate=True)
+    try:
+        return await action(Webhooks(store, MemoryBus(), settings))
+    finally:
+        await store.close()
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    url: str,
+    event: Annotated[list[str], typer.Option("--event", "-e", help="an event type to send; repeat, or '*'")],
+    disabled: Annotated[bool, typer.Option("--disabled", help="register it without sending yet")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Register a webhook endpoint; prints its signing secret (shown only once)."""
+    hook = run(lambda: _with_webhooks(database_url, lambda w: w.create(url, event, enabled=not disabled)))
+    typer.echo(f"created webhook {hook['id']} → {hook['url']} ({', '.join(hook['events'])})")
+    typer.echo(f"signing secret (shown only now): {hook['secret']}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(database_url: DatabaseUrl = None) -> None:
+    """List webhook endpoints with their state and pending deliveries."""
+    hooks = run(lambda: _with_webhooks(database_url, lambda w: w.list()))
+    for hook in hooks:
+        state = "paused" if hook["paused"] else ("enabled" if hook["enabled"] else "disabled")
+        typer.echo(f"{hook['id']}  {state:8}  pending={hook['pending']:<5} {hook['url']}  {','.join(hook['events'])}")
 
 
 @app.command()

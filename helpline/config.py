@@ -30,7 +30,7 @@ class Settings:
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
     stream_ticket_seconds: int = 60
-    # Stream behaviour (PROTOCOL.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
+    # Stream behaviour (docs/protocol.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
     # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
     # response and let load rebalance across nodes.
     heartbeat_seconds: float = 15.0
@@ -58,11 +58,48 @@ class Settings:
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536
+    # Webhooks (issue 14): a request's timeout, how many requests one endpoint has in flight per node,
+    # the backoff between attempts (exponential with jitter, capped), how long an event is retried
+    # before it is given up, how many failures in a row pause an endpoint, and how long a node's claim
+    # on a delivery lasts (a node that dies mid-delivery loses its claim after this). Tests shrink them.
+    webhooks_enabled: bool = True  # the delivery worker; off in tests that drive DeliveryWorker.pump() themselves
+    webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 4
+    webhook_backoff_seconds: float = 5.0
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_retry_hours: float = 24.0
+    webhook_pause_after_failures: int = 20
+    webhook_lease_seconds: float = 60.0
+    webhook_poll_seconds: float = 1.0
+    webhook_allow_private: bool = False  # HELPLINE_WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets allowed
+    # Service agents (issue 14): what a customer writes to ask for a person (case-insensitive, comma-separated).
+    handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000
+    # Who a token names is cached per node; an invalidation through the bus drops it on every node at once
+    # (domain/invalidation.py), so this only bounds how long a missed one could last.
+    principal_cache_seconds: float = 5.0
     rate_limit_per_minute: int = 600
     login_attempts_per_minute: int = 10
+    # Attachments (issue 12): the server-wide ceiling and default per file; a deployment may set a lower
+    # limit and a narrower list of types. Types are checked by content (domain/filetypes.py).
+    attachment_max_bytes: int = 10 * 1024 * 1024
+    attachment_types: str = "image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"
+    # Where files go: "database" (PostgreSQL's default: every node serves them) or "disk" (SQLite's
+    # default: a folder beside the database file, ``<database>-attachments``, or ``attachment_dir``).
+    attachment_storage: str = ""
+    attachment_dir: str = ""
+    # Email (offline replies, transcripts): smtp://[user:pass@]host[:port][?starttls=1], smtps:// for TLS.
+    smtp_url: str = ""
+    smtp_from: str = "Helpline <helpline@localhost>"
+    offline_email_after_seconds: float = 300.0  # a reply is emailed to a customer without a stream this long
+    outbox_enabled: bool = True  # the background worker that sends the outbox
+    outbox_poll_seconds: float = 5.0
+    outbox_retry_seconds: float = 30.0  # first retry after a failed send; doubles up to an hour
+    outbox_max_attempts: int = 12
+    customer_touch_seconds: float = 60.0  # how often a node records which customers have a stream open
+    rating_window_days: int = 30  # the satisfaction average in queue stats and /metrics covers this long
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

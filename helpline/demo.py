@@ -1,4 +1,4 @@
-"""``--demo``: a deployment, a queue and staff users to try Helpline with (PROTOCOL.md "Command line")."""
+"""``--demo``: a deployment, a queue and staff users to try Helpline with (docs/protocol.md "Command line")."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from helpline.transport.sse import SSEDecoder
+from helpline.sse import SSEDecoder
 
 Status = Literal["ok", "warn", "fail"]
 INSPECTION_VENDORS = (

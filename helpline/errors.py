@@ -1,7 +1,7 @@
 """The exception tree, and the one place that turns it into RFC 9457 problem responses.
 
 Every error a client can cause is a :class:`HelplineError` subclass that carries its HTTP status and a
-stable machine ``code`` (PROTOCOL.md "Errors"). Routes and services raise; they never build responses.
+stable machine ``code`` (docs/protocol.md "Errors"). Routes and services raise; they never build responses.
 Driver exceptions are translated in ``store/`` and ``bus/`` before they get here.
 """
 
@@ -20,6 +20,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "Unavailable",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "problem_body",
 ]
@@ -87,6 +88,10 @@ class Conflict(HelplineError):
 
 class PayloadTooLarge(HelplineError):
     status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(HelplineError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class _RetryLater(HelplineError):

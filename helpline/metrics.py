@@ -35,3 +35,21 @@ class Metrics:
             registry=r,
         )
         self.messages_stored = Counter("helpline_messages_stored", "Messages durably stored", registry=r)
+        # Satisfaction (issue 12): ratings posted to this process, and each queue's average over the
+        # rating window, read from the database at every scrape (so every node reports the same).
+        self.ratings = Counter("helpline_ratings", "Satisfaction ratings stored", ["score"], registry=r)
+        self.satisfaction = Gauge(
+            "helpline_satisfaction_average", "Average rating (1-5) over the rating window", ["queue"], registry=r
+        )
+        self.satisfaction_ratings = Gauge(
+            "helpline_satisfaction_ratings", "Ratings in the rating window", ["queue"], registry=r
+        )
+        self.webhook_deliveries = Counter(
+            "helpline_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, gave_up)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_endpoints_paused = Gauge(
+            "helpline_webhook_endpoints_paused", "Webhook endpoints paused after repeated failures", registry=r
+        )

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from helpline.api.ratelimit import RateLimiter
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
+from helpline.domain.attachments import Attachments
 from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.notes import Notes
+from helpline.domain.outbox import Outbox
+from helpline.domain.ratings import Ratings
 from helpline.domain.routing import Router
+from helpline.domain.webhook_delivery import DeliveryWorker, waking
+from helpline.domain.webhooks import Webhooks
+from helpline.metrics import Metrics
+from helpline.ratelimit import RateLimiter
 from helpline.store import Store
+from helpline.store.attachments import choose_blobs
 
 
 @dataclass
@@ -23,18 +31,31 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    attachments: Attachments
+    ratings: Ratings
+    outbox: Outbox
+    invalidation: Invalidation
     rate_limiter: RateLimiter
     login_limiter: RateLimiter
     notes: Notes
     canned: CannedResponses
+    webhooks: Webhooks
+    deliveries: DeliveryWorker
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus) -> Services:
-        store.on_commit(publisher(bus))
+    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        deliveries = DeliveryWorker(store, bus, settings, metrics)
+        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        webhooks = Webhooks(store, bus, settings)
+        webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
-        accounts, conversations = Accounts(store, settings), Conversations(store, bus)
+        invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
         accounts.on_routing_change = conversations.on_routing_change = router.wake
+        blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
+        outbox = Outbox(store, settings)
+        conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
         return cls(
             settings=settings,
             store=store,
@@ -42,8 +63,14 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            attachments=Attachments(store, blobs, settings),
+            ratings=Ratings(store, settings),
+            outbox=outbox,
+            invalidation=invalidation,
             rate_limiter=RateLimiter(settings.rate_limit_per_minute),
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
             notes=Notes(store),
             canned=CannedResponses(store),
+            webhooks=webhooks,
+            deliveries=deliveries,
         )

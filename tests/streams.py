@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from helpline.transport.sse import ServerSentEvent, SSEDecoder
+from helpline.sse import ServerSentEvent, SSEDecoder
 from tests.world import PASSWORD
 
 

@@ -1,6 +1,6 @@
 """Who may call what: every operation in our OpenAPI document against every kind of caller.
 
-The matrix is the permissions table of PROTOCOL.md, made executable. Each row is one operation on one
+The matrix is the permissions table of docs/protocol.md, made executable. Each row is one operation on one
 target, with the exact status every caller gets; a new operation without a row fails
 ``test_every_operation_has_a_row``. The rules it pins down:
 

@@ -1,6 +1,6 @@
 """Hostile and careless input: precise 4xx problems, never a 500, never a traceback; and idempotent retries.
 
-PROTOCOL.md "Errors" and "Conversations": request models are strict (unknown fields, coercions and
+docs/protocol.md "Errors" and "Conversations": request models are strict (unknown fields, coercions and
 out-of-range values are a 422 ``validation_error``), a body over 64 KiB is a 413 ``payload_too_large``
 whether or not it announces its size, and a message acknowledged with 2xx is stored exactly once, however
 many times (and however concurrently) the client retries it.

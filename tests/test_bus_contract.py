@@ -123,7 +123,7 @@ def test_an_unknown_scheme_is_a_configuration_error() -> None:
 
 
 def test_an_envelope_carries_its_sse_frame_encoded_once() -> None:
-    from helpline.transport.sse import encode_event
+    from helpline.sse import encode_event
 
     assert envelope(7).frame == encode_event('{"id":7}', event="conversation.message", id=7)
     assert Envelope(None, "conversation.typing_started", "{}").frame.startswith(b"event: ")  # no id line

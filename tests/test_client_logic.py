@@ -26,7 +26,7 @@ from helpline.client._errors import ProtocolError, error_from_response, parse_re
 from helpline.client._events import event_from_json, event_from_sse
 from helpline.client._retry import Backoff, retry_delay
 from helpline.client._stream import StreamState, Watchdog
-from helpline.transport.sse import ServerSentEvent, encode_comment, encode_event, encode_preamble
+from helpline.sse import ServerSentEvent, encode_comment, encode_event, encode_preamble
 
 
 class FixedRandom(random.Random):

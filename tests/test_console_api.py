@@ -15,8 +15,8 @@ import pytest
 from fastapi import FastAPI
 
 from helpline import create_app
-from helpline.domain.models import utcnow
 from helpline.domain.routing import Router
+from helpline.records import utcnow
 from tests.conftest import make_settings
 from tests.test_routing import events, online, open_offers
 from tests.world import World, build_world

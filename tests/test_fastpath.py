@@ -24,7 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from helpline import create_app
 from helpline.api import fastpath
-from helpline.api.ratelimit import RateLimiter
+from helpline.ratelimit import RateLimiter
 from tests.conftest import LiveServer, make_settings, unlimited_app
 from tests.streams import LiveWorld, messages, open_stream, opened
 from tests.world import World, build_world

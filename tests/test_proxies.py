@@ -22,7 +22,7 @@ import pytest
 
 from helpline import Settings
 from helpline.client import AsyncClient, Event
-from helpline.transport.sse import ServerSentEvent, SSEDecoder
+from helpline.sse import ServerSentEvent, SSEDecoder
 from tests.conftest import make_settings
 from tests.proxies import Proxy, haproxy_proxy, hostile_nginx_proxy, nginx_proxy
 

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from helpline import create_app
-from helpline.domain.models import utcnow
-from helpline.store.session import new_id
+from helpline.records import new_id, utcnow
 from tests.conftest import make_settings
 from tests.world import World, build_world
 

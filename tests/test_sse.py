@@ -1,4 +1,4 @@
-"""The SSE wire format on its own: bytes in, bytes out (helpline/transport/sse.py).
+"""The SSE wire format on its own: bytes in, bytes out (helpline/sse.py).
 
 Decoder cases follow the WHATWG HTML standard, § 9.2.5 and § 9.2.6 ("Parsing an event stream",
 "Interpreting an event stream"); several inputs are the standard's own examples.
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpline.transport import sse
-from helpline.transport.sse import (
+from helpline import sse
+from helpline.sse import (
     InvalidField,
     ServerSentEvent,
     SSEDecodeError,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from helpline.domain.models import StoredEvent
 from helpline.errors import Conflict, Unavailable
+from helpline.records import StoredEvent
 from helpline.store import Store, open_store
 from tests.conftest import empty_postgres
 
@@ -120,7 +120,7 @@ async def test_client_ids_are_unique_per_conversation(store: Store) -> None:
 async def test_stream_tickets_are_spent_once(store: Store) -> None:
     from datetime import timedelta
 
-    from helpline.domain.models import utcnow
+    from helpline.records import utcnow
 
     async with store.write() as s:
         assert await s.use_stream_ticket("jti-1", utcnow() + timedelta(seconds=60))
@@ -298,7 +298,7 @@ async def test_the_driver_statements_read_and_write_exactly_what_core_does(store
     """The per-message statements bypass SQLAlchemy's executor (store/driver.py): same rows either way."""
     from sqlalchemy import select
 
-    from helpline.domain.models import Conversation, Customer, utcnow
+    from helpline.records import Conversation, Customer, utcnow
     from helpline.store import schema
 
     customer = await seed_conversation(store)

@@ -379,7 +379,7 @@ __all__ = ["StreamReader", "httpx"]
 
 
 async def test_a_rep_without_entry_access_never_receives_message_text(world: LiveWorld) -> None:
-    """The trainee handles the session (routing, participants) but may not read entries (PROTOCOL.md)."""
+    """The trainee handles the session (routing, participants) but may not read entries (docs/protocol.md)."""
     await world.customer("alice")
     async with open_stream(world.base_url, world.tokens["trainee"]) as trainee_stream:
         await opened(trainee_stream)

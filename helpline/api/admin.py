@@ -19,8 +19,8 @@ from helpline.api.schemas import (
     UserOut,
     UserUpdate,
 )
-from helpline.domain.models import Principal
 from helpline.domain.permissions import Permission, require
+from helpline.records import Principal
 
 
 async def admin_principal(caller: Annotated[Principal, Depends(current_principal)]) -> Principal:
@@ -94,6 +94,8 @@ async def create_deployment(body: DeploymentCreate, accounts: AccountsDep) -> di
         identity_key=body.identity_key,
         business_hours=body.business_hours.model_dump() if body.business_hours else None,
         greeting=body.greeting,
+        attachment_max_bytes=body.attachment_max_bytes,
+        attachment_types=list(body.attachment_types) if body.attachment_types is not None else None,
     )
     return deployment.public()
 

@@ -1,4 +1,4 @@
-"""Credentials: staff login, customer sessions, EventSource stream tickets (PROTOCOL.md "Credentials")."""
+"""Credentials: staff login, customer sessions, EventSource stream tickets (docs/protocol.md "Credentials")."""
 
 from __future__ import annotations
 
@@ -15,14 +15,11 @@ from helpline.api.schemas import (
     LoginResponse,
     StreamTicketResponse,
 )
+from helpline.edge import client_address
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 
 DeploymentKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post("/auth/login", response_model=LoginResponse, responses=problems(401))

@@ -1,4 +1,4 @@
-"""Conversations, messages, typing, receipts, transfer, close, presence (PROTOCOL.md "Conversations")."""
+"""Conversations, messages, typing, receipts, transfer, close, presence (docs/protocol.md "Conversations")."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from helpline.api.schemas import (
     TransferRequest,
     TypingRequest,
 )
-from helpline.domain.models import StoredEvent
 from helpline.domain.permissions import Permission, require
 from helpline.errors import BadRequest, ValidationFailed
+from helpline.records import StoredEvent
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
@@ -109,7 +109,7 @@ async def post_message(
     conversation_id: ConversationId, body: MessageRequest, caller: Caller, service: ConversationsDep, request: Request
 ) -> Response:
     """Send a message. A 2xx means it is durably stored; a retry with the same `id` never duplicates it."""
-    entry, created = await service.post_message(caller, conversation_id, body.id, body.text)
+    entry, created = await service.post_message(caller, conversation_id, body.id, body.text, body.attachment_ids)
     if created:
         request.app.state.metrics.messages_stored.inc()
     return entry_response(entry, created)

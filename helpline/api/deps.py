@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the services, and who is calling."""
+"""FastAPI dependencies: the services, and who is calling (shared with transport/ through helpline.edge)."""
 
 from __future__ import annotations
 
@@ -9,30 +9,19 @@ from fastapi import Depends, Request
 from helpline.domain.accounts import Accounts
 from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations
-from helpline.domain.models import Principal
 from helpline.domain.notes import Notes
-from helpline.errors import NotAuthenticated
-from helpline.services import Services
+from helpline.edge import Caller, bearer_token, current_principal, services
 
-
-def services(request: Request) -> Services:
-    found: Services = request.app.state.services
-    return found
-
-
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("send 'Authorization: Bearer <token>'")
-    return token.strip()
-
-
-async def current_principal(request: Request) -> Principal:
-    svc = services(request)
-    principal = await svc.accounts.principal(bearer_token(request))
-    svc.rate_limiter.hit(principal.id)
-    return principal
+__all__ = [
+    "AccountsDep",
+    "Caller",
+    "CannedDep",
+    "ConversationsDep",
+    "NotesDep",
+    "bearer_token",
+    "current_principal",
+    "services",
+]
 
 
 def accounts(request: Request) -> Accounts:
@@ -51,7 +40,6 @@ def canned(request: Request) -> CannedResponses:
     return services(request).canned
 
 
-Caller = Annotated[Principal, Depends(current_principal)]
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ConversationsDep = Annotated[Conversations, Depends(conversations)]
 NotesDep = Annotated[Notes, Depends(notes)]

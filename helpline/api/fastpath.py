@@ -117,7 +117,7 @@ class MessagePost:
         try:
             caller = await current_principal(request)
             entry, created = await services(request).conversations.post_message(
-                caller, conversation_id, message.id, message.text
+                caller, conversation_id, message.id, message.text, message.attachment_ids
             )
         except HelplineError as exc:
             await error_response(exc)(scope, receive, send)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,23 +44,32 @@ class BodySizeLimit:
     """Refuse bodies over the cap with 413 before the app sees a byte of them.
 
     The body is read here (at most ``max_bytes``) and handed on whole, so a chunked upload without a
-    ``Content-Length`` is held to the same cap as one that announces its size.
+    ``Content-Length`` is held to the same cap as one that announces its size. ``larger`` gives paths
+    matching a pattern their own cap (attachment uploads: the server's file limit).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def cap(self, scope: Scope) -> int:
+        for pattern, cap in self.larger:
+            if pattern.fullmatch(scope["path"]):
+                return cap
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        cap = self.cap(scope)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and not declared.isdigit():
             await self._refuse(send, BadRequest("Content-Length is not a number"))
             return
-        if declared is not None and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and int(declared) > cap:
+            await self._refuse(send, cap=cap)
             return
         chunks: list[bytes] = []
         size = 0
@@ -67,8 +78,8 @@ class BodySizeLimit:
             if message["type"] != "http.request":
                 break  # the client went away; let the app see the disconnect
             size += len(message.get("body", b""))
-            if size > self.max_bytes:
-                await self._refuse(send)
+            if size > cap:
+                await self._refuse(send, cap=cap)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -84,8 +95,8 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send, error: HelplineError | None = None) -> None:
-        error = error or PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
+    async def _refuse(self, send: Send, error: HelplineError | None = None, cap: int | None = None) -> None:
+        error = error or PayloadTooLarge(f"request bodies are limited to {cap or self.max_bytes} bytes")
         body = problem_bytes(error)
         await send(
             {

@@ -37,5 +37,16 @@ async def readyz(request: Request) -> dict[str, Any]:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
-    registry = request.app.state.metrics.registry
+    metrics = request.app.state.metrics
+    svc = getattr(request.app.state, "services", None)
+    if svc is not None:
+        try:
+            averages = await svc.ratings.averages()
+            names = {q.id: q.name for q in await svc.accounts.queues()}
+        except HelplineError:
+            averages, names = {}, {}  # the database is away: the counters still answer
+        for queue_id, (average, count) in averages.items():
+            metrics.satisfaction.labels(names.get(queue_id, queue_id)).set(average)
+            metrics.satisfaction_ratings.labels(names.get(queue_id, queue_id)).set(count)
+    registry = metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -107,6 +107,8 @@ class ConversationOut(BaseModel):
     customer: dict[str, Any] | None = None  # {id, display_name, email, verified}
     assignee: dict[str, Any] | None = None  # {id, display_name}
     earlier_conversations: list[dict[str, Any]] | None = None  # a verified customer's history (staff)
+    bot_id: str | None = None
+    escalated_at: str | None = None
 
 
 class ConversationPage(BaseModel):
@@ -129,9 +131,42 @@ class EntryPage(BaseModel):
     next_cursor: int | None
 
 
+AttachmentId = Annotated[str, StringConstraints(pattern=r"^att_[0-9a-f]{32}$")]
+
+
 class MessageRequest(Strict):
     id: ClientId
-    text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    text: Annotated[str, StringConstraints(max_length=10_000)]
+    attachment_ids: Annotated[list[AttachmentId], Field(max_length=10)] | None = None
+
+    @model_validator(mode="after")
+    def says_something(self) -> MessageRequest:
+        if not self.text and not self.attachment_ids:
+            raise ValueError("a message needs text or attachments")
+        return self
+
+
+class AttachmentOut(BaseModel):
+    id: str
+    name: str
+    content_type: str
+    size: int
+
+
+class RatingRequest(Strict):
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class TranscriptRequest(Strict):
+    email: Email
+
+
+class Accepted(BaseModel):
+    status: Literal["queued"]
 
 
 class TypingRequest(Strict):
@@ -278,6 +313,7 @@ class CannedOut(BaseModel):
     owner_id: str | None
     created_at: str
     updated_at: str
+    bot_user_id: str | None = None
 
 
 Origin = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", max_length=255)]
@@ -337,7 +373,16 @@ class QueueStats(BaseModel):
     length: int
     longest_wait_seconds: int
     reps_online: int
+    rating_average: float | None = None
+    ratings: int = 0
     reps: list[RepStats]
+
+
+AttachmentType = Literal[
+    "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"
+]  # what domain/filetypes.py recognises by content, HTML and SVG never among them
+AttachmentTypes = Annotated[list[AttachmentType], Field(max_length=6)]
+AttachmentMaxBytes = Annotated[int, Field(ge=1, le=2**40)]
 
 
 class DeploymentCreate(Strict):
@@ -348,6 +393,9 @@ class DeploymentCreate(Strict):
     identity_key: Annotated[str, StringConstraints(min_length=32, max_length=255)] | None = None
     business_hours: BusinessHours | None = None
     greeting: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = None
+    # None: the server's (HELPLINE_ATTACHMENT_MAX_BYTES, HELPLINE_ATTACHMENT_TYPES); a larger limit is capped.
+    attachment_max_bytes: AttachmentMaxBytes | None = None
+    attachment_types: AttachmentTypes | None = None
 
 
 class DeploymentUpdate(Strict):
@@ -355,6 +403,8 @@ class DeploymentUpdate(Strict):
     pre_chat_fields: Annotated[list[PreChatField], Field(max_length=20)] | None = None
     business_hours: BusinessHours | None = None
     greeting: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    attachment_max_bytes: AttachmentMaxBytes | None = None
+    attachment_types: AttachmentTypes | None = None
 
 
 class DeploymentOut(BaseModel):
@@ -367,14 +417,5 @@ class DeploymentOut(BaseModel):
     verified_identities: bool
     created_at: str
     greeting: str | None = None
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details; ``code`` is the stable machine-readable part."""
-
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    detail: str
-    code: str
+    attachment_max_bytes: int | None = None
+    attachment_types: list[str] | None = None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from helpline.transport.sse import encode_event
+from helpline.sse import encode_event
 
 ALL = "all"
 

@@ -33,7 +33,7 @@ from helpline.bus.base import Bus, Envelope, Subscription
 from helpline.bus.memory import MemoryBus
 from helpline.config import ConfigurationError
 from helpline.errors import Unavailable
-from helpline.store.urls import redact
+from helpline.urls import redact
 
 logger = logging.getLogger("helpline.bus")
 

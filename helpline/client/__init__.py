@@ -14,7 +14,7 @@
 `AsyncClient` has the same methods, awaited; its `events()` is an async generator, best iterated
 inside `contextlib.aclosing(...)` so that leaving the loop closes the connection at once.
 
-`events()` speaks PROTOCOL.md's "Events" section: it resumes with `Last-Event-ID` after every drop,
+`events()` speaks docs/protocol.md's "Events" section: it resumes with `Last-Event-ID` after every drop,
 never yields an id twice, treats a stream that goes silent for two heartbeats as dead, and falls back
 to long-polling (`client.transport == "poll"`) when an intermediary seems to buffer the stream, trying
 SSE again later. It yields `stream.reset` (re-fetch your state) and consumes the stream's own control

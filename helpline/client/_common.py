@@ -64,7 +64,7 @@ class ClientBase:
         http_transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not 1 <= poll_timeout <= 30:
-            raise ValueError("poll_timeout must be between 1 and 30 seconds (PROTOCOL.md caps it at 30)")
+            raise ValueError("poll_timeout must be between 1 and 30 seconds (docs/protocol.md caps it at 30)")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.user: dict[str, Any] | None = None

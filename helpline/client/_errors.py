@@ -23,7 +23,7 @@ class TransportError(HelplineError):
 
 
 class ProtocolError(HelplineError):
-    """The server answered something PROTOCOL.md does not allow, such as a body that is not JSON."""
+    """The server answered something docs/protocol.md does not allow, such as a body that is not JSON."""
 
 
 class HTTPStatusError(HelplineError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpline.client._errors import ProtocolError, as_object
-from helpline.transport.sse import ServerSentEvent
+from helpline.sse import ServerSentEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import httpx
 from helpline.client._errors import HelplineError, HTTPStatusError, ProtocolError, TransportError, as_object
 from helpline.client._events import Event, event_from_json, event_from_sse, parse_event_id
 from helpline.client._retry import Backoff
-from helpline.transport.sse import SSEDecodeError, SSEDecoder
+from helpline.sse import SSEDecodeError, SSEDecoder
 
 Transport = Literal["sse", "poll"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
-from helpline.domain.models import Deployment, Principal, Queue, User, utcnow
+from helpline.domain.invalidation import Invalidation
 from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
@@ -16,16 +16,19 @@ from helpline.domain.security import (
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from helpline.records import Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
-PRINCIPAL_CACHE_SECONDS = 5.0
 PRINCIPAL_CACHE_SIZE = 100_000
 
 
 class Accounts:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, invalidation: Invalidation | None = None) -> None:
         self.store = store
         self.settings = settings
+        # Without a bus (the CLI) an invalidation only applies here; a server passes its app's own.
+        self.invalidation = invalidation or Invalidation(None)
+        self.invalidation.on_invalidate(self._forget)
         self.tokens = Tokens(settings.secret_key)
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
         self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
@@ -51,21 +54,36 @@ class Accounts:
     async def principal(self, token: str, *, audience: str | None = None) -> Principal:
         """Who a bearer token (or, with ``audience=TICKET_AUDIENCE``, a stream ticket) belongs to.
 
-        The token's signature and expiry are checked on every call. Who it names is read from the store
-        at most every ``PRINCIPAL_CACHE_SECONDS`` (a database read per request was a sixth of a message's
-        cost in bench/); changes to a user made through this node apply at once, through another node
-        within those seconds.
+        The token's signature and expiry are checked on every call. Who it names is cached (a database
+        read per request was a sixth of a message's cost in bench/) until an invalidation drops it
+        (domain/invalidation.py: every node within a second of a change), and for at most
+        ``Invalidation.cache_seconds()`` in any case.
         """
         claims = self.tokens.verify(token, audience) if audience else self.tokens.verify(token)
         cached = self._principals.get(claims.subject)
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
+        generation = self.invalidation.generation
         principal = await self._load_principal(claims.kind, claims.subject)
-        if len(self._principals) >= PRINCIPAL_CACHE_SIZE:
-            self._principals.clear()  # bounded memory; the next reads refill it
-        self._principals[claims.subject] = (now + PRINCIPAL_CACHE_SECONDS, principal)
+        if generation == self.invalidation.generation:  # no invalidation arrived while we read
+            if len(self._principals) >= PRINCIPAL_CACHE_SIZE:
+                self._principals.clear()  # bounded memory; the next reads refill it
+            self._principals[claims.subject] = (now + self.invalidation.cache_seconds(), principal)
         return principal
+
+    async def current(self, principal: Principal) -> Principal | None:
+        """``principal`` as the store has it now (no cache), or None if it is gone or disabled."""
+        try:
+            return await self._load_principal(principal.kind, principal.id)
+        except NotAuthenticated:
+            return None
+
+    def _forget(self, principal_id: str | None) -> None:
+        if principal_id is None:
+            self._principals.clear()
+        else:
+            self._principals.pop(principal_id, None)
 
     async def _load_principal(self, kind: str, subject: str) -> Principal:
         async def read(s: StoreSession) -> Principal:
@@ -203,7 +221,6 @@ class Accounts:
         if "password" in changes:
             changes["password_hash"] = await self.passwords.hash(changes.pop("password"))
         queue_ids = changes.pop("queue_ids", None)
-        self._principals.pop(user_id, None)
         async with self.store.write() as s:
             if await s.user(id=user_id) is None:
                 raise NotFound("no such user")
@@ -213,7 +230,7 @@ class Accounts:
             if changes:
                 await s.update_user(user_id, **changes)
             user = await s.user(id=user_id)
-        self._principals.pop(user_id, None)  # again: a request may have cached the old state meanwhile
+        await self.invalidation.invalidate_principal(user_id)  # committed: every node reloads it
         assert user is not None
         return user
 
@@ -270,6 +287,8 @@ class Accounts:
         business_hours: dict[str, Any] | None = None,
         identity_key: str | None = None,
         greeting: str | None = None,
+        attachment_max_bytes: int | None = None,
+        attachment_types: list[str] | None = None,
     ) -> Deployment:
         async with self.store.write() as s:
             queue = await s.queue(name=queue_name)
@@ -286,6 +305,8 @@ class Accounts:
                 business_hours=business_hours,
                 identity_key=identity_key,
                 greeting=greeting,
+                attachment_max_bytes=attachment_max_bytes,
+                attachment_types=attachment_types,
             )
 
     async def update_deployment(self, deployment_id: str, changes: dict[str, Any]) -> Deployment:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from helpline.domain import permissions as perms
-from helpline.domain.models import Principal, utcnow
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
+from helpline.records import Principal, new_id, utcnow
 from helpline.store import Store, StoreSession
 from helpline.store.canned import CannedResponse
-from helpline.store.session import new_id
 
 VARIABLES = ("{customer.name}", "{rep.name}")
 

@@ -13,6 +13,7 @@ from typing import Any
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
+from helpline.domain.attachments import attach
 from helpline.domain.log import (
     SYSTEM,
     actor,
@@ -24,15 +25,13 @@ from helpline.domain.log import (
     revoke_offer,
     revoke_pending_offers,
 )
-from helpline.domain.models import Conversation, Principal, StoredEvent, User, isoformat, utcnow
 from helpline.domain.notes import STAFF_ONLY_TYPES
 from helpline.domain.permissions import Permission
 from helpline.domain.routing import offer_preview
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
+from helpline.records import Conversation, Offer, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 from helpline.store.commit import Publisher
-from helpline.store.routing import Offer
-from helpline.store.session import new_id
 
 
 class Conversations:
@@ -40,6 +39,9 @@ class Conversations:
         self.store = store
         self.bus = bus
         self.on_routing_change: Any = None  # the router's wake(): work or capacity appeared
+        # The outbox's hook for a rep's reply (domain/outbox.py): emails it to a customer who is away.
+        self.offline_replies: Any = None
+        self.on_email: Any = None  # the outbox worker's wake()
 
     def _wake_router(self) -> None:
         if self.on_routing_change is not None:
@@ -163,7 +165,12 @@ class Conversations:
         return {"entries": [e.data() for e in page], "next_cursor": next_cursor}
 
     async def post_message(
-        self, principal: Principal, conversation_id: str, message_id: str, text: str
+        self,
+        principal: Principal,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        attachment_ids: list[str] | None = None,
     ) -> tuple[StoredEvent, bool]:
         """Store a message; a retry with the same ``message_id`` returns the stored entry instead.
 
@@ -187,15 +194,26 @@ class Conversations:
                 changes: dict[str, Any] = {"last_customer_at": utcnow(), "inactivity_warned_at": None}
             else:
                 changes = {"last_staff_at": utcnow()}  # the customer is answered: no longer waiting
+            payload: dict[str, Any] = {"message_id": message_id, "text": text, "author": actor(principal)}
+            files = await attach(s, principal, conversation, attachment_ids) if attachment_ids else []
+            if files:
+                payload["attachments"] = [f.public() for f in files]
             stored = await s.append(
                 "conversation.message",
-                {"message_id": message_id, "text": text, "author": actor(principal)},
+                payload,
                 conversation_id=conversation.id,
                 recipients=readers(conversation, assignee_permissions),
                 client_id=message_id,
                 conversation_changes=changes,
             )
-            return stored, True
+            if files:
+                await s.mark_attached([f.id for f in files], stored.id or 0)
+            emailed = False
+            if not principal.is_customer and self.offline_replies is not None:
+                emailed = await self.offline_replies(s, conversation, principal, stored)
+        if emailed and self.on_email is not None:
+            self.on_email()  # committed: the outbox worker can send it now
+        return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:
         """Ephemeral: published to the bus only, never stored, never replayed."""

@@ -5,9 +5,8 @@ Every function here runs inside a caller's ``Store.write()`` transaction.
 
 from __future__ import annotations
 
-from helpline.domain.models import Conversation, Principal, utcnow
+from helpline.records import Conversation, Principal, new_id, utcnow
 from helpline.store import StoreSession
-from helpline.store.session import new_id
 
 SYSTEM: dict[str, str] = {"id": "system", "kind": "system", "display_name": "Helpline"}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from helpline.domain import permissions as perms
 from helpline.domain.log import actor, entry_audience
-from helpline.domain.models import Principal, StoredEvent
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, PermissionDenied
+from helpline.records import Principal, StoredEvent
 from helpline.store import Store
 
 NOTE = "conversation.note"

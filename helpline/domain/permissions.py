@@ -1,6 +1,6 @@
 """Who may do what: small functions that raise, called by the services before any state changes.
 
-The rules (PROTOCOL.md "Permissions"): a customer acts only on its own conversations, and learns
+The rules (docs/protocol.md "Permissions"): a customer acts only on its own conversations, and learns
 nothing about others' (404, never 403); staff need ``chat_user`` for anything conversational; a rep
 sees the conversations assigned to it; replying and transferring need ``access_conversation_entries``;
 a supervisor sees everything and monitors read-only.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from helpline.domain.models import Conversation, Principal
 from helpline.errors import Forbidden, NotFound, PermissionDenied
+from helpline.records import Conversation, Principal
 
 
 class Permission(StrEnum):

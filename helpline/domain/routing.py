@@ -33,10 +33,8 @@ from helpline.bus import Bus, Envelope
 from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
-from helpline.domain.models import Conversation, isoformat, utcnow
+from helpline.records import Conversation, Offer, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.routing import Offer, RepLoad
-from helpline.store.session import new_id
 
 logger = logging.getLogger("helpline.routing")
 DEFAULT_WAIT_SECONDS = 60.0
@@ -308,7 +306,9 @@ class Router:
         now = utcnow()
         async with self.store.read() as s:
             stats = []
+            ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
             for queue in await s.queues():
+                rating = ratings.get(queue.id)
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
@@ -319,6 +319,9 @@ class Router:
                         "length": len(queued),
                         "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
                         "reps_online": sum(1 for r in reps if r.presence == "online"),
+                        # Satisfaction over the last rating_window_days (issue 12): None before any rating.
+                        "rating_average": round(rating[0], 2) if rating else None,
+                        "ratings": rating[1] if rating else 0,
                         "reps": [
                             {
                                 "id": r.id,

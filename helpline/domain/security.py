@@ -2,7 +2,7 @@
 
 Access tokens are HS256 JWTs signed with ``HELPLINE_SECRET_KEY``. A stream ticket is a JWT too, with
 its own audience (so an access token can never pass as a ticket, nor a ticket as an access token),
-a ≤ 60 s expiry and a ``jti`` the store records on first use (PROTOCOL.md "Credentials").
+a ≤ 60 s expiry and a ``jti`` the store records on first use (docs/protocol.md "Credentials").
 """
 
 from __future__ import annotations

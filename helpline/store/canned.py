@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpline.domain.models import isoformat
+from helpline.records import isoformat
 from helpline.store import schema
 
 

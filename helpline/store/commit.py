@@ -28,8 +28,8 @@ from contextlib import asynccontextmanager
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
-from helpline.domain.models import StoredEvent
 from helpline.errors import HelplineError, Unavailable
+from helpline.records import StoredEvent
 from helpline.store.failures import unavailable, write_conflict
 from helpline.store.session import StoreSession
 
@@ -40,6 +40,10 @@ Connect = Callable[[], Awaitable[AsyncConnection]]
 Begin = Callable[[AsyncConnection, bool], Awaitable[AsyncTransaction]]
 EndBatch = Callable[[AsyncConnection], Awaitable[bool]]
 Session = Callable[[AsyncConnection], StoreSession]
+
+
+class _NotBegun(Exception):
+    """A batch's transaction (or its lock) could not begin; no turn had been handed a session yet."""
 
 
 class _Turn:
@@ -125,33 +129,60 @@ class GroupCommit:
             self._conn = None
 
     async def _write_batches(self) -> None:
-        while self._waiting:
-            if self._conn is None:  # the writer keeps one connection: no pool checkout and reset per batch
+        """Serve batches while turns wait. Whatever a connection raises (asyncpg's InternalClientError
+        after a terminated backend, a closed socket, a failing lock call), that connection is dropped
+        and the writer goes on: the writer task itself never dies of a driver error."""
+        try:
+            while self._waiting:
+                if self._conn is None:  # the writer keeps one connection: no pool checkout and reset per batch
+                    try:
+                        self._conn = await self._connect()
+                    except Exception as exc:  # any driver error: the waiting turns get a 503
+                        self._fail_waiting(unavailable(exc))
+                        return
+                    fresh = True
+                else:
+                    fresh = False
+                conn, healthy = self._conn, False
                 try:
-                    self._conn = await self._connect()
-                except (SQLAlchemyError, OSError) as exc:
-                    self._fail_waiting(unavailable(exc))
-                    return
-            conn, healthy = self._conn, False
-            try:
-                await self._one_batch(conn)
-                healthy = True
-            except asyncio.CancelledError:
-                self._fail_waiting(Unavailable("the server is shutting down; retry shortly", retry_after=2))
-                raise
-            except Exception:  # the batch's callers were answered; keep serving the ones waiting
-                logger.exception("group commit: a batch failed")
-            finally:
-                if not await self._end_batch(conn) or not healthy:
-                    self._conn = None
-                    await _close_quietly(conn)
+                    await self._one_batch(conn)
+                    healthy = True
+                except asyncio.CancelledError:
+                    self._fail_waiting(Unavailable("the server is shutting down; retry shortly", retry_after=2))
+                    raise
+                except _NotBegun as exc:
+                    # A kept connection may have died since its last batch: one more try on a new one.
+                    # A new connection that cannot begin either means the database refuses: 503 for all.
+                    logger.warning("group commit: a batch could not begin (%s)", type(exc.__cause__).__name__)
+                    if fresh:
+                        self._fail_waiting(unavailable(exc.__cause__ or exc))
+                except Exception:  # the batch's callers were answered; keep serving the ones waiting
+                    logger.exception("group commit: a batch failed")
+                finally:
+                    if not await self._ended(conn) or not healthy:
+                        self._conn = None
+                        await _discard(conn)
+        finally:
+            # Only a bug could bring us here with turns still queued; never leave them waiting forever.
+            self._fail_waiting(Unavailable("the write could not be committed; retry shortly", retry_after=2))
+
+    async def _ended(self, conn: AsyncConnection) -> bool:
+        """``end_batch``, where any exception means the connection is no longer fit to keep."""
+        try:
+            return await self._end_batch(conn)
+        except Exception:
+            logger.warning("group commit: ending a batch failed; the connection is dropped", exc_info=True)
+            return False
 
     async def _one_batch(self, conn: AsyncConnection) -> None:
         loop = asyncio.get_running_loop()
         done: list[tuple[_Turn, StoreSession]] = []
         turn: _Turn | None = None
         try:
-            transaction = await self._begin(conn, True)
+            try:
+                transaction = await self._begin(conn, True)
+            except Exception as exc:
+                raise _NotBegun from exc
             open_savepoint = False
             deadline = loop.time() + self.max_seconds
             while self._waiting and len(done) < self.max_turns and (not done or loop.time() < deadline):
@@ -208,15 +239,22 @@ class GroupCommit:
             turn.fail(error)
 
 
-async def _close_quietly(conn: AsyncConnection) -> None:
+async def _discard(conn: AsyncConnection) -> None:
+    """Throw a connection away for good: invalidated, so the pool never hands its driver connection
+    (broken, or with whatever state the failure left on it) to anyone again."""
     try:
+        if not conn.invalidated:
+            await conn.invalidate()
         await conn.close()
-    except (SQLAlchemyError, OSError):
+    except Exception:  # any driver error: the connection is being thrown away anyway
         logger.warning("group commit: the writer's connection did not close cleanly", exc_info=True)
 
 
 async def _rollback_quietly(conn: AsyncConnection) -> None:
     try:
         await conn.rollback()
-    except (SQLAlchemyError, OSError):
-        await conn.invalidate()
+    except Exception:  # any driver error: the connection cannot be trusted any more
+        try:
+            await conn.invalidate()
+        except Exception:
+            logger.warning("group commit: the writer's connection could not be invalidated", exc_info=True)

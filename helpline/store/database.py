@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
@@ -27,10 +27,11 @@ from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
 from helpline.store.driver import POSTGRES_ERRORS, DriverStatements, ReaderBusy
-from helpline.store.failures import unavailable
+from helpline.store.failures import unavailable, write_conflict
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
-from helpline.store.urls import async_url, redact
+from helpline.store.webhooks import WebhookTargets
+from helpline.urls import async_url, redact
 
 T = TypeVar("T")
 CONNECTION_LOST: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, OSError)
@@ -52,13 +53,16 @@ class Store:
         in_memory = not database or database == ":memory:" or "mode=memory" in database
         self._reader_path = None if in_memory else database  # an in-memory database has one connection
         self._writer_lock: int | None = None  # SQLite: see _begin_sqlite_batch
+        self.webhook_targets = WebhookTargets()  # read by every append (store/webhooks.py)
 
     def session(self, conn: AsyncConnection) -> StoreSession:
         return StoreSession(conn, self.statements)
 
     def _writer_session(self, conn: AsyncConnection) -> StoreSession:
         """A turn's session: on SQLite its hot statements run on the loop (``fetch_steps``' ``on_loop``)."""
-        session = StoreSession(conn, self.statements, on_loop=self.is_sqlite, writer=True)
+        session = StoreSession(
+            conn, self.statements, on_loop=self.is_sqlite, writer=True, webhook_targets=self.webhook_targets
+        )
         if self._writer_driver is not None and self._writer_driver[0] is conn:
             session._driver_connection = self._writer_driver[1]  # looked up once per connection, not per turn
         return session
@@ -76,6 +80,11 @@ class Store:
         if self._writer_lock is not None:
             os.close(self._writer_lock)
             self._writer_lock = None
+
+    async def refresh_webhook_targets(self) -> None:
+        """Reload which endpoints subscribe to which event types (after a change, here or on another node)."""
+        async with self.read() as session:
+            self.webhook_targets.replace(await session.webhooks())
 
     async def ping(self) -> None:
         async with self.read() as session:
@@ -118,6 +127,27 @@ class Store:
                 yield self.session(conn)
         except HelplineError:
             raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def side_write(self) -> AsyncIterator[StoreSession]:
+        """A transaction of its own, beside the single writer, for rows that carry no event (an
+        attachment's bytes, the outbox's claims): a 10 MiB file must not hold every message's turn.
+
+        It appends nothing (``append`` would break the id order that only the writer keeps). On SQLite
+        its first statement should write, so that it waits for the write lock instead of failing.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                session = self.session(conn)
+                yield session
+                if session.appended:
+                    raise RuntimeError("side_write() sessions must not append events; use write()")
+        except HelplineError:
+            raise
+        except IntegrityError:
+            raise write_conflict() from None
         except (SQLAlchemyError, OSError) as exc:
             raise unavailable(exc) from exc
 
@@ -219,7 +249,7 @@ def _sqlite_begin(conn: Any) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets streams read while a message is written; synchronous=FULL because a 2xx means the
-    # message survives a power cut (PROTOCOL.md "Conversations"); busy_timeout covers the CLI writing
+    # message survives a power cut (docs/protocol.md "Conversations"); busy_timeout covers the CLI writing
     # while the server runs.
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
     cursor = dbapi_connection.cursor()
@@ -252,7 +282,8 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
         else:
             async with engine.connect() as conn:
                 await conn.execute(select(func.count()).select_from(schema.queues))
-    except (SQLAlchemyError, OSError) as exc:
+        await store.refresh_webhook_targets()  # before any write: an event's deliveries are never missed
+    except (SQLAlchemyError, OSError, HelplineError) as exc:
         await engine.dispose()
         raise ConfigurationError(
             f"cannot open database {redact(url)}: {type(exc).__name__}"

@@ -33,7 +33,13 @@ from helpline.store.failures import unavailable, write_conflict
 Processor = Callable[[Any], Any] | None
 
 _CONSTRAINT: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-POSTGRES_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+# InternalClientError is what asyncpg raises when its protocol state is broken under it (a terminated
+# backend in the middle of a statement): a connection failure like the others, not a bug of ours.
+POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 _ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *POSTGRES_ERRORS)
 
 

@@ -2,54 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpline.domain.models import Conversation
+from helpline.records import Conversation, Offer, RepLoad
 from helpline.store import schema
-
-
-@dataclass(frozen=True, slots=True)
-class RepLoad:
-    id: str
-    display_name: str
-    presence: str
-    capacity: int
-    active: int  # assigned, unclosed conversations
-    pending: int  # offers waiting for an answer
-    idle_since: datetime | None
-    routable: bool = True  # holds access_conversation_entries: can read and answer what it is given
-    last_stream_at: datetime | None = None  # a node last saw one of its streams open
-    stream_closed_at: datetime | None = None  # a node saw its last stream close
-
-    @property
-    def free(self) -> int:
-        return self.capacity - self.active - self.pending
-
-    @property
-    def stream_closed(self) -> bool:
-        """Its last stream closed and no node has seen one open since: no new work until one opens."""
-        if self.stream_closed_at is None:
-            return False
-        return self.last_stream_at is None or _naive(self.stream_closed_at) >= _naive(self.last_stream_at)
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None) if moment.tzinfo else moment
-
-
-@dataclass(frozen=True, slots=True)
-class Offer:
-    id: str
-    conversation_id: str
-    user_id: str
-    status: str
-    created_at: datetime
-    expires_at: datetime
 
 
 class RoutingQueries:

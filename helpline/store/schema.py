@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -57,6 +58,8 @@ queues = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("dispositions", JSON, nullable=True),  # wrap-up codes a rep picks from when closing (0003_console)
+    # Service agents (migration 0007): a bot user that takes every new conversation first.
+    Column("bot_user_id", String(40), nullable=True),
 )
 
 deployments = Table(
@@ -71,6 +74,9 @@ deployments = Table(
     Column("identity_key", String(255), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("greeting", Text, nullable=True),
+    # Attachments (migration 0005): a lower limit than the server's, a narrower list of types; None: the server's.
+    Column("attachment_max_bytes", BigInteger, nullable=True),
+    Column("attachment_types", JSON, nullable=True),
 )
 
 customers = Table(
@@ -83,6 +89,8 @@ customers = Table(
     Column("email", String(254), nullable=True),
     Column("verified", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Offline continuity (migration 0005): when a node last saw a stream of this customer open.
+    Column("last_stream_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("deployment_id", "external_id", name="uq_customers_verified_identity"),
 )
 
@@ -105,6 +113,12 @@ conversations = Table(
     Column("last_customer_at", DateTime(timezone=True), nullable=True),
     Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
     Column("last_staff_at", DateTime(timezone=True), nullable=True),  # 0003_console: the last staff reply
+    # Satisfaction (migration 0005): the customer's 1-5 score after close, for the queue averages.
+    Column("rating", Integer, nullable=True),
+    Column("rated_at", DateTime(timezone=True), nullable=True),
+    # Service agents (migration 0007): the bot that handled it first, and when it went to a person.
+    Column("bot_id", String(40), nullable=True),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
     Index("ix_conversations_customer", "customer_id", "created_at"),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
@@ -183,4 +197,103 @@ canned_responses = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_canned_responses_owner", "owner_id", "shortcut"),
+)
+
+# Files sent in a conversation (migration 0005). ``content`` holds the bytes when the store keeps them in
+# the database (PostgreSQL's default); on disk it is NULL. ``message_event_id`` is the message that
+# carries the file: until then only its uploader may see it, and it can be sent only once.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("conversation_id", String(64), ForeignKey("conversations.id"), nullable=False),
+    Column("uploader_id", String(40), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage", String(16), nullable=False),  # database | disk
+    Column("content", LargeBinary, nullable=True),
+    Column("message_event_id", EventId, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_attachments_conversation", "conversation_id"),
+)
+
+# The durable outbox of email (migration 0005): written in the transaction of what triggers it, sent by
+# the worker of domain/outbox.py, which claims rows with a lease (``locked_until``) so that two nodes
+# never send one row twice, and retries failures with backoff (``next_attempt_at``).
+email_outbox = Table(
+    "email_outbox",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # reply | transcript
+    Column("conversation_id", String(64), nullable=True),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_email_outbox_due", "status", "next_attempt_at"),
+    Index("ix_email_outbox_conversation", "conversation_id", "kind", "status"),
+)
+
+# -- integrations (migration 0007, issue 14) ------------------------------------------------------
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", JSON, nullable=False),  # event types; ["*"] for every stored type
+    Column("secret", String(128), nullable=False),  # the HMAC key: kept, since every delivery is signed with it
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("paused", Boolean, nullable=False, default=False),  # set after repeated failures; cleared on re-enable
+    Column("failures", Integer, nullable=False, default=0),  # failed attempts in a row
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The outbox and the delivery log in one: a row per (endpoint, event), written in the event's own
+# transaction. ``status`` is pending (waiting or in flight), delivered or failed (given up).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("webhook_id", String(40), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", EventId, nullable=True),  # None for a test event, whose body is in ``payload``
+    Column("event_type", String(48), nullable=False),
+    Column("conversation_id", String(64), nullable=True),  # deliveries of one conversation go in order
+    Column("payload", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_by", String(40), nullable=True),
+    Column("claim_expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("last_duration_ms", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_order", "webhook_id", "conversation_id", "status", "id"),
+    Index("ix_webhook_deliveries_log", "webhook_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # HMAC-SHA256 of the key, keyed by the secret
+    Column("prefix", String(16), nullable=False),  # the key's first characters, to recognise it in lists
+    Column("permissions", JSON, nullable=False),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=True),  # acts as this user (a bot), if set
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

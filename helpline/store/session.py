@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import uuid
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -17,7 +16,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from helpline.domain.models import (
+from helpline.records import (
     Conversation,
     Customer,
     Deployment,
@@ -25,9 +24,11 @@ from helpline.domain.models import (
     StoredEvent,
     User,
     isoformat,
+    new_id,
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.attachments import AttachmentQueries
 from helpline.store.canned import CannedQueries
 from helpline.store.driver import (
     DriverStatements,
@@ -37,7 +38,10 @@ from helpline.store.driver import (
     read_on_loop,
     run_script,
 )
+from helpline.store.outbox import OutboxQueries
+from helpline.store.ratings import RatingQueries
 from helpline.store.routing import RoutingQueries
+from helpline.store.webhooks import WebhookQueries, WebhookTargets, outbox_step
 
 T = TypeVar("T")
 
@@ -77,13 +81,15 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-class StoreSession(RoutingQueries, CannedQueries):
+class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQueries, RatingQueries, CannedQueries):
     def __init__(
-        self, conn: AsyncConnection, statements: DriverStatements, *, on_loop: bool = False, writer: bool = False
+        self,
+        conn: AsyncConnection,
+        statements: DriverStatements,
+        *,
+        on_loop: bool = False,
+        writer: bool = False,
+        webhook_targets: WebhookTargets | None = None,
     ) -> None:
         # The writer's sessions (store/commit.py) never abandon a SQLAlchemy statement half-way (see
         # finish_even_if_cancelled). Driver statements need no such care: SQLite's writer runs them on
@@ -94,6 +100,8 @@ class StoreSession(RoutingQueries, CannedQueries):
         self.is_sqlite = statements.is_sqlite
         self.on_loop = on_loop  # SQLite's writer: hot statements run on the event loop (store/driver.py)
         self.appended: list[StoredEvent] = []
+        self.webhook_targets = webhook_targets  # which endpoints an appended event is queued for
+        self.queued_deliveries = 0  # deliveries this session queued (the worker is woken after commit)
         self._driver_connection: Any = None
         self._loop_reader: sqlite3.Connection | None = None
 
@@ -179,6 +187,12 @@ class StoreSession(RoutingQueries, CannedQueries):
                 steps.append((self.statements.insert_recipients(len(audience)), with_event_id))
             if changes is not None and conversation_id is not None:
                 steps.append(self._conversation_update(conversation_id, changes))
+        # Webhooks (issue 14): the event's deliveries are queued in its own transaction. With no endpoint
+        # subscribed this is one dictionary lookup, no statement.
+        hooks = self.webhook_targets.for_type(type) if self.webhook_targets is not None else ()
+        if hooks:
+            steps.append(outbox_step(self.statements, hooks, type, conversation_id, now))
+            self.queued_deliveries += len(hooks)
         results = await self._fetch_steps(steps)
         event_id = int(results[0][0][0])
         stored = StoredEvent(event_id, type, conversation_id, with_id(event_id, stored_body), audience)
@@ -464,7 +478,7 @@ def _stored(row: Any) -> StoredEvent:
 
 
 def _queue(row: Any) -> Queue:
-    return Queue(row.id, row.name, row.created_at, tuple(row.dispositions or ()))
+    return Queue(row.id, row.name, row.created_at, row.bot_user_id, tuple(row.dispositions or ()))
 
 
 def _user(row: Any) -> User:
@@ -493,4 +507,6 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        attachment_max_bytes=row.get("attachment_max_bytes"),
+        attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

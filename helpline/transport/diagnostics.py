@@ -20,9 +20,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from helpline.api import problems
+from helpline.edge import problems
 from helpline.errors import Unavailable
-from helpline.transport.sse import encode_event, encode_preamble
+from helpline.sse import encode_event, encode_preamble
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics"])
 MAX_CONCURRENT = 20

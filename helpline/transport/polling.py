@@ -12,8 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from helpline.api import problems
-from helpline.api.deps import Caller, services
+from helpline.edge import Caller, problems, services
 from helpline.transport.resume import channel_of, parse_event_id, replay
 from helpline.transport.streaming import close_on_disconnect
 
@@ -44,7 +43,7 @@ async def poll(
     try:
         settings = svc.settings
         async with svc.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
-            registry.subscriptions.add(subscription)
+            registry.track(subscription, caller)
             watcher = asyncio.create_task(close_on_disconnect(request.receive, subscription))
             try:
                 start = await replay(svc.store, caller, parse_event_id(after), settings.replay_limit)
@@ -63,7 +62,7 @@ async def poll(
                     payloads += [e.payload for e in envelopes if e.id is None]  # typing: live only
             finally:
                 watcher.cancel()
-                registry.subscriptions.discard(subscription)
+                registry.untrack(subscription)
     finally:
         registry.release(caller, "poll")
     metrics.events_delivered.labels("poll").inc(len(payloads))

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 
 from helpline.bus.base import ALL, principal_channel
-from helpline.domain.models import Principal, StoredEvent, isoformat, utcnow
 from helpline.domain.permissions import require_staff_chat, sees_everything
+from helpline.records import Principal, StoredEvent, isoformat, utcnow
 from helpline.store import Store, StoreSession
 
 
@@ -71,7 +71,7 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
 
     ``after=None`` (a brand-new client) starts at the head of the log. An id that is malformed, newer
     than the head, older than what the log retains, or further back than ``limit`` events yields a
-    ``stream.reset`` (PROTOCOL.md "Resume": never a silent gap) and the stream continues from the head.
+    ``stream.reset`` (docs/protocol.md "Resume": never a silent gap) and the stream continues from the head.
     """
 
     async def read(s: StoreSession) -> Replay:

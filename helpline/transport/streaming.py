@@ -1,4 +1,4 @@
-"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (PROTOCOL.md "Events").
+"""``GET /api/v1/events``: the SSE endpoint, as a lean raw-ASGI loop (docs/protocol.md "Events").
 
 The life of a stream (drawn in docs/architecture.md):
 authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +26,6 @@ from starlette.types import Message, Receive, Scope, Send
 from helpline.bus import SlowConsumer
 from helpline.bus.base import ALL, Subscription
 from helpline.config import Settings
-from helpline.domain.models import Principal, isoformat, utcnow
 from helpline.errors import (
     PROBLEM_CONTENT_TYPE,
     HelplineError,
@@ -35,9 +35,10 @@ from helpline.errors import (
     problem_bytes,
 )
 from helpline.metrics import Metrics
+from helpline.records import Principal, isoformat, utcnow
 from helpline.services import Services
+from helpline.sse import encode_comment, encode_event, encode_preamble
 from helpline.transport.resume import channel_of, foreign_offer, parse_event_id, replay
-from helpline.transport.sse import encode_comment, encode_event, encode_preamble
 
 logger = logging.getLogger("helpline.stream")
 
@@ -49,6 +50,7 @@ STREAM_HEADERS = [
     (b"vary", b"Authorization"),
 ]
 HEARTBEAT = encode_comment("heartbeat")
+REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and authenticate afresh
 
 
 def control_event(event_type: str, event_id: int | None = None, **fields: Any) -> bytes:
@@ -65,7 +67,8 @@ class StreamRegistry:
         self.metrics = metrics
         self.per_identity: Counter[str] = Counter()
         self.total = 0  # kept alongside, so admitting a stream never sums over every identity
-        self.subscriptions: set[Subscription] = set()
+        self.subscriptions: dict[Subscription, Principal] = {}  # open streams and polls, with their caller
+        self.background: set[asyncio.Task[None]] = set()  # revalidations in flight
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -92,6 +95,31 @@ class StreamRegistry:
         self.metrics.open_streams.labels(transport).dec()
         if not self.per_identity:
             self._idle.set()
+
+    def track(self, subscription: Subscription, principal: Principal) -> None:
+        self.subscriptions[subscription] = principal
+
+    def untrack(self, subscription: Subscription) -> None:
+        self.subscriptions.pop(subscription, None)
+
+    def end_streams_of(self, principal_id: str) -> None:
+        """A principal changed (disabled, permissions, credential revoked): its streams and polls end
+        (``stream.reconnect`` with reason ``revalidate``), and its client authenticates afresh."""
+        for subscription, principal in tuple(self.subscriptions.items()):
+            if principal.id == principal_id:
+                subscription.close(REVALIDATE)
+
+    async def revalidate(self, current: Callable[[Principal], Awaitable[Principal | None]]) -> None:
+        """Invalidations may have been missed: end every stream whose caller is no longer who it was."""
+        checked: dict[str, bool] = {}
+        for subscription, principal in tuple(self.subscriptions.items()):
+            if principal.id not in checked:
+                try:
+                    checked[principal.id] = await current(principal) == principal
+                except Exception:  # the store is unreachable too: they reconnect and authenticate again
+                    checked[principal.id] = False
+            if not checked[principal.id]:
+                subscription.close(REVALIDATE)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """End every stream with ``stream.reconnect`` and wait (bounded) for their last writes."""
@@ -170,7 +198,7 @@ class EventStream:
         write_timeout = settings.stream_write_timeout_seconds
 
         async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
-            registry.subscriptions.add(subscription)
+            registry.track(subscription, principal)
             watcher = asyncio.create_task(close_on_disconnect(receive, subscription))
             try:
                 try:
@@ -204,12 +232,12 @@ class EventStream:
                 if reason == "slow":
                     metrics.slow_consumers.inc()
                     return
-                if reason in ("lifetime", "shutdown"):
+                if reason in ("lifetime", "shutdown", REVALIDATE):
                     await _write(send, control_event("stream.reconnect", reason=reason), write_timeout)
                 if reason != "disconnected":
                     await _finish(send, write_timeout)
             finally:
-                registry.subscriptions.discard(subscription)
+                registry.untrack(subscription)
                 watcher.cancel()
 
     async def _live(
@@ -255,7 +283,9 @@ class EventStream:
                     return "slow"
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out
-                return "disconnected" if subscription.closed_by == "client" else "shutdown"
+                if subscription.closed_by == "client":
+                    return "disconnected"
+                return REVALIDATE if subscription.closed_by == REVALIDATE else "shutdown"
 
 
 async def _last_stream_closed(services: Services, user_id: str) -> None:

@@ -1,4 +1,4 @@
-// A small REST client for the Helpline API (PROTOCOL.md): bearer credentials in a header, JSON in and
+// A small REST client for the Helpline API (docs/protocol.md): bearer credentials in a header, JSON in and
 // out, and RFC 9457 problems turned into ApiError with the server's `detail` for people to read.
 
 export class ApiError extends Error {
@@ -44,7 +44,7 @@ export function backoff(attempt, baseMs = 1000, capMs = 30000) {
 
 /**
  * `server` is the API origin ('' for same-origin); `getToken` returns the current bearer token or null.
- * Tokens travel only in the Authorization header, never in a URL (PROTOCOL.md "Credentials").
+ * Tokens travel only in the Authorization header, never in a URL (docs/protocol.md "Credentials").
  */
 export function createApi({ server = '', getToken = () => null } = {}) {
   const base = server.replace(/\/+$/, '');

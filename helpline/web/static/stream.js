@@ -1,4 +1,4 @@
-// The live event feed shared by the chat widget and the console (PROTOCOL.md "Events").
+// The live event feed shared by the chat widget and the console (docs/protocol.md "Events").
 //
 // One EventSource per page, authenticated with a single-use stream ticket: EventSource cannot send an
 // Authorization header, and access tokens are never accepted in a URL. Because a ticket works once,
@@ -15,7 +15,7 @@
 
 import { backoff, sleep } from './api.js';
 
-/** Every event type of PROTOCOL.md; EventSource only dispatches named events to listeners by name. */
+/** Every event type of docs/protocol.md; EventSource only dispatches named events to listeners by name. */
 export const EVENT_TYPES = Object.freeze([
   'conversation.created',
   'conversation.message',

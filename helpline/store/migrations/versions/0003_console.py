@@ -2,14 +2,14 @@
 when staff last wrote in a conversation (so the console shows how long a customer has been waiting).
 
 Revision ID: 0003_console
-Revises: 0002
+Revises: 0005_customer_side
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_console"
-down_revision = "0002"
+down_revision = "0005_customer_side"
 
 WHEN = sa.DateTime(timezone=True)
 

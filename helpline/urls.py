@@ -1,4 +1,4 @@
-"""Database URLs: the public ``sqlite:///…`` / ``postgresql://…`` forms mapped to async drivers."""
+"""URLs: the public database forms mapped to async drivers, and any URL redacted for logs and errors."""
 
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
-"""Plain records passed between the store, the domain services and the API.
+"""Plain records passed between the store, the domain services and the API, and how ids are made.
 
-They are frozen dataclasses, not pydantic models: they cross the hot path (message send, fan-out)
-where validation has already happened at the edge.
+The bottom layer: the store fills these and the domain decides with them, so both import this module
+and neither imports the other's rules. They are frozen dataclasses, not pydantic models: they cross
+the hot path (message send, fan-out) where validation has already happened at the edge.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,6 +16,10 @@ from typing import Any, Literal
 PrincipalKind = Literal["staff", "customer"]
 ConversationStatus = Literal["queued", "assigned", "closed"]
 Presence = Literal["online", "busy", "away", "offline"]
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 def utcnow() -> datetime:
@@ -79,7 +85,8 @@ class Queue:
     id: str
     name: str
     created_at: datetime
-    dispositions: tuple[str, ...] = ()  # the wrap-up codes a rep picks from when closing
+    bot_user_id: str | None = None  # a service agent that takes new conversations first (issue 14)
+    dispositions: tuple[str, ...] = ()  # the wrap-up codes a rep picks from when closing (issue 11)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -87,6 +94,7 @@ class Queue:
             "name": self.name,
             "created_at": isoformat(self.created_at),
             "dispositions": list(self.dispositions),
+            "bot_user_id": self.bot_user_id,
         }
 
 
@@ -101,6 +109,8 @@ class Deployment:
     identity_key: str | None
     created_at: datetime
     greeting: str | None = None
+    attachment_max_bytes: int | None = None  # None: the server's limit
+    attachment_types: tuple[str, ...] | None = None  # None: the server's list
 
     def public(self) -> dict[str, Any]:
         return {
@@ -113,6 +123,8 @@ class Deployment:
             "verified_identities": self.identity_key is not None,
             "created_at": isoformat(self.created_at),
             "greeting": self.greeting,
+            "attachment_max_bytes": self.attachment_max_bytes,
+            "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
         }
 
 
@@ -125,6 +137,7 @@ class Customer:
     email: str | None
     verified: bool
     created_at: datetime
+    last_stream_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +168,11 @@ class Conversation:
             return None
         return self.last_customer_at
 
+    rating: int | None = None
+    rated_at: datetime | None = None
+    bot_id: str | None = None  # the service agent that handled it first (issue 14)
+    escalated_at: datetime | None = None  # when it was handed from the bot to a person
+
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -169,6 +187,8 @@ class Conversation:
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
             "waiting_since": isoformat(self.waiting_since) if self.waiting_since else None,
+            "bot_id": self.bot_id,
+            "escalated_at": isoformat(self.escalated_at) if self.escalated_at else None,
         }
 
 
@@ -189,3 +209,99 @@ class StoredEvent:
     def data(self) -> dict[str, Any]:
         loaded: dict[str, Any] = json.loads(self.payload)
         return loaded
+
+
+@dataclass(frozen=True, slots=True)
+class RepLoad:
+    id: str
+    display_name: str
+    presence: str
+    capacity: int
+    active: int  # assigned, unclosed conversations
+    pending: int  # offers waiting for an answer
+    idle_since: datetime | None
+    routable: bool = True  # holds access_conversation_entries: can read and answer what it is given
+    last_stream_at: datetime | None = None  # a node last saw one of its streams open
+    stream_closed_at: datetime | None = None  # a node saw its last stream close
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.active - self.pending
+
+    @property
+    def stream_closed(self) -> bool:
+        """Its last stream closed and no node has seen one open since: no new work until one opens."""
+        if self.stream_closed_at is None:
+            return False
+        return self.last_stream_at is None or _utc(self.stream_closed_at) >= _utc(self.last_stream_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: str
+    conversation_id: str
+    user_id: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+
+
+# -- integrations (issue 14) ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    secret: str
+    enabled: bool
+    paused: bool
+    failures: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    webhook_id: str
+    event_id: int | None
+    event_type: str
+    conversation_id: str | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    last_duration_ms: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    body: str | None = None  # the event's wire JSON, when read for sending
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    id: str
+    conversation_id: str
+    uploader_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    storage: str
+    message_event_id: int | None
+    created_at: datetime
+
+    def public(self) -> dict[str, Any]:
+        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEmail:
+    id: int
+    kind: str
+    conversation_id: str | None
+    recipient: str
+    subject: str
+    body: str
+    attempts: int

@@ -90,7 +90,7 @@ def encode_preamble(padding: int = 2048, retry_ms: int = 3000) -> bytes:
     until they have seen a certain amount of it — antivirus web shields and TLS-inspection proxies
     that scan content, some corporate proxies, and older browsers' own sniffing. An event stream
     starts with a few bytes and then idles, so without padding the first events can sit in such a
-    buffer for minutes. 2 KiB is the threshold commonly reported for those buffers (PROTOCOL.md,
+    buffer for minutes. 2 KiB is the threshold commonly reported for those buffers (docs/protocol.md,
     "Framing"), and it costs nothing: it is sent once per connection. A comment is the one thing a
     client is guaranteed to ignore.
 
