@@ -223,6 +223,7 @@ class RepLoad:
     routable: bool = True  # holds access_conversation_entries: can read and answer what it is given
     last_stream_at: datetime | None = None  # a node last saw one of its streams open
     stream_closed_at: datetime | None = None  # a node saw its last stream close
+    presence_since: datetime | None = None
 
     @property
     def free(self) -> int:

@@ -287,6 +287,8 @@ def operation_path(world: World, template: str) -> str:
         deployment_id=world.deployment_id,
         queue_id=world.queue_id,
         canned_id="canned-1",
+        webhook_id="wh-1",
+        delivery_id="1",
     )
 
 

@@ -365,14 +365,23 @@ class RepStats(BaseModel):
     active: int
     pending_offers: int
     capacity: int
+    routable: bool = True  # holds access_conversation_entries (offered work at all)
+    presence_since: str | None = None
+    conversations: list[dict[str, str]] = []  # [{id, customer}]
 
 
 class QueueStats(BaseModel):
     queue_id: str
     name: str
     length: int
+    waiting: int = 0
     longest_wait_seconds: int
     reps_online: int
+    assigned: int = 0
+    avg_wait_seconds: int | None = None  # over the last hour
+    avg_handle_seconds: int | None = None  # over the last hour
+    service_level: float | None = None  # share answered within the target, last hour
+    service_level_target_seconds: float = 60.0
     rating_average: float | None = None
     ratings: int = 0
     reps: list[RepStats]

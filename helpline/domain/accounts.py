@@ -164,7 +164,10 @@ class Accounts:
         perms.require_rep(principal)
         async with self.store.write() as s:
             # Going online starts the disconnect grace period now, whether or not a stream is open yet.
-            await s.update_user(principal.id, presence=status, presence_before_disconnect=None, last_stream_at=utcnow())
+            now = utcnow()
+            await s.update_user(
+                principal.id, presence=status, presence_before_disconnect=None, last_stream_at=now, presence_since=now
+            )
             await s.append(
                 "presence.changed",
                 {"user_id": principal.id, "display_name": principal.display_name, "status": status},

@@ -229,7 +229,9 @@ class Router:
             for user_id, display_name, presence in await s.reps_gone_since(cutoff):
                 if user_id in connected:
                     continue
-                await s.update_user(user_id, presence="offline", presence_before_disconnect=presence)
+                await s.update_user(
+                    user_id, presence="offline", presence_before_disconnect=presence, presence_since=utcnow()
+                )
                 await s.append(
                     "presence.changed",
                     {"user_id": user_id, "display_name": display_name, "status": "offline", "reason": "disconnected"},
@@ -258,7 +260,7 @@ class Router:
             if not restored:
                 self.wake()
                 return
-            await s.update_user(user_id, presence=restored, presence_before_disconnect=None)
+            await s.update_user(user_id, presence=restored, presence_before_disconnect=None, presence_since=utcnow())
             await s.append(
                 "presence.changed",
                 {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
@@ -307,18 +309,23 @@ class Router:
         async with self.store.read() as s:
             stats = []
             ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
+            target = self.settings.service_level_seconds
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
+                current = await s.assigned_to([r.id for r in reps])
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
+                hour = hour_figures(await s.queue_hour(queue.id, now - timedelta(hours=1)), now, target)
                 stats.append(
                     {
                         "queue_id": queue.id,
                         "name": queue.name,
                         "length": len(queued),
+                        "waiting": len(queued),
                         "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
                         "reps_online": sum(1 for r in reps if r.presence == "online"),
+                        **hour,
                         # Satisfaction over the last rating_window_days (issue 12): None before any rating.
                         "rating_average": round(rating[0], 2) if rating else None,
                         "ratings": rating[1] if rating else 0,
@@ -330,6 +337,9 @@ class Router:
                                 "active": r.active,
                                 "pending_offers": r.pending,
                                 "capacity": r.capacity,
+                                "routable": r.routable,
+                                "presence_since": isoformat(r.presence_since) if r.presence_since else None,
+                                "conversations": current.get(r.id, []),
                             }
                             for r in reps
                         ],
@@ -346,6 +356,36 @@ class Router:
         self._last_stats = fingerprint
         body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
         await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
+
+
+def hour_figures(rows: list[Any], now: datetime, target: float) -> dict[str, Any]:
+    """The wallboard's last hour of a queue: assigned now, average wait and handle time, service level.
+
+    Service level: of the conversations that waited in the last hour, the share answered (assigned) within
+    ``target`` seconds; one still waiting beyond the target counts as a miss, one waiting less is not
+    counted yet. ``None`` when there is nothing to count.
+    """
+    since = now - timedelta(hours=1)
+    waits, handles, met, counted = [], [], 0, 0
+    for status, queued_at, assigned_at, closed_at in rows:
+        if assigned_at is not None and _aware(assigned_at) >= since and queued_at is not None:
+            wait = max(0.0, (_aware(assigned_at) - _aware(queued_at)).total_seconds())
+            waits.append(wait)
+            counted += 1
+            met += wait <= target
+        elif status == "queued" and queued_at is not None:
+            waited = (now - _aware(queued_at)).total_seconds()
+            if waited > target:
+                counted += 1
+        if status == "closed" and closed_at is not None and assigned_at is not None and _aware(closed_at) >= since:
+            handles.append(max(0.0, (_aware(closed_at) - _aware(assigned_at)).total_seconds()))
+    return {
+        "assigned": sum(1 for row in rows if row[0] == "assigned"),
+        "avg_wait_seconds": round(statistics.fmean(waits)) if waits else None,
+        "avg_handle_seconds": round(statistics.fmean(handles)) if handles else None,
+        "service_level": round(met / counted, 3) if counted else None,
+        "service_level_target_seconds": target,
+    }
 
 
 async def offer_preview(s: StoreSession, conversation: Conversation) -> dict[str, Any]:

@@ -49,6 +49,7 @@ users = Table(
     # The console (migration 0003_console): when this node saw the rep's last stream close (routing waits
     # until one opens again; a touch by any node with a stream open is newer and wins).
     Column("stream_closed_at", DateTime(timezone=True), nullable=True),
+    Column("presence_since", DateTime(timezone=True), nullable=True),  # the wallboard's time in status
 )
 
 queues = Table(

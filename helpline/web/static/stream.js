@@ -26,6 +26,7 @@ export const EVENT_TYPES = Object.freeze([
   'conversation.delivered',
   'conversation.read',
   'conversation.closed',
+  'conversation.note',
   'offer.created',
   'offer.revoked',
   'presence.changed',

@@ -77,6 +77,7 @@ export class Transcript {
   apply(entry) {
     if (typeof entry.id !== 'number' || this.byId.has(entry.id)) return null;
     if (entry.type === 'conversation.message') return this.applyMessage(entry);
+    if (entry.type === 'conversation.note') return this.applyNote(entry);
     if (entry.type === 'conversation.read') {
       if (entry.by?.id !== this.selfId()) this.markRead(entry.entry_id);
       return null;
@@ -111,6 +112,16 @@ export class Transcript {
     const node = this.messageNode({ text: entry.text, own, authorName: entry.author?.display_name, at: entry.at });
     node.dataset.incoming = String(!own);
     if (own) this.setState(node, entry.id <= this.readUpTo ? 'Read' : 'Sent', 'sent');
+    this.place(entry.id, node);
+    return node;
+  }
+
+  /** An internal note (staff only; the server never sends one to a customer): set apart, labelled. */
+  applyNote(entry) {
+    const node = h('div', { className: 'note-entry', attrs: { role: 'note' } },
+      h('p', { className: 'note-entry__label', textContent: `Internal note · ${entry.author?.display_name || 'staff'}` }),
+      h('p', { className: 'note-entry__text', textContent: entry.text ?? '' }),
+      h('p', { className: 'msg__meta' }, h('time', { dateTime: entry.at || '', textContent: formatTime(entry.at) })));
     this.place(entry.id, node);
     return node;
   }

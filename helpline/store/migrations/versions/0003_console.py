@@ -17,6 +17,7 @@ WHEN = sa.DateTime(timezone=True)
 def upgrade() -> None:
     with op.batch_alter_table("users") as users:
         users.add_column(sa.Column("stream_closed_at", WHEN, nullable=True))
+        users.add_column(sa.Column("presence_since", WHEN, nullable=True))
     with op.batch_alter_table("queues") as queues:
         queues.add_column(sa.Column("dispositions", sa.JSON, nullable=True))
     with op.batch_alter_table("conversations") as conversations:
@@ -42,4 +43,5 @@ def downgrade() -> None:
     with op.batch_alter_table("queues") as queues:
         queues.drop_column("dispositions")
     with op.batch_alter_table("users") as users:
+        users.drop_column("presence_since")
         users.drop_column("stream_closed_at")
