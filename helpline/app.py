@@ -17,10 +17,12 @@ from starlette.types import Receive, Scope, Send
 
 from helpline.api import (
     admin,
+    api_keys,
     attachments,
     auth,
     canned,
     conversations,
+    escalation,
     fastpath,
     notes,
     ops,
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         bus = open_bus(settings.bus_url)
         await bus.connect()
         services = Services.build(settings, store, bus, app.state.metrics)
+        await services.follower.start()
         app.state.services = services
         app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
@@ -103,15 +106,19 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
+        retention = None
+        if settings.retention_interval_seconds > 0:
+            retention = asyncio.create_task(services.retention.run(), name="helpline-retention")
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing):
+            for task in (routing, invalidations, deliveries, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
+            await services.follower.stop()
             await bus.disconnect()
             await store.close()
 
@@ -120,7 +127,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
         lifespan=lifespan,
-        docs_url=None,  # helpline/web/apidocs.py serves /docs and /redoc with local assets
+        docs_url=None,  # helpline/web/apidocs.py serves /docs with local assets
         redoc_url=None,
     )
     app.state.settings = settings
@@ -141,6 +148,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         transcripts.router,
         admin.router,
         webhooks.router,
+        api_keys.router,
+        escalation.router,
         ops.router,
         polling.router,
         diagnostics.router,

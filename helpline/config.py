@@ -46,6 +46,12 @@ class Settings:
     max_streams_total: int = 20000
     replay_limit: int = 5000
     poll_max_timeout_seconds: float = 30.0
+    # Delivery (domain/delivery.py): how often a node looks at the head of the log for events whose
+    # bus message never came (a writer died between commit and publish, a publish failed, the bus is
+    # down). One indexed read; the most such an event is late.
+    log_check_seconds: float = 1.0
+    # Test hook only (domain/faults.py): "die-after-commit:<marker>" or "publish-fails:<marker>".
+    fault_injection: str = ""
     # Routing (issue 4).
     router_enabled: bool = True  # tests turn the background loop off and drive Router.tick() themselves
     router_tick_seconds: float = 1.0
@@ -55,6 +61,10 @@ class Settings:
     presence_touch_seconds: float = 10.0
     inactivity_warning_seconds: float = 600.0
     inactivity_close_seconds: float = 300.0
+    # Retention (issue 15): how often the background job looks for conversations past their deployment's
+    # retention_days, and how many it removes per write transaction (a bound on how long writers wait).
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 100
     # argon2id cost for staff passwords (argon2's recommended defaults).
     password_time_cost: int = 3
     password_memory_kib: int = 65536

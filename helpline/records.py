@@ -45,6 +45,7 @@ class Principal:
     display_name: str
     permissions: frozenset[str] = frozenset()
     deployment_id: str | None = None
+    api_key_id: str | None = None  # set when the caller authenticated with an API key (issue 14)
 
     @property
     def is_customer(self) -> bool:
@@ -111,6 +112,7 @@ class Deployment:
     greeting: str | None = None
     attachment_max_bytes: int | None = None  # None: the server's limit
     attachment_types: tuple[str, ...] | None = None  # None: the server's list
+    retention_days: int | None = None  # None: keep conversations for ever
 
     def public(self) -> dict[str, Any]:
         return {
@@ -125,6 +127,7 @@ class Deployment:
             "greeting": self.greeting,
             "attachment_max_bytes": self.attachment_max_bytes,
             "attachment_types": list(self.attachment_types) if self.attachment_types is not None else None,
+            "retention_days": self.retention_days,
         }
 
 
@@ -280,6 +283,24 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    key_hash: str
+    prefix: str
+    permissions: tuple[str, ...]
+    user_id: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def principal_id(self) -> str:
+        """Who the key acts as: its user (a bot), or the key itself."""
+        return self.user_id or self.id
+
+
+@dataclass(frozen=True, slots=True)
 class AttachmentRecord:
     id: str
     conversation_id: str
@@ -293,7 +314,7 @@ class AttachmentRecord:
     created_at: datetime
 
     def public(self) -> dict[str, Any]:
-        """What a message carries, and what an upload answers (PROTOCOL.md 1.1 "Customers")."""
+        """What a message carries, and what an upload answers (docs/protocol.md "Customers' extras")."""
         return {"id": self.id, "name": self.name, "content_type": self.content_type, "size": self.size}
 
 

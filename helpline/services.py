@@ -10,10 +10,14 @@ from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.delivery import LogFollower
+from helpline.domain.escalation import Escalations
+from helpline.domain.faults import injected
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.notes import Notes
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
+from helpline.domain.retention import Retention
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
@@ -31,6 +35,7 @@ class Services:
     accounts: Accounts
     conversations: Conversations
     router: Router
+    follower: LogFollower
     attachments: Attachments
     ratings: Ratings
     outbox: Outbox
@@ -41,12 +46,16 @@ class Services:
     canned: CannedResponses
     webhooks: Webhooks
     deliveries: DeliveryWorker
+    retention: Retention
+    escalations: Escalations
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
-        store.on_commit(waking(publisher(bus), store, deliveries.wake))
+        published = follower.publisher(injected(settings.fault_injection, publisher(bus)))
+        store.on_commit(waking(published, store, deliveries.wake))
         webhooks = Webhooks(store, bus, settings)
         webhooks.on_change = deliveries.wake
         router = Router(store, bus, settings)
@@ -56,6 +65,8 @@ class Services:
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
         outbox = Outbox(store, settings)
         conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
+        escalations = Escalations(conversations, settings)
+        conversations.after_customer_message = escalations.after_customer_message
         return cls(
             settings=settings,
             store=store,
@@ -63,7 +74,9 @@ class Services:
             accounts=accounts,
             conversations=conversations,
             router=router,
+            follower=follower,
             attachments=Attachments(store, blobs, settings),
+            retention=Retention(store, blobs, settings, invalidation),
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,
@@ -73,4 +86,5 @@ class Services:
             canned=CannedResponses(store),
             webhooks=webhooks,
             deliveries=deliveries,
+            escalations=escalations,
         )

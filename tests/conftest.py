@@ -98,8 +98,9 @@ async def empty_postgres(url: str) -> None:
         await conn.execute(
             "TRUNCATE canned_responses, email_outbox, attachments, webhook_deliveries, webhooks, api_keys, offers, "
             "queue_members, used_stream_tickets, event_recipients, events, participants, "
-            "conversations, customers, deployments, queues, users RESTART IDENTITY CASCADE"
+            "conversations, customers, deployments, queues, users, erasures RESTART IDENTITY CASCADE"
         )
+        await conn.execute("UPDATE log_state SET horizon = 0")  # ids restart, so the resume horizon does too
     finally:
         await conn.close()
 

@@ -222,3 +222,18 @@ def test_the_sniffer_names_what_it_sees() -> None:
     assert filetypes.claimed_type("image/JPG; q=1") == "image/jpeg"
     assert filetypes.claimed_type("application/octet-stream") is None
     assert filetypes.name_type("a.PDF") == "application/pdf" and filetypes.name_type("a.md") is None
+
+
+async def test_a_backup_of_sqlite_takes_the_files_along(app: FastAPI, world: World, database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL keeps the files in the database (pg_dump takes them along)")
+    from helpline.store.backup import backup_sqlite
+
+    conversation = world.conversations["alice"]
+    image = png(rgb=(9, 9, 9))
+    attachment = (await upload(world, "alice", conversation, "photo.png", image, "image/png")).json()["id"]
+    await send(world, "alice", conversation, "with-photo", [attachment])
+    target = Path(database_url.removeprefix("sqlite:///")).with_name("backup.db")
+    done = backup_sqlite(database_url, target)
+    assert done.attachments == 1
+    assert (Path(f"{target}-attachments") / attachment).read_bytes() == image

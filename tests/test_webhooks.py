@@ -423,3 +423,39 @@ def test_address_classification_and_backoff() -> None:
     assert backoff_seconds(settings, 1, "120", 500) <= 5.0  # Retry-After only on 429 and 503
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+@pytest.mark.postgres
+async def test_two_nodes_share_the_outbox_without_sending_an_event_twice(postgres_url: str) -> None:
+    """Two apps on one PostgreSQL database: both write events, both workers drain the one outbox."""
+    from tests.conftest import empty_postgres
+
+    await empty_postgres(postgres_url)
+    first = create_app(make_settings(postgres_url, **FAST))
+    second = create_app(make_settings(postgres_url, **FAST))
+    with Receiver() as receiver:
+        async with first.router.lifespan_context(first):
+            transport = httpx.ASGITransport(app=first)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                world = await build_world(first, c)
+                await register(world, receiver.url, ["conversation.message"])
+                async with second.router.lifespan_context(second):  # it reads the endpoint when it opens
+                    other = httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://testserver")
+                    async with other:
+                        alice = world.conversations["alice"]
+
+                        async def write(client: httpx.AsyncClient, tag: str) -> None:
+                            for n in range(10):
+                                response = await client.post(
+                                    f"/api/v1/conversations/{alice}/messages",
+                                    json={"id": f"{tag}-{n}", "text": f"{tag} {n}"},
+                                    headers=world.auth("alice"),
+                                )
+                                assert response.status_code == 201, response.text
+
+                        await asyncio.gather(write(c, "one"), write(other, "two"))
+                        await eventually(lambda: len(receiver.accepted()) >= 20, what="all 20 messages")
+                        await asyncio.sleep(0.5)  # nothing more comes: each event was claimed by one node
+    ids = [json.loads(r.body)["id"] for r in receiver.accepted()]
+    assert len(ids) == len(set(ids)) == 20
+    assert ids == sorted(ids)  # one conversation: in order, whichever node sent each

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 
 from helpline.api import problems
-from helpline.api.deps import AccountsDep, current_principal
+from helpline.api.deps import AccountsDep, current_principal, services
 from helpline.api.schemas import (
     DeploymentCreate,
     DeploymentOut,
@@ -113,3 +113,17 @@ async def update_deployment(
     if changes.get("greeting") == "":
         changes["greeting"] = None
     return (await accounts.update_deployment(deployment_id, changes)).public()
+
+
+@router.delete("/customers/{customer_id}", responses=problems(401, 403, 404, 503))
+async def erase_customer(
+    customer_id: Annotated[str, Path(max_length=40)],
+    request: Request,
+    caller: Annotated[Principal, Depends(admin_principal)],
+) -> dict[str, Any]:
+    """Erase a customer: its conversations (events, attachments, deliveries) and personal data.
+
+    Answers the audit entry that remains: who, by whom, when and how much, never the content. 503 while
+    the database's migrations are behind.
+    """
+    return await services(request).retention.erase_customer(customer_id, requested_by=f"user:{caller.id}")

@@ -1,4 +1,4 @@
-"""Attachments (PROTOCOL.md 1.1 "Customers"): upload into a conversation, download by id.
+"""Attachments (docs/protocol.md "Customers' extras"): upload into a conversation, download by id.
 
 The upload's body is multipart and may be as large as the server's attachment limit, so it has its own
 body cap (``app.py`` gives ``BodySizeLimit`` a larger one for this path); the deployment's own, possibly

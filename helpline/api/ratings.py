@@ -1,4 +1,4 @@
-"""Satisfaction ratings (PROTOCOL.md 1.1 "Customers"): the customer rates a chat after it has ended."""
+"""Satisfaction ratings (docs/protocol.md "Customers' extras"): the customer rates a chat after it has ended."""
 
 from __future__ import annotations
 

@@ -165,6 +165,15 @@ class TranscriptRequest(Strict):
     email: Email
 
 
+class ContactRequest(Strict):
+    email: Email
+
+
+class ContactOut(BaseModel):
+    customer_id: str
+    email: str
+
+
 class Accepted(BaseModel):
     status: Literal["queued"]
 
@@ -384,6 +393,9 @@ class QueueStats(BaseModel):
     service_level_target_seconds: float = 60.0
     rating_average: float | None = None
     ratings: int = 0
+    bot_user_id: str | None = None
+    bot_contained_today: int = 0
+    bot_escalated_today: int = 0
     reps: list[RepStats]
 
 
@@ -414,6 +426,10 @@ class DeploymentUpdate(Strict):
     greeting: Annotated[str, StringConstraints(max_length=1000)] | None = None
     attachment_max_bytes: AttachmentMaxBytes | None = None
     attachment_types: AttachmentTypes | None = None
+    retention_days: Annotated[
+        int | None,
+        Field(ge=1, le=36500, description="remove conversations idle this many days; null keeps them for ever"),
+    ] = None
 
 
 class DeploymentOut(BaseModel):
@@ -428,3 +444,4 @@ class DeploymentOut(BaseModel):
     greeting: str | None = None
     attachment_max_bytes: int | None = None
     attachment_types: list[str] | None = None
+    retention_days: int | None = None

@@ -13,14 +13,18 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from helpline.sse import encode_event
 
 ALL = "all"
 
 
+PRINCIPAL_PREFIX = "p:"
+
+
 def principal_channel(principal_id: str) -> str:
-    return f"p:{principal_id}"
+    return f"{PRINCIPAL_PREFIX}{principal_id}"
 
 
 def channels_for(recipients: Iterable[str]) -> list[str]:
@@ -56,11 +60,15 @@ class Subscription:
     ``close()`` wakes a waiting reader, so a disconnect or a shutdown ends the wait at once.
     """
 
-    __slots__ = ("_items", "_waiter", "channels", "closed", "closed_by", "maxsize", "overflowed")
+    __slots__ = ("_items", "_waiter", "channels", "closed", "closed_by", "from_log", "maxsize", "overflowed")
 
-    def __init__(self, channels: tuple[str, ...], maxsize: int) -> None:
+    def __init__(self, channels: tuple[str, ...], maxsize: int, from_log: bool = False) -> None:
         self.channels = channels
         self.maxsize = maxsize
+        # A stream's inbox: what it misses while a shared bus is down, the node's log follower brings
+        # (domain/delivery.py), so a bus outage neither ends it nor refuses it. Other subscribers (the
+        # bus-only control channels) are told of every outage, since nothing else can replay for them.
+        self.from_log = from_log
         self._items: deque[Envelope] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.overflowed = False
@@ -125,7 +133,34 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+class Receiver(Protocol):
+    """Takes every envelope a bus hands this process (``domain/delivery.py``: the node's log follower,
+    which fans stored events out strictly in log order and fills gaps from the log)."""
+
+    def offer(self, channels: Sequence[str], envelope: Envelope) -> None: ...
+
+    def bus_lost(self) -> None: ...
+
+    def bus_back(self) -> None: ...
+
+
 class Bus(ABC):
+    #: Where incoming envelopes go; ``None``: straight to the local subscriptions (:meth:`fan_out`).
+    receiver: Receiver | None = None
+
+    def fan_out(self, channels: Sequence[str], envelope: Envelope) -> None:
+        """Hand ``envelope`` to this process's subscriptions on ``channels``."""
+        raise NotImplementedError
+
+    def local_principals(self) -> list[str]:
+        """The principals with a subscription in this process (the ``p:<id>`` channels in use)."""
+        return []
+
+    @property
+    def subscribed(self) -> bool:
+        """False while a shared bus's subscription is down (streams are then served from the log)."""
+        return True
+
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections; the in-process bus has none."""
 
@@ -150,8 +185,10 @@ class Bus(ABC):
     def _detach(self, subscription: Subscription) -> None: ...
 
     @asynccontextmanager
-    async def subscribe(self, channels: Iterable[str], *, maxsize: int) -> AsyncIterator[Subscription]:
-        subscription = Subscription(tuple(channels), maxsize)
+    async def subscribe(
+        self, channels: Iterable[str], *, maxsize: int, from_log: bool = False
+    ) -> AsyncIterator[Subscription]:
+        subscription = Subscription(tuple(channels), maxsize, from_log)
         self._attach(subscription)
         try:
             yield subscription

@@ -5,14 +5,19 @@ subscriptions): one ``PUBLISH`` per event however many recipients it has, no ``S
 streams come and go, and no window between a stream's subscription and its replay, because the process
 is subscribed before it serves any stream.
 
-Order: Redis delivers a channel's messages in the order they were published. The store publishes each
-batch in id order before the next batch may begin (on PostgreSQL under the append lock, across
-processes; on SQLite under the writer's file lock), so every process sees ids in increasing order, which
-is what a stream's "skip what the replay already sent" relies on.
+The bus is a wake-up, not the record: pub/sub is at-most-once (a publisher may die between its
+COMMIT and its PUBLISH, a publish may fail, a subscription may drop), so nothing here promises
+delivery. In a server the bus hands every message to the node's log follower (``receiver``,
+``domain/delivery.py``), which delivers stored events in log order and reads the durable log for any id
+the bus did not bring; while the subscription is down, the follower's head check serves every stream
+from the log, and new streams are accepted. Every other subscription (the control channels, which no
+log can replay), and every stream of a bus without a receiver, is ended as a slow consumer when the
+subscription drops, and new ones are refused until it is back.
 
-Loss: pub/sub is at-most-once. When a process's subscription drops, events published meanwhile may
-never reach it, so every stream it holds is ended as a slow consumer (the client resumes from the
-durable log, losing nothing) and new streams are refused with 503 until the subscription is back.
+Order: Redis delivers a channel's messages in the order they were published, and the store publishes
+each batch in id order before the next batch may begin (on PostgreSQL under the append lock, across
+processes; on SQLite under the writer's file lock), so ids normally arrive in increasing order; the
+follower relies on the log, not on that, for what it delivers.
 """
 
 from __future__ import annotations
@@ -41,10 +46,14 @@ CHANNEL_PREFIX = "helpline"
 SUBSCRIBE_TIMEOUT = 10.0
 
 
-def _unreachable(exc: BaseException) -> Unavailable:
-    """A publish that failed after its retries: 503 for an ephemeral event (typing); for stored ones the
-    store has committed already, and their streams get them when they next resume."""
-    logger.warning("bus publish failed: %s", type(exc).__name__, exc_info=exc)
+PUBLISH_PAUSE = 1.0  # after a failed publish, publishes fail at once for this long (see publish_many)
+
+
+def _unreachable(exc: BaseException | None) -> Unavailable:
+    """A publish that failed after its retries: 503 for an ephemeral event (typing); stored ones are
+    committed already and reach every node's streams through its log follower's head check."""
+    if exc is not None:
+        logger.warning("bus publish failed: %s", type(exc).__name__, exc_info=exc)
     return Unavailable("the event bus is unavailable; retry shortly", retry_after=2)
 
 
@@ -80,10 +89,21 @@ class RedisBus(Bus):
         self._client: Redis | None = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._paused_until = 0.0
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed.is_set()
+
+    def fan_out(self, channels: Sequence[str], envelope: Envelope) -> None:
+        self._local.deliver(channels, envelope)
+
+    def local_principals(self) -> list[str]:
+        return self._local.local_principals()
 
     async def connect(self) -> None:
-        # Publishing retries a dropped connection a few times: a publish that still fails leaves its
-        # (stored) events to reach streams when they next resume.
+        # Publishing retries a dropped connection a few times; a publish that still fails is a delay for
+        # stored events (every node's log follower finds them with its head check), never a loss.
         retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3)
         self._client = Redis.from_url(self.url, retry=retry, socket_connect_timeout=5, health_check_interval=30)
         try:
@@ -114,28 +134,32 @@ class RedisBus(Bus):
         await self._client.ping()
 
     async def publish(self, channels: list[str], envelope: Envelope) -> None:
-        assert self._client is not None, "connect() first"
-        try:
-            await self._client.publish(self.channel, encode_message(channels, envelope))
-        except (RedisError, OSError) as exc:
-            raise _unreachable(exc) from exc
+        await self.publish_many([(channels, envelope)])
 
     async def publish_many(self, items: Sequence[tuple[list[str], Envelope]]) -> None:
-        """A batch in one round trip, in order (a pipeline without MULTI)."""
+        """A batch in one round trip, in order (a pipeline without MULTI).
+
+        The store publishes while it holds the append lock, so after a publish failed (its retries
+        spent) the next ones fail at once for ``PUBLISH_PAUSE`` seconds: a Redis outage must not make
+        every write in the cluster wait for a round of retries. Stored events lose nothing by it."""
         assert self._client is not None, "connect() first"
-        if len(items) == 1:
-            await self.publish(*items[0])
-            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._paused_until:
+            raise _unreachable(None)
         try:
+            if len(items) == 1:
+                await self._client.publish(self.channel, encode_message(*items[0]))
+                return
             async with self._client.pipeline(transaction=False) as pipe:
                 for channels, envelope in items:
                     pipe.publish(self.channel, encode_message(channels, envelope))
                 await pipe.execute()
         except (RedisError, OSError) as exc:
+            self._paused_until = loop.time() + PUBLISH_PAUSE
             raise _unreachable(exc) from exc
 
     def _attach(self, subscription: Subscription) -> None:
-        if not self._subscribed.is_set():
+        if not self._subscribed.is_set() and not (subscription.from_log and self.receiver is not None):
             raise Unavailable("the event bus is reconnecting; retry shortly", retry_after=2)
         self._local._attach(subscription)
 
@@ -149,16 +173,20 @@ class RedisBus(Bus):
             pubsub = self._client.pubsub()
             try:
                 await self._subscribe(pubsub)
+                if self.receiver is not None:
+                    self.receiver.bus_back()  # read the log for what was published while we were away
                 backoff = 0.25
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
                     if message is not None and message["type"] == "message":
                         self._deliver(message["data"])
             except (RedisError, OSError) as exc:
-                logger.warning("bus subscription lost (%s); its streams resume from the log", type(exc).__name__)
+                logger.warning("bus subscription lost (%s); streams are served from the log", type(exc).__name__)
             finally:
                 self._subscribed.clear()
-                self._local.lose_everything()
+                if self.receiver is not None:
+                    self.receiver.bus_lost()  # its head check keeps every stream going from the log
+                self._local.lose_everything(except_from_log=self.receiver is not None)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
@@ -170,7 +198,10 @@ class RedisBus(Bus):
         except ValueError:  # not ours (someone else PUBLISHed on the channel): skipped, never fatal
             logger.warning("bus: ignored a message that is not a Helpline event: %r", data[:80])
             return
-        self._local.deliver(channels, envelope)
+        if self.receiver is None:
+            self._local.deliver(channels, envelope)
+        else:
+            self.receiver.offer(channels, envelope)
 
     async def _subscribe(self, pubsub: PubSub) -> None:
         """Subscribe, and wait for Redis to confirm it: only then is nothing published missed."""

@@ -171,6 +171,17 @@ class AsyncClient(ClientBase):
     async def close_conversation(self, conversation_id: str) -> Any:
         return await self.request("POST", conversation_path(conversation_id, "close"))
 
+    async def add_note(self, conversation_id: str, text: str, id: str | None = None) -> dict[str, Any]:
+        """An internal note (staff only, never shown to the customer); retried safely by its id."""
+        body = {"id": id or new_id(), "text": text}
+        path = conversation_path(conversation_id, "notes")
+        return as_object(await self.request("POST", path, body, retries=self.max_retries))
+
+    async def escalate(self, conversation_id: str, summary: str | None = None, queue_id: str | None = None) -> Any:
+        """Hand the conversation to people (a bot's way out); `summary` becomes a note for them."""
+        body = drop_none(summary=summary, queue_id=queue_id)
+        return await self.request("POST", conversation_path(conversation_id, "escalate"), body)
+
     async def transfer(
         self, conversation_id: str, *, to_user_id: str | None = None, to_queue_id: str | None = None
     ) -> Any:
@@ -185,6 +196,10 @@ class AsyncClient(ClientBase):
     async def set_presence(self, status: str) -> Any:
         """`"online"`, `"busy"`, `"away"` or `"offline"`."""
         return await self.request("PUT", "/api/v1/me/presence", {"status": status})
+
+    async def offers(self) -> Any:
+        """The caller's pending offers."""
+        return await self.request("GET", "/api/v1/offers")
 
     async def accept_offer(self, offer_id: str) -> Any:
         return await self.request("POST", f"/api/v1/offers/{segment(offer_id)}/accept")

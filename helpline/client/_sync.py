@@ -175,6 +175,18 @@ class Client(ClientBase):
     def close_conversation(self, conversation_id: str) -> Any:
         return self.request("POST", conversation_path(conversation_id, "close"))
 
+    def add_note(self, conversation_id: str, text: str, id: str | None = None) -> dict[str, Any]:
+        """An internal note (staff only, never shown to the customer); retried safely by its id."""
+        body = {"id": id or new_id(), "text": text}
+        return as_object(
+            self.request("POST", conversation_path(conversation_id, "notes"), body, retries=self.max_retries)
+        )
+
+    def escalate(self, conversation_id: str, summary: str | None = None, queue_id: str | None = None) -> Any:
+        """Hand the conversation to people (a bot's way out); `summary` becomes a note for them."""
+        body = drop_none(summary=summary, queue_id=queue_id)
+        return self.request("POST", conversation_path(conversation_id, "escalate"), body)
+
     def transfer(self, conversation_id: str, *, to_user_id: str | None = None, to_queue_id: str | None = None) -> Any:
         """Transfer to a user or to a queue (exactly one of them)."""
         body = transfer_body(to_user_id, to_queue_id)
@@ -187,6 +199,10 @@ class Client(ClientBase):
     def set_presence(self, status: str) -> Any:
         """`"online"`, `"busy"`, `"away"` or `"offline"`."""
         return self.request("PUT", "/api/v1/me/presence", {"status": status})
+
+    def offers(self) -> Any:
+        """The caller's pending offers."""
+        return self.request("GET", "/api/v1/offers")
 
     def accept_offer(self, offer_id: str) -> Any:
         return self.request("POST", f"/api/v1/offers/{segment(offer_id)}/accept")

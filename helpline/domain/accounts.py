@@ -7,6 +7,7 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
+from helpline.domain.api_keys import ApiKeys, is_api_key
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
@@ -34,6 +35,7 @@ class Accounts:
         self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
         self.deployments_version = 0  # bumped on every deployment change, so caches of them refresh
         self._principals: dict[str, tuple[float, Principal]] = {}  # subject → (valid until, principal)
+        self.api_keys = ApiKeys(store, settings, self.invalidation)  # `Bearer hlk_…` (issue 14)
 
     # -- authentication -------------------------------------------------------------------------
     async def login(self, username: str, password: str) -> dict[str, Any]:
@@ -59,6 +61,10 @@ class Accounts:
         (domain/invalidation.py: every node within a second of a change), and for at most
         ``Invalidation.cache_seconds()`` in any case.
         """
+        if is_api_key(token):
+            if audience is not None:  # a key is never a stream ticket (nor accepted in a query string)
+                raise NotAuthenticated("API keys go in the Authorization header, never in a URL")
+            return await self.api_keys.authenticate(token)
         claims = self.tokens.verify(token, audience) if audience else self.tokens.verify(token)
         cached = self._principals.get(claims.subject)
         now = time.monotonic()
@@ -74,6 +80,8 @@ class Accounts:
 
     async def current(self, principal: Principal) -> Principal | None:
         """``principal`` as the store has it now (no cache), or None if it is gone or disabled."""
+        if principal.api_key_id is not None:
+            return await self.api_keys.current(principal)
         try:
             return await self._load_principal(principal.kind, principal.id)
         except NotAuthenticated:
@@ -108,6 +116,8 @@ class Accounts:
 
     def stream_ticket(self, principal: Principal) -> dict[str, Any]:
         perms.require_staff_chat(principal)
+        if principal.api_key_id is not None:  # a ticket would carry the user's own permissions, not the key's
+            raise Forbidden("programs holding an API key send it in the Authorization header; no ticket needed")
         seconds = min(60, self.settings.stream_ticket_seconds)
         token = self.tokens.issue(principal.id, principal.kind, seconds, TICKET_AUDIENCE)
         return {"ticket": token, "expires_in": seconds}
@@ -252,6 +262,27 @@ class Accounts:
         if user is None:
             raise NotFound("no such user")
         return user
+
+    async def user_named(self, username: str) -> User:
+        async with self.store.read() as s:
+            user = await s.user(username=username)
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        return user
+
+    async def queue_named(self, name: str) -> Queue:
+        async with self.store.read() as s:
+            queue = await s.queue(name=name)
+        if queue is None:
+            raise NotFound(f"no queue named {name!r}")
+        return queue
+
+    async def deployment_keyed(self, key: str) -> Deployment:
+        async with self.store.read() as s:
+            deployment = await s.deployment(key=key)
+        if deployment is None:
+            raise NotFound(f"no deployment with key {key!r}")
+        return deployment
 
     async def create_queue(self, name: str) -> Queue:
         async with self.store.write() as s:

@@ -14,6 +14,7 @@ from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
 from helpline.domain.attachments import attach
+from helpline.domain.bots import bot_for_queue, hand_to_bot
 from helpline.domain.log import (
     SYSTEM,
     actor,
@@ -42,6 +43,8 @@ class Conversations:
         # The outbox's hook for a rep's reply (domain/outbox.py): emails it to a customer who is away.
         self.offline_replies: Any = None
         self.on_email: Any = None  # the outbox worker's wake()
+        # domain/escalation.py: a customer asking a bot for a person (called after the message is stored).
+        self.after_customer_message: Any = None
 
     def _wake_router(self) -> None:
         if self.on_routing_change is not None:
@@ -81,6 +84,9 @@ class Conversations:
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
+            bot = await bot_for_queue(s, conversation.queue_id)
+            if bot is not None:  # the queue's first stage is a bot: it has the conversation at once
+                return await hand_to_bot(s, conversation, bot), True
             business_hours = deployment.business_hours
             if not hours.is_open(business_hours, now):
                 assert business_hours is not None
@@ -99,9 +105,11 @@ class Conversations:
                         recipients=audience(conversation),
                     )
                     return await close_conversation(s, conversation, SYSTEM, "outside_business_hours"), True
+            # How many reps are online: with none, the widget offers to continue by email (issue 12).
+            present = sum(1 for r in await s.rep_loads(queue_id=conversation.queue_id) if r.presence == "online")
             await s.append(
                 "conversation.routing",
-                {"state": "queued", "queue_id": conversation.queue_id, "assignee": None},
+                {"state": "queued", "queue_id": conversation.queue_id, "assignee": None, "reps_online": present},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
@@ -213,6 +221,8 @@ class Conversations:
                 emailed = await self.offline_replies(s, conversation, principal, stored)
         if emailed and self.on_email is not None:
             self.on_email()  # committed: the outbox worker can send it now
+        if conversation.bot_id is not None and self.after_customer_message is not None and principal.is_customer:
+            await self.after_customer_message(principal, conversation, text)
         return stored, True
 
     async def typing(self, principal: Principal, conversation_id: str, state: str) -> None:

@@ -90,6 +90,16 @@ class Outbox:
         )
         return True
 
+    async def set_contact(self, principal: Principal, email: str) -> dict[str, Any]:
+        """A customer leaves an address for replies while away (the widget's "leave a message")."""
+        if not principal.is_customer:
+            raise Forbidden("only customers leave a contact address")
+        if self.mailer is None:
+            raise Conflict("this server does not send email")
+        async with self.store.write() as s:
+            await s.update_customer(principal.id, email=email)
+        return {"customer_id": principal.id, "email": email}
+
     async def request_transcript(self, principal: Principal, conversation_id: str, recipient: str) -> None:
         """The customer asks for the conversation's transcript by email (202: it is in the outbox)."""
         if not principal.is_customer:

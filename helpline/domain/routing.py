@@ -189,7 +189,8 @@ class Router:
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
-        online = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online") or 1
+        present = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
+        online = present or 1
         for position, conversation in enumerate(queued, start=1):
             if conversation.queue_position == position:
                 continue
@@ -201,6 +202,7 @@ class Router:
                     "queue_id": queue_id,
                     "position": position,
                     "estimated_wait_seconds": round(per_slot * position / online),
+                    "reps_online": present,  # none: the widget offers to continue by email (issue 12)
                     "assignee": None,
                 },
                 conversation_id=conversation.id,
@@ -310,8 +312,11 @@ class Router:
             stats = []
             ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
             target = self.settings.service_level_seconds
+            # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
+            bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
+                contained, escalated = bots.get(queue.id, (0, 0))
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
                 current = await s.assigned_to([r.id for r in reps])
@@ -329,6 +334,9 @@ class Router:
                         # Satisfaction over the last rating_window_days (issue 12): None before any rating.
                         "rating_average": round(rating[0], 2) if rating else None,
                         "ratings": rating[1] if rating else 0,
+                        "bot_user_id": queue.bot_user_id,
+                        "bot_contained_today": contained,
+                        "bot_escalated_today": escalated,
                         "reps": [
                             {
                                 "id": r.id,

@@ -226,7 +226,7 @@ class GroupCommit:
         try:
             if events and self.publish is not None:
                 await self.publish(events)
-        except HelplineError:  # a shared bus is unreachable: stored all the same, streams get them on resume
+        except HelplineError:  # a shared bus is unreachable: stored all the same, the log followers deliver them
             logger.warning("group commit: %d committed events were not published", len(events))
         finally:
             for finished, _ in done:

@@ -144,8 +144,11 @@ class DriverStatements:
 
     @lru_cache(maxsize=1)  # noqa: B019
     def log_bounds(self) -> str:
-        e = schema.events
-        return f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name})"
+        e, h = schema.events, schema.log_state
+        return (
+            f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name}), "
+            f"(SELECT horizon FROM {h.name} WHERE id = 1)"
+        )
 
     @lru_cache(maxsize=2)  # noqa: B019
     def events_after(self, for_everyone: bool) -> str:

@@ -78,6 +78,8 @@ deployments = Table(
     # Attachments (migration 0005): a lower limit than the server's, a narrower list of types; None: the server's.
     Column("attachment_max_bytes", BigInteger, nullable=True),
     Column("attachment_types", JSON, nullable=True),
+    # Retention (migration 0008): conversations idle longer than this many days are removed; None keeps them.
+    Column("retention_days", Integer, nullable=True),
 )
 
 customers = Table(
@@ -123,6 +125,7 @@ conversations = Table(
     Index("ix_conversations_customer", "customer_id", "created_at"),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
+    Index("ix_conversations_deployment_updated", "deployment_id", "updated_at"),
 )
 
 participants = Table(
@@ -297,4 +300,28 @@ api_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# -- retention and erasure (migration 0008, issue 15) ----------------------------------------------
+# One row: events with ids up to ``horizon`` may have been removed (retention, erasure), so a resume from
+# before it gets ``stream.reset`` rather than a silent gap.
+log_state = Table(
+    "log_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("horizon", EventId, nullable=False),
+)
+
+# The audit of ``helpline customers erase``: who was erased, when, by whom, how much; never the content.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("customer_id", String(40), nullable=False),
+    Column("deployment_id", String(40), nullable=True),
+    Column("conversations", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("attachments", Integer, nullable=False),
+    Column("requested_by", String(120), nullable=False),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
 )

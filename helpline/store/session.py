@@ -28,7 +28,9 @@ from helpline.records import (
     utcnow,
 )
 from helpline.store import schema
+from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.attachments import AttachmentQueries
+from helpline.store.bots import BotQueries
 from helpline.store.canned import CannedQueries
 from helpline.store.driver import (
     DriverStatements,
@@ -81,7 +83,16 @@ class _DriverStatementsOnly:
         raise TypeError("a hot-read session runs the driver statements only (Store.hot_read); use Store.read()")
 
 
-class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQueries, RatingQueries, CannedQueries):
+class StoreSession(
+    RoutingQueries,
+    WebhookQueries,
+    ApiKeyQueries,
+    BotQueries,
+    AttachmentQueries,
+    OutboxQueries,
+    RatingQueries,
+    CannedQueries,
+):
     def __init__(
         self,
         conn: AsyncConnection,
@@ -222,9 +233,16 @@ class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQuer
         return (await self.log_bounds())[0]
 
     async def log_bounds(self) -> tuple[int, int]:
-        """The newest and the oldest event id (0, 0 for an empty log), in one statement."""
-        newest, oldest = (await self._fetch(self.statements.log_bounds()))[0]
-        return int(newest or 0), int(oldest or 0)
+        """The newest and the oldest event id (0, 0 for an empty log), in one statement.
+
+        Both respect the resume horizon (``log_state``): once retention or an erasure removed events up to
+        it, the log's head is never below it and nothing at or before it counts as retained.
+        """
+        newest, oldest, horizon = (await self._fetch(self.statements.log_bounds()))[0]
+        newest, oldest, horizon = int(newest or 0), int(oldest or 0), int(horizon or 0)
+        if horizon <= 0:
+            return newest, oldest
+        return max(newest, horizon), max(oldest, horizon + 1)
 
     async def events_after(self, principal_id: str | None, after: int, limit: int) -> list[StoredEvent]:
         """Events after ``after`` that ``principal_id`` may see (``None``: every event), oldest first."""
@@ -233,6 +251,20 @@ class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQuer
         else:
             rows = await self._fetch(self.statements.events_after(False), after, limit, principal_id)
         return [StoredEvent(int(i), t, c, with_id(int(i), payload)) for i, t, c, payload in rows]
+
+    async def recipients_among(self, after: int, upto: int, principals: list[str]) -> list[tuple[int, str]]:
+        """Which of ``principals`` are recipients of the events in ``(after, upto]``: ``(event id,
+        principal id)`` pairs. One primary-key range per principal (the key is ``(principal_id,
+        event_id)``), so it costs what the principals asked about cost, not the size of the log."""
+        r = schema.event_recipients
+        found: list[tuple[int, str]] = []
+        for start in range(0, len(principals), 500):  # SQLite's bound-parameter limit, with room to spare
+            chunk = principals[start : start + 500]
+            query = select(r.c.event_id, r.c.principal_id).where(
+                r.c.principal_id.in_(chunk), r.c.event_id > after, r.c.event_id <= upto
+            )
+            found.extend((int(event_id), str(principal)) for event_id, principal in await self.conn.execute(query))
+        return found
 
     async def conversation_events(
         self,
@@ -355,6 +387,10 @@ class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQuer
         row = (await self.conn.execute(select(q).where(condition))).first()
         return None if row is None else _queue(row)
 
+    async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
+        q = schema.queues
+        await self.conn.execute(update(q).where(q.c.id == queue_id).values(bot_user_id=user_id))
+
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
         return [_queue(row) for row in rows]
@@ -385,6 +421,10 @@ class StoreSession(RoutingQueries, WebhookQueries, AttachmentQueries, OutboxQuer
         values = {"id": new_id("cus"), "created_at": utcnow(), **values}
         await self.conn.execute(insert(schema.customers).values(**values))
         return Customer(**values)
+
+    async def update_customer(self, customer_id: str, **values: Any) -> None:
+        c = schema.customers
+        await self.conn.execute(update(c).where(c.c.id == customer_id).values(**values))
 
     async def customer(
         self, *, id: str | None = None, deployment_id: str | None = None, external_id: str | None = None
@@ -507,6 +547,7 @@ def _deployment(row: Any) -> Deployment:
         identity_key=row["identity_key"],
         created_at=row["created_at"],
         greeting=row.get("greeting"),
+        retention_days=row.get("retention_days"),
         attachment_max_bytes=row.get("attachment_max_bytes"),
         attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )

@@ -42,7 +42,7 @@ async def poll(
     metrics.poll_requests.inc()
     try:
         settings = svc.settings
-        async with svc.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
+        async with svc.bus.subscribe([channel], maxsize=settings.stream_queue_size, from_log=True) as subscription:
             registry.track(subscription, caller)
             watcher = asyncio.create_task(close_on_disconnect(request.receive, subscription))
             try:

@@ -197,7 +197,7 @@ class EventStream:
         raw_resume = resume_point(scope)
         write_timeout = settings.stream_write_timeout_seconds
 
-        async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size) as subscription:
+        async with services.bus.subscribe([channel], maxsize=settings.stream_queue_size, from_log=True) as subscription:
             registry.track(subscription, principal)
             watcher = asyncio.create_task(close_on_disconnect(receive, subscription))
             try:
@@ -229,13 +229,16 @@ class EventStream:
                 deadline = time.monotonic() + lifetime
                 hide = principal if channel == ALL else None  # supervisors: others' offers stay out
                 reason = await self._live(subscription, send, last_sent, deadline, settings, metrics, hide)
-                if reason == "slow":
+                if reason in ("slow", "overflow"):
                     metrics.slow_consumers.inc()
-                    return
-                if reason in ("lifetime", "shutdown", REVALIDATE):
-                    await _write(send, control_event("stream.reconnect", reason=reason), write_timeout)
+                if reason in ("lifetime", "shutdown", REVALIDATE, "overflow"):
+                    # Every end the server chooses is announced and completes the response: a client
+                    # (or a proxy) never sees a truncated chunked body it would log as an error.
+                    reconnect = "slow" if reason == "overflow" else reason
+                    await _write(send, control_event("stream.reconnect", reason=reconnect), write_timeout)
                 if reason != "disconnected":
-                    await _finish(send, write_timeout)
+                    # After a missed write deadline the client is not reading: a short last try.
+                    await _finish(send, 1.0 if reason == "slow" else write_timeout)
             finally:
                 registry.untrack(subscription)
                 watcher.cancel()
@@ -261,7 +264,7 @@ class EventStream:
             try:
                 envelopes = await subscription.wait(min(heartbeat, deadline - now))
             except SlowConsumer:
-                return "slow"
+                return "overflow"
             if envelopes:
                 chunks = []
                 for envelope in envelopes:

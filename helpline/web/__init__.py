@@ -24,7 +24,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # attachment thumbnails, fetched with the token (attachments.js)
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
@@ -68,3 +68,9 @@ async def demo_site() -> FileResponse:
 async def console() -> FileResponse:
     """The rep and supervisor console."""
     return FileResponse(WEB_ROOT / "console.html", headers=PAGE_HEADERS)
+
+
+@web_router.get("/console/integrations")
+async def integrations() -> FileResponse:
+    """Admins: webhooks (and a paused one's banner), API keys, the bots in front of queues (issue 14)."""
+    return FileResponse(WEB_ROOT / "integrations.html", headers=PAGE_HEADERS)

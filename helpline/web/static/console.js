@@ -6,6 +6,7 @@
 
 import { AdminPages } from './admin.js';
 import { ApiError, createApi, latestEntries, withRetry } from './api.js';
+import { AttachmentTray, attachmentList } from './attachments.js';
 import { CannedResponses, cannedPage } from './canned.js';
 import { formatTime, h } from './dom.js';
 import { Offers, askForNotifications } from './offers.js';
@@ -34,7 +35,16 @@ const state = {
   typingSent: false,
 };
 let stream = null;
-const transcript = new Transcript($('transcript'), { selfId: () => session.user?.id, perspective: 'staff' });
+const token = () => session.token;
+const transcript = new Transcript($('transcript'), {
+  selfId: () => session.user?.id, perspective: 'staff', files: (list) => attachmentList(api, token, list),
+});
+// Files for the reply: the paperclip, drop on the conversation, paste into the reply (attachments.js).
+const tray = new AttachmentTray({
+  api, getToken: token, conversationId: async () => state.selected, dropTargets: [$('reply-form')], pasteTargets: [$('reply')],
+});
+$('reply-form').insertBefore(tray.control, $('reply').closest('.composer__box'));
+$('reply-form').before(tray.list);
 const offers = new Offers({
   api,
   section: $('offers'),
@@ -296,6 +306,7 @@ async function select(id, { keepScroll = false } = {}) {
   if (changed) {
     stopTyping();
     transcript.clear();
+    tray.clear();
     $('typing').textContent = '';
     showError($('conversation-error'), null);
   }
@@ -482,7 +493,8 @@ function queueStatsText(event) {
   return (event.queues || []).map((queue) => {
     const waiting = `${queue.name || queue.queue_id}: ${queue.length} waiting`;
     const longest = queue.length ? `, longest ${minutes(queue.longest_wait_seconds || 0)}` : '';
-    return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online`;
+    const rating = queue.ratings ? `, rating ${queue.rating_average} of 5 (${queue.ratings})` : '';
+    return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online${rating}`;
   }).join(' · ');
 }
 
@@ -529,29 +541,37 @@ $('note-mode').addEventListener('change', updateComposer);
 $('reply-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const text = $('reply').value.trim();
-  if (!text || !state.selected) return;
-  $('reply').value = '';
-  if ($('note-mode').checked) {
+  if ($('note-mode').checked) { // a note is text for staff: files stay in the tray for the next reply
+    if (!text || !state.selected) return;
+    $('reply').value = '';
     addNote(state.selected, crypto.randomUUID(), text);
     return;
   }
+  if (tray.busy) {
+    showError($('conversation-error'), 'Please wait until the files have uploaded.');
+    return;
+  }
+  const files = tray.take();
+  if ((!text && !files.length) || !state.selected) return;
+  $('reply').value = '';
   stopTyping();
   const clientId = crypto.randomUUID();
-  transcript.addPending(clientId, text);
-  sendReply(state.selected, clientId, text);
+  transcript.addPending(clientId, text, files);
+  sendReply(state.selected, clientId, text, files.map((file) => file.id));
 });
 
-async function sendReply(conversationId, clientId, text) {
+async function sendReply(conversationId, clientId, text, attachmentIds = []) {
   transcript.markSending(clientId);
   try {
     // The same client id on every attempt, so a retry after a lost answer never duplicates the message.
     const entry = await withRetry(() => api.post(
-      `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text },
+      `/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`,
+      { id: clientId, text, attachment_ids: attachmentIds.length ? attachmentIds : undefined },
     ));
     if (state.selected === conversationId) transcript.apply(entry);
     showError($('conversation-error'), null);
   } catch (error) {
-    transcript.markFailed(clientId, error.message, () => sendReply(conversationId, clientId, text));
+    transcript.markFailed(clientId, error.message, () => sendReply(conversationId, clientId, text, attachmentIds));
     handleFailure(error);
   }
 }

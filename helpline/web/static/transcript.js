@@ -5,7 +5,7 @@
 
 import { formatTime, h, scrollToEnd } from './dom.js';
 
-const SYSTEM_TYPES = new Set(['conversation.participant_changed', 'conversation.routing', 'conversation.closed']);
+const SYSTEM_TYPES = new Set(['conversation.participant_changed', 'conversation.routing', 'conversation.closed', 'conversation.rated']);
 
 export class Transcript {
   /**
@@ -13,11 +13,13 @@ export class Transcript {
    * @param {object} options
    * @param {() => string|null} options.selfId  the viewer's principal id
    * @param {'customer'|'staff'} options.perspective  wording of system lines
+   * @param {(attachments: object[]) => Node} [options.files]  renders a message's attachments (attachments.js)
    */
-  constructor(log, { selfId, perspective }) {
+  constructor(log, { selfId, perspective, files = null }) {
     this.log = log;
     this.selfId = selfId;
     this.perspective = perspective;
+    this.files = files;
     this.byId = new Map(); // entry id → node
     this.pending = new Map(); // client message id → node, until the server confirms it
     this.readUpTo = 0;
@@ -46,8 +48,8 @@ export class Transcript {
   }
 
   /** Show a message the viewer is sending, before the server has stored it. */
-  addPending(clientId, text) {
-    const node = this.messageNode({ text, own: true, authorName: 'You', at: new Date().toISOString() });
+  addPending(clientId, text, attachments = []) {
+    const node = this.messageNode({ text, own: true, authorName: 'You', at: new Date().toISOString(), attachments });
     node.dataset.clientId = clientId;
     node.dataset.incoming = 'false';
     this.setState(node, 'Sending…', 'sending');
@@ -109,7 +111,9 @@ export class Transcript {
       return notice;
     }
     const own = entry.author?.id === this.selfId();
-    const node = this.messageNode({ text: entry.text, own, authorName: entry.author?.display_name, at: entry.at });
+    const node = this.messageNode({
+      text: entry.text, own, authorName: entry.author?.display_name, at: entry.at, attachments: entry.attachments,
+    });
     node.dataset.incoming = String(!own);
     if (own) this.setState(node, entry.id <= this.readUpTo ? 'Read' : 'Sent', 'sent');
     this.place(entry.id, node);
@@ -152,22 +156,29 @@ export class Transcript {
           return this.perspective === 'customer' ? 'You are being transferred; please wait' : 'Transferred to a queue';
         }
         if (entry.state === 'failed') return 'No one could be reached right now';
+        // A bot handed the conversation to people (the customer reads the automatic message instead).
+        if (entry.state === 'escalated' && this.perspective === 'staff') return 'Escalated to a person';
         if (entry.state === 'assigned' && this.perspective === 'staff' && entry.by) {
           return `Assigned to ${name(entry.assignee, false)} by ${name(entry.by, false)}`;
         }
         return null;
       case 'conversation.closed':
         return entry.closed_by?.id === self ? 'You ended the chat' : `${name(entry.closed_by)} ended the chat`;
+      case 'conversation.rated': {
+        const comment = entry.comment ? `: “${entry.comment}”` : '';
+        return `${name(entry.by)} rated this chat ${entry.score} of 5${comment}`;
+      }
       default:
         return null;
     }
   }
 
   // -- nodes ------------------------------------------------------------------------------------
-  messageNode({ text, own, authorName, at }) {
+  messageNode({ text, own, authorName, at, attachments = [] }) {
     return h('div', { className: `msg ${own ? 'msg--own' : 'msg--other'}` },
       h('p', { className: own ? 'msg__author visually-hidden' : 'msg__author', textContent: own ? 'You' : authorName || '' }),
-      h('p', { className: 'msg__text', textContent: text ?? '' }),
+      text ? h('p', { className: 'msg__text', textContent: text }) : null,
+      attachments?.length && this.files ? this.files(attachments) : null,
       h('p', { className: 'msg__meta' },
         h('time', { dateTime: at || '', textContent: formatTime(at) }),
         h('span', { className: 'msg__state' })));

@@ -8,7 +8,9 @@
 // conversation and history; closing the tab ends the guest's session.
 
 import { ApiError, createApi, isRetryable, withRetry } from './api.js';
+import { AttachmentTray, attachmentList } from './attachments.js';
 import { h, icon } from './dom.js';
+import { contactForm, ratingForm, transcriptForm } from './followup.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
 
@@ -62,7 +64,10 @@ class ChatWidget {
     this.typingSent = false;
     this.repTypingTimer = null;
     this.build();
-    this.transcript = new Transcript(this.log, { selfId: () => this.store.get('customerId'), perspective: 'customer' });
+    const token = () => this.store.get('token');
+    this.transcript = new Transcript(this.log, {
+      selfId: () => this.store.get('customerId'), perspective: 'customer', files: (list) => attachmentList(this.api, token, list),
+    });
     if (this.store.get('open') && this.sessionValid()) this.openPanel(false);
   }
 
@@ -71,6 +76,7 @@ class ChatWidget {
     const host = h('div', { id: 'helpline-chat' });
     const root = host.attachShadow({ mode: 'open' });
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
+    const extras = h('link', { rel: 'stylesheet', href: new URL('./attachments.css', import.meta.url).href });
     // Shown once styled, so the page never flashes an unstyled widget.
     host.hidden = true;
     for (const event of ['load', 'error']) stylesheet.addEventListener(event, () => (host.hidden = false));
@@ -84,6 +90,8 @@ class ChatWidget {
     this.statusLine = h('p', { className: 'status', attrs: { 'aria-live': 'polite' }, textContent: 'We usually reply within minutes' });
     this.connection = h('span', { className: 'connection', attrs: { 'data-state': 'idle', 'aria-hidden': 'true' } });
     this.endButton = h('button', { type: 'button', className: 'end', textContent: 'End chat', hidden: true, on: { click: () => this.endChat() } });
+    // While a bot answers (issue 14), the customer can always ask for a person.
+    this.personButton = h('button', { type: 'button', className: 'person', textContent: 'Talk to a person', hidden: true, on: { click: () => this.askForPerson() } });
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
     this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
@@ -107,11 +115,41 @@ class ChatWidget {
       h('div', { className: 'heading' },
         h('h2', { id: 'hl-title' }, this.connection, 'Customer support'),
         this.statusLine),
+      this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
     this.notice, this.log, this.typing, this.composer, this.ended);
-    root.append(stylesheet, this.panel, this.launcher);
+    this.buildCustomerSide();
+    root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
+  }
+
+  /** Attachments in the composer; rating and transcript after the end; an address while no one is there. */
+  buildCustomerSide() {
+    this.tray = new AttachmentTray({
+      api: this.api,
+      getToken: () => this.store.get('token'),
+      conversationId: async () => { await this.start(); return this.ensureConversation(); },
+      dropTargets: [this.panel],
+      pasteTargets: [this.input],
+    });
+    this.composer.insertBefore(this.tray.control, this.input);
+    this.composer.before(this.tray.list);
+    this.contactSlot = h('div', { className: 'contact' });
+    this.composer.before(this.contactSlot);
+    this.followup = h('div', { className: 'followups' });
+    this.ended.append(this.followup);
+  }
+
+  offerContact() {
+    if (this.contactSlot.childElementCount || !this.composer.isConnected) return;
+    this.contactSlot.append(contactForm(this.api, () => this.start()));
+  }
+
+  showFollowups() {
+    const id = () => this.store.get('conversationId');
+    this.ratingSlot = h('div', {}, this.rated ? null : ratingForm(this.api, id));
+    this.followup.replaceChildren(this.ratingSlot, transcriptForm(this.api, id));
   }
 
   openPanel(focus) {
@@ -237,6 +275,8 @@ class ChatWidget {
 
   showConversation(conversation) {
     this.endButton.hidden = conversation.status === 'closed';
+    this.personButton.hidden = !(conversation.status === 'assigned' && conversation.bot_id
+      && conversation.assignee_id === conversation.bot_id && !conversation.escalated_at);
     if (conversation.status === 'closed') this.showEnded();
     else if (conversation.status === 'queued') this.setStatus('Waiting in queue for the next available agent');
   }
@@ -258,11 +298,16 @@ class ChatWidget {
       case 'conversation.closed':
         this.showEnded();
         break;
+      case 'conversation.rated':
+        this.rated = true;
+        this.ratingSlot?.replaceChildren(h('p', { className: 'followup__status', textContent: 'Thank you for your rating!' }));
+        break;
       case 'conversation.read':
         if (event.by?.id === me) this.store.set({ readUpTo: Math.max(this.store.get('readUpTo') || 0, event.entry_id) });
         break;
       case 'conversation.message':
         if (event.author?.id !== me) this.hideRepTyping();
+        if (event.automatic === 'outside-hours') this.offerContact();
         break;
       default:
         break;
@@ -283,6 +328,11 @@ class ChatWidget {
   }
 
   onRouting(event) {
+    this.personButton.hidden = !(event.state === 'assigned' && event.bot);
+    if (event.state === 'escalated') {
+      this.setStatus('Connecting you with a person');
+      return;
+    }
     if (event.state === 'queued' || (event.state === 'transferred' && !event.assignee)) {
       let text = 'Waiting in queue for the next available agent';
       if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
@@ -290,9 +340,12 @@ class ChatWidget {
         text += ` (about ${Math.max(1, Math.round(event.estimated_wait_seconds / 60))} min)`;
       }
       this.setStatus(text);
+      // No rep online (the queue event says so): offer to continue by email.
+      if (event.reps_online === 0 || event.available === false) this.offerContact();
     } else if (event.assignee) {
       this.setStatus(`${event.assignee.display_name} joined`);
     } else if (event.state === 'failed') {
+      this.offerContact();
       this.setStatus('No one is available right now; we will reply as soon as we can');
     }
   }
@@ -309,8 +362,11 @@ class ChatWidget {
   }
 
   showEnded() {
+    if (this.ended.hidden) this.showFollowups();
+    this.contactSlot.replaceChildren();
     this.setStatus('Chat ended');
     this.endButton.hidden = true;
+    this.personButton.hidden = true;
     this.composer.hidden = true;
     this.ended.hidden = false;
     this.hideRepTyping();
@@ -337,15 +393,20 @@ class ChatWidget {
   onSubmit(event) {
     event.preventDefault();
     const text = this.input.value.trim();
-    if (!text) return;
+    if (this.tray.busy) {
+      this.showNotice('Please wait until your files have uploaded.');
+      return;
+    }
+    const files = this.tray.take();
+    if (!text && !files.length) return;
     this.input.value = '';
     this.stopTyping();
     const clientId = crypto.randomUUID();
-    this.transcript.addPending(clientId, text);
-    this.send(clientId, text);
+    this.transcript.addPending(clientId, text, files);
+    this.send(clientId, text, files.map((file) => file.id));
   }
 
-  async send(clientId, text) {
+  async send(clientId, text, attachmentIds = []) {
     this.transcript.markSending(clientId);
     try {
       await this.start();
@@ -354,7 +415,9 @@ class ChatWidget {
       this.showNotice('');
       // The same client id on every attempt: the server stores the message once, however often we retry.
       const entry = await withRetry(
-        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, { id: clientId, text }),
+        () => this.api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/messages`, {
+          id: clientId, text, attachment_ids: attachmentIds.length ? attachmentIds : undefined,
+        }),
         { onRetry: () => this.showNotice('Connection problem; retrying…') },
       );
       this.showNotice('');
@@ -362,7 +425,7 @@ class ChatWidget {
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
       const detail = isRetryable(error) ? 'connection problem.' : error.message;
-      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text));
+      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text, attachmentIds));
     }
   }
 
@@ -401,12 +464,29 @@ class ChatWidget {
     }
   }
 
+  /** The "talk to a person" button: the bot hands the conversation to the queue's people at once. */
+  async askForPerson() {
+    const id = this.store.get('conversationId');
+    if (!id) return;
+    this.personButton.hidden = true;
+    try {
+      await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/escalate`, {}));
+      this.setStatus('Connecting you with a person');
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) this.showNotice(`We could not reach a person: ${error.message}`);
+    }
+  }
+
   newChat() {
     this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
+    this.tray.clear();
+    this.rated = false;
+    this.contactSlot.replaceChildren();
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
+    this.personButton.hidden = true;
     this.setStatus('We usually reply within minutes');
     this.input.focus();
   }
