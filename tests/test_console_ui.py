@@ -85,6 +85,7 @@ def test_rep_reloads_with_a_pending_offer_accepts_it_replies_canned_and_whispers
     expect(rep.locator("#conversation-title")).to_have_text(name)
     expect(texts(rep, "#transcript")).to_have_text(["My parcel never came"])
     expect(rep.locator("#conversation-meta")).to_contain_text("assigned to you")
+    expect(rep.locator("#customer-card")).to_have_text(f"{name} guest")  # names, never ids (nor "null")
 
     # A canned response, found with "/" and filled in with the customer's and the rep's names.
     reply = rep.get_by_label("Reply", exact=True)
@@ -96,11 +97,11 @@ def test_rep_reloads_with_a_pending_offer_accepts_it_replies_canned_and_whispers
     expect(texts(customer, ".log").last).to_have_text(f"Thanks for waiting, {name}! I am Riley (rep).")
 
     # An internal note: shown to staff, set apart; the customer's widget never has it.
-    rep.get_by_label("Internal note").check()
+    rep.get_by_label("Internal note", exact=True).check()
     reply.fill("Whisper: refund approved by Sam")
     reply.press("Enter")
     expect(rep.locator(".note-entry")).to_contain_text("Whisper: refund approved by Sam")
-    rep.get_by_label("Internal note").uncheck()
+    rep.get_by_label("Internal note", exact=True).uncheck()
     reply.fill("Your refund is on its way.")
     reply.press("Enter")
     expect(texts(customer, ".log").last).to_have_text("Your refund is on its way.")
@@ -194,6 +195,10 @@ def test_the_wallboard_counts_a_scripted_queue_of_five_customers_and_two_reps(
     riley.get_by_role("button", name="Monitor the chat with Customer 0").click()
     expect(board.get_by_text("You are monitoring this conversation read-only.")).to_be_visible()
     expect(board.get_by_label("Assign to").locator("option", has_text="Morgan")).to_have_count(1)
+    expect(board.locator("#reply-form")).to_be_hidden()
+    board.get_by_label("Whisper to the rep").fill("Customer 0 is a VIP")
+    board.get_by_role("button", name="Add note").click()
+    expect(board.locator(".note-entry")).to_contain_text("Customer 0 is a VIP")
     board.get_by_role("button", name="Wallboard").click()
     screenshot(board, "wallboard")
     assert board.errors == []

@@ -161,7 +161,15 @@ def test_trainee_sees_no_reply_box(demo_server: DemoServer, new_page: Callable[[
     )
     assert opened.status_code == 201, opened.text
     conversation_id = opened.json()["id"]
+    # Work goes only to reps who can answer it (issue 11): the trainee holds this conversation from
+    # before an admin withdrew its access_conversation_entries.
+    admin = demo_server.login("admin")["access_token"]
+    trainee_id = demo_server.login("trainee")["user"]["id"]
+    path = f"/api/v1/admin/users/{trainee_id}"
+    granted = ["chat_user", "chat_rep", "access_conversation_entries"]
+    assert demo_server.call(admin, "PATCH", path, {"permissions": granted}).status_code == 200
     assign(demo_server, conversation_id, "trainee")
+    assert demo_server.call(admin, "PATCH", path, {"permissions": granted[:2]}).status_code == 200
 
     trainee = sign_in(new_page(), demo_server, "trainee")
     expect(trainee.locator("#presence-field")).to_be_visible()  # trainees are reps: they set presence

@@ -29,6 +29,7 @@ const state = {
   conversations: new Map(),
   unread: new Map(),
   offers: new Map(),
+  justClosed: new Set(),
   selected: null,
   earlierCursor: null,
   refreshTimers: new Map(),
@@ -226,6 +227,7 @@ async function reloadAll() {
       api.get('/api/v1/queues'),
     ]);
     queueNames = new Map(queues.map((q) => [q.id, q]));
+    state.justClosed.clear();
     state.conversations = new Map(answer.conversations.map((c) => [c.id, c]));
     renderList();
     // What the server holds, not what we last saw: pending offers with their time left, our presence,
@@ -247,7 +249,8 @@ function renderList() {
   const list = $('conversation-list');
   const filter = $('status-filter').value;
   const conversations = [...state.conversations.values()]
-    .filter((c) => !filter || (filter === 'open' ? c.status !== 'closed' : c.status === filter))
+    // "Open" keeps a chat closed just now in view (marked Closed) until the list is reloaded.
+    .filter((c) => !filter || (filter === 'open' ? c.status !== 'closed' || state.justClosed.has(c.id) : c.status === filter))
     .sort((a, b) => (b.updated_at || '').localeCompare(a.updated_at || ''));
   // Rebuilding the list must not steal keyboard focus from the item being used.
   const focused = document.activeElement?.dataset?.conversation;
@@ -353,18 +356,17 @@ function showConversation(conversation) {
   const open = conversation.status !== 'closed';
   const mine = isMine(conversation);
   const supervisor = can('supervisor');
-  $('conversation-title').textContent = customerName(conversation);
+  $('conversation-title').textContent = conversation.pre_chat?.topic || customerName(conversation);
   const assignee = conversation.assignee_id ? (mine ? 'you' : conversation.assignee?.display_name || 'another rep') : 'nobody';
   const queue = queueNames.get(conversation.queue_id);
   $('conversation-meta').textContent = `${STATUS_LABEL[conversation.status] || conversation.status} · assigned to ${assignee}`
     + (queue ? ` · queue ${queue.name}` : '');
-  $('conversation-ids').textContent = conversation.pre_chat?.topic || '';
+  $('conversation-ids').textContent = conversation.pre_chat?.topic ? customerName(conversation) : '';
   renderCustomerCard(conversation);
   // Supervisors monitoring may still whisper: the composer opens in note mode for them.
-  const writesNotes = open && can('access_conversation_entries') && (mine || supervisor);
-  setComposerVisible((open && mine && can('access_conversation_entries')) || writesNotes);
-  if (!mine && writesNotes) $('note-mode').checked = true;
-  $('note-mode').disabled = !mine;
+  setComposerVisible(open && mine && can('access_conversation_entries'));
+  // Supervisors monitoring read-only may still whisper to the rep: an internal note, never the customer.
+  $('whisper-form').hidden = !(open && supervisor && !mine);
   updateComposer();
   $('monitor-note').hidden = !(supervisor && !mine);
   $('close-form').hidden = !(open && (mine || supervisor));
@@ -384,7 +386,7 @@ function renderCustomerCard(conversation) {
   const answers = Object.entries(conversation.pre_chat || {}).filter(([key]) => key !== 'page');
   const page = conversation.pre_chat?.page || conversation.page_url;
   const earlier = conversation.earlier_conversations || [];
-  $('customer-card').replaceChildren(
+  $('customer-card').replaceChildren(...[
     h('p', { className: 'customer-card__name' },
       h('strong', { textContent: customer.display_name || 'Customer' }), ' ',
       h('span', { className: `badge${customer.verified ? ' badge--assigned' : ''}`, textContent: customer.verified ? 'verified' : 'guest' }),
@@ -392,7 +394,8 @@ function renderCustomerCard(conversation) {
     answers.length ? h('dl', { className: 'customer-card__answers' }, ...answers.flatMap(([k, v]) => [h('dt', { textContent: k }), h('dd', { textContent: String(v) })])) : null,
     page ? h('p', { className: 'hint', textContent: `Came from ${page}` }) : null,
     earlier.length ? h('details', {}, h('summary', { textContent: `${earlier.length} earlier conversation(s)` }),
-      h('ul', {}, ...earlier.map((c) => h('li', { textContent: `${new Date(c.created_at).toLocaleDateString()} · ${STATUS_LABEL[c.status] || c.status}${c.pre_chat?.topic ? ` · ${c.pre_chat.topic}` : ''}` })))) : null);
+      h('ul', {}, ...earlier.map((c) => h('li', { textContent: `${new Date(c.created_at).toLocaleDateString()} · ${STATUS_LABEL[c.status] || c.status}${c.pre_chat?.topic ? ` · ${c.pre_chat.topic}` : ''}` })))) : null,
+  ].filter(Boolean)); // replaceChildren would show a null as the text "null"
 }
 
 /** The pickers: online reps with room (name, load) and queues by name (with waiting counts). */
@@ -409,10 +412,11 @@ async function loadPickers() {
     const chosen = { transfer: $('transfer-target').value, assign: $('assign-user').value };
     const repOptions = reps.map((r) => h('option', { value: `user:${r.id}`, textContent: `${r.display_name} (${r.load}/${r.capacity})` }));
     const queueOptions = queues.map((q) => h('option', { value: `queue:${q.id}`, textContent: `${q.name} queue (${q.waiting} waiting)` }));
-    $('transfer-target').replaceChildren(
+    $('transfer-target').replaceChildren(...[
       h('option', { value: '', textContent: reps.length ? 'Choose a rep or a queue…' : 'Choose a queue (no rep has room)…' }),
       reps.length ? h('optgroup', { label: 'Reps online with room' }, ...repOptions) : null,
-      h('optgroup', { label: 'Queues' }, ...queueOptions));
+      h('optgroup', { label: 'Queues' }, ...queueOptions),
+    ].filter(Boolean));
     // Supervisors assign past presence and capacity, to anyone who can answer (routable reps).
     const everyone = new Map();
     for (const queue of stats) for (const rep of queue.reps || []) if (rep.routable !== false) everyone.set(rep.id, rep);
@@ -485,6 +489,7 @@ function onEvent(event) {
   } else if (event.type === 'conversation.closed') {
     state.unread.delete(id); // a closed chat keeps no badge
   }
+  if (event.type === 'conversation.closed' && state.conversations.has(id)) state.justClosed.add(id);
   refreshSoon(id);
 }
 
@@ -576,16 +581,24 @@ async function sendReply(conversationId, clientId, text, attachmentIds = []) {
   }
 }
 
-async function addNote(conversationId, noteId, text) {
+async function addNote(conversationId, noteId, text, box = $('reply')) {
   try {
     const entry = await withRetry(() => api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/notes`, { id: noteId, text }));
     if (state.selected === conversationId) transcript.apply(entry);
     showError($('conversation-error'), null);
   } catch (error) {
-    $('reply').value = text; // nothing lost: the note is back in the box to retry
+    box.value = text; // nothing lost: the note is back in the box to retry
     handleFailure(error);
   }
 }
+
+$('whisper-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('whisper').value.trim();
+  if (!text || !state.selected) return;
+  $('whisper').value = '';
+  addNote(state.selected, crypto.randomUUID(), text, $('whisper'));
+});
 
 $('close-form').addEventListener('submit', (event) => {
   event.preventDefault();
