@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helpline.api import (
     admin,
@@ -53,20 +53,21 @@ class HelplineApp(FastAPI):
     (helpline/api/fastpath.py) answers the happy path and hands anything unusual to the full stack.
     """
 
-    stream_endpoint: Any = None
-    message_endpoint: Any = None
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        super().__init__(**options)
+        # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
+        self.events = streaming.EventStream(self)
+        self.stream_endpoint: ASGIApp = DeploymentCORS(self.events, root=self)
+        # The hottest write; the route in conversations.py documents it and answers what the fast path hands over.
+        full_stack = partial(FastAPI.__call__, self)
+        self.message_endpoint = fastpath.MessagePost(self, full_stack, max_bytes=settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.stream_endpoint is not None
-            and scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"] == "/api/v1/events"
-        ):
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/api/v1/events":
             scope["app"] = self
             await self.stream_endpoint(scope, receive, send)
             return
-        if self.message_endpoint is not None and fastpath.is_message_post(scope):
+        if fastpath.is_message_post(scope):
             scope["app"] = self
             await self.message_endpoint(scope, receive, send)
             return
@@ -82,16 +83,14 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         store = await open_store(settings.database_url)
         bus = open_bus(settings.bus_url)
         await bus.connect()
-        services = Services.build(settings, store, bus, app.state.metrics)
+        streams = app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
+        services = Services.build(settings, store, bus, app.state.metrics, connected=lambda: list(streams.per_identity))
         await services.follower.start()
         app.state.services = services
-        app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)  # fresh on every start
         if settings.demo and seed_demo:
             from helpline.demo import seed_demo as seed
 
             await seed(services)
-        streams = app.state.streams
-        services.router.connected_staff = lambda: list(streams.per_identity)
         routing = (
             asyncio.create_task(services.router.run(), name="helpline-router") if settings.router_enabled else None
         )
@@ -102,7 +101,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         )
         services.invalidation.on_invalidate(partial(_end_changed_streams, streams, services))
         invalidations = asyncio.create_task(services.invalidation.run(), name="helpline-invalidation")
-        services.outbox.connected = lambda: list(streams.per_identity)
+        silent_bots = asyncio.create_task(services.escalations.run(), name="helpline-silent-bots")
         mailing = None
         if settings.outbox_enabled and services.outbox.sends_email:
             mailing = asyncio.create_task(services.outbox.run(), name="helpline-outbox")
@@ -112,17 +111,19 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         try:
             yield
         finally:
-            for task in (routing, invalidations, deliveries, mailing, retention):
+            for task in (routing, invalidations, deliveries, silent_bots, mailing, retention):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             await app.state.streams.shutdown()
             await services.follower.stop()
+            await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
             await bus.disconnect()
             await store.close()
 
     app = HelplineApp(
+        settings,
         title="Helpline",
         version="1.0",
         summary="Real-time contact-center web chat over Server-Sent Events.",
@@ -155,14 +156,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         diagnostics.router,
     ):
         app.include_router(router)
-    # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
-    events = streaming.EventStream(app)
-    app.stream_endpoint = DeploymentCORS(events, root=app)
-    # Also routed, so that other methods get the usual 405 problem response.
-    app.add_route("/api/v1/events", events, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
-    # The hottest write; the route in conversations.py documents it and answers what the fast path hands over.
-    full_stack = partial(FastAPI.__call__, app)
-    app.message_endpoint = fastpath.MessagePost(app, full_stack, max_bytes=settings.max_body_bytes)
+    # The stream is also routed, so that other methods get the usual 405 problem response.
+    app.add_route("/api/v1/events", app.events, methods=["GET"], include_in_schema=False)  # type: ignore[arg-type]
     app.include_router(web_router)
     apidocs.install(app)
     # The widget is loaded by companies' own pages; module scripts are always fetched with CORS.

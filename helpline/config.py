@@ -84,6 +84,8 @@ class Settings:
     webhook_allow_private: bool = False  # HELPLINE_WEBHOOK_ALLOW_PRIVATE=1: loopback and private targets allowed
     # Service agents (issue 14): what a customer writes to ask for a person (case-insensitive, comma-separated).
     handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
+    # A customer whose last message a bot leaves unanswered this long is handed to people (0: never).
+    bot_silence_seconds: float = 120.0
     # Request hygiene.
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000

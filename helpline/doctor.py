@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from helpline.events import EventType
 from helpline.sse import SSEDecoder
 
 Status = Literal["ok", "warn", "fail"]
@@ -84,7 +85,7 @@ def observe_stream(base: str, *, count: int, interval: float, quiet: float, time
                 if seen.first_byte_after is None:
                     seen.first_byte_after = now - started
                 for event in decoder.feed(chunk):
-                    if event.event == "diagnostics.probe":
+                    if event.event == EventType.DIAGNOSTICS_PROBE:
                         body = event.json()
                         seen.arrivals.append((int(body["n"]), str(body["phase"]), float(body["server_time"]), now))
     except httpx.HTTPError as exc:

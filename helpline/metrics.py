@@ -34,6 +34,14 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # Delivery (domain/delivery.py): how often the log had to stand in for the bus. Steady growth
+        # means lost wake-ups (failed publishes, a flapping Redis), not lost events.
+        self.log_reads = Counter(
+            "helpline_log_follower_reads", "Gap fills and head-check catch-ups read from the log", registry=r
+        )
+        self.events_from_log = Counter(
+            "helpline_log_follower_events", "Events the log follower delivered from the log, not the bus", registry=r
+        )
         self.messages_stored = Counter("helpline_messages_stored", "Messages durably stored", registry=r)
         # Satisfaction (issue 12): ratings posted to this process, and each queue's average over the
         # rating window, read from the database at every scrape (so every node reports the same).

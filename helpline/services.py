@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from helpline.bus import Bus
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
 from helpline.domain.canned import CannedResponses
-from helpline.domain.conversations import Conversations, publisher
+from helpline.domain.conversations import Conversations
 from helpline.domain.delivery import LogFollower
 from helpline.domain.escalation import Escalations
 from helpline.domain.faults import injected
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.notes import Notes
+from helpline.domain.offers import Offers
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
 from helpline.domain.retention import Retention
@@ -34,6 +36,7 @@ class Services:
     bus: Bus
     accounts: Accounts
     conversations: Conversations
+    offers: Offers
     router: Router
     follower: LogFollower
     attachments: Attachments
@@ -48,31 +51,41 @@ class Services:
     deliveries: DeliveryWorker
     retention: Retention
     escalations: Escalations
-    extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, settings: Settings, store: Store, bus: Bus, metrics: Metrics | None = None) -> Services:
-        follower = LogFollower(store, bus, interval=settings.log_check_seconds)
+    def build(
+        cls,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        metrics: Metrics | None = None,
+        *,
+        connected: Callable[[], Iterable[str]] = lambda: (),
+    ) -> Services:
+        """Wire the services: committed events go to the bus (and wake the webhook worker); what changes
+        routing wakes the router; ``connected`` names the principals with a stream open on this node."""
+        follower = LogFollower(store, bus, interval=settings.log_check_seconds, metrics=metrics)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
-        published = follower.publisher(injected(settings.fault_injection, publisher(bus)))
+        published = follower.publisher(injected(settings.fault_injection, bus.publish_events))
         store.on_commit(waking(published, store, deliveries.wake))
-        webhooks = Webhooks(store, bus, settings)
-        webhooks.on_change = deliveries.wake
-        router = Router(store, bus, settings)
+        router = Router(store, bus, settings, connected_staff=connected)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
-        accounts, conversations = Accounts(store, settings, invalidation), Conversations(store, bus)
-        accounts.on_routing_change = conversations.on_routing_change = router.wake
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
-        outbox = Outbox(store, settings)
-        conversations.offline_replies, conversations.on_email = outbox.offline_reply, outbox.wake
-        escalations = Escalations(conversations, settings)
-        conversations.after_customer_message = escalations.after_customer_message
+        outbox = Outbox(store, settings, connected=connected)
+        escalations = Escalations(store, settings, on_routing_change=router.wake)
         return cls(
             settings=settings,
             store=store,
             bus=bus,
-            accounts=accounts,
-            conversations=conversations,
+            accounts=Accounts(store, settings, invalidation, on_routing_change=router.wake),
+            conversations=Conversations(
+                store,
+                bus,
+                on_routing_change=router.wake,
+                outbox=outbox,
+                after_customer_message=escalations.after_customer_message,
+            ),
+            offers=Offers(store, router.wake),
             router=router,
             follower=follower,
             attachments=Attachments(store, blobs, settings),
@@ -84,7 +97,7 @@ class Services:
             login_limiter=RateLimiter(settings.login_attempts_per_minute),
             notes=Notes(store),
             canned=CannedResponses(store),
-            webhooks=webhooks,
+            webhooks=Webhooks(store, bus, settings, on_change=deliveries.wake),
             deliveries=deliveries,
             escalations=escalations,
         )

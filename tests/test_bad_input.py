@@ -285,10 +285,13 @@ def operation_path(world: World, template: str) -> str:
         user_id=world.user_ids["rep2"],
         offer_id="offer-1",
         deployment_id=world.deployment_id,
-        queue_id=world.queue_id,
-        canned_id="canned-1",
+        # Ids that exist nowhere: a malformed body must be refused before any lookup of them.
         webhook_id="wh-1",
         delivery_id="1",
+        key_id="key-1",
+        queue_id=world.queue_id,
+        canned_id="canned-1",
+        attachment_id="att_" + "0" * 32,
     )
 
 

@@ -6,6 +6,7 @@ the gap fill when its own bus hands it an id beyond the next one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -99,6 +100,8 @@ async def test_a_gap_in_what_the_bus_brings_is_filled_from_the_log_first(
         for who, reader in readers.items():
             assert [t for _, t in await texts_until(reader, sent[-1])] == sent, who
         assert follower.fills > fills  # the log was read for what the bus did not bring
+    metrics = (await here.http.get("/metrics")).text
+    assert re.search(r"^helpline_log_follower_events_total [1-9]", metrics, re.M)
 
 
 async def test_customers_see_only_their_own_conversations_when_filled_from_the_log(
@@ -116,3 +119,38 @@ async def test_customers_see_only_their_own_conversations_when_filled_from_the_l
         await there.send("alice", mine, "for alice", "a1")
         received = await texts_until(alice, "for alice")
         assert [t for _, t in received] == ["for alice"]
+
+
+async def test_a_stream_that_falls_behind_ends_with_stream_reconnect_and_a_complete_response(
+    tmp_path: Path,
+) -> None:
+    """An inbox that overflows ends its stream the way every server-chosen end does: ``stream.reconnect``
+    (reason ``slow``) and the final chunk, never a truncated chunked body."""
+    import asyncio
+
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'slow.db'}",
+        demo=True,
+        demo_password=DEMO_PASSWORD,
+        stream_queue_size=1,
+        rate_limit_per_minute=100_000,
+    )
+    server = LiveServer(settings).start()
+    try:
+        async with LiveWorld(server.url, DEMO_PASSWORD) as world:
+            await world.customer("alice")
+            conversation = await world.conversation("alice", "c-slow")
+            async with open_stream(world.base_url, world.tokens["supervisor"]) as stream:
+                await opened(stream)
+                for round_ in range(20):  # concurrent posts share a batch: its events arrive at once
+                    await asyncio.gather(
+                        *(world.send("alice", conversation, f"m{round_}-{n}", f"m{round_}-{n}") for n in range(6))
+                    )
+                    if stream.ended or any(e.event == "stream.reconnect" for e in stream._ready):
+                        break
+                events = await stream.drain_to_end(timeout=10)  # raises if the body were cut short
+            ends = [e for e in events if e.event == "stream.reconnect"]
+            assert ends and ends[-1].json()["reason"] == "slow"
+            assert events[-1].event == "stream.reconnect"
+    finally:
+        server.stop()

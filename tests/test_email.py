@@ -375,3 +375,14 @@ def test_a_customer_with_a_stream_open_gets_no_email_until_the_stream_is_gone(tm
     finally:
         server.stop()
         smtp_server.stop()
+
+
+async def test_an_address_from_the_pre_chat_form_is_used(database_url: str, smtp: SmtpServer) -> None:
+    async with running(database_url, smtp.url, outbox_enabled=False) as application, world_on(application) as world:
+        await world.customer("hal")
+        conversation = await world.open_conversation("hal", id="conv-hal", pre_chat={"email": "hal@example.com"})
+        await world.assign(conversation, "rep")
+        await world.send("rep", conversation, "Got it.", "rep-1")
+        assert await application.state.services.outbox.drain() == 1
+        (message,) = await smtp.inbox.wait_for(1)
+        assert message["To"] == "hal@example.com"

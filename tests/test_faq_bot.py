@@ -55,7 +55,9 @@ async def seed(settings: Settings) -> dict[str, str]:
     store = await open_store(settings.database_url)
     try:
         accounts = Accounts(store, settings)
-        admin = await accounts.create_user("admin", PASSWORD, ["chat_user", "admin", "supervisor"])
+        admin = await accounts.create_user(
+            "admin", PASSWORD, ["chat_user", "admin", "supervisor", "access_conversation_entries"]
+        )
         queue = await accounts.create_queue("support")
         rep = await accounts.create_user(
             "riley", PASSWORD, ["chat_user", "chat_rep", "access_conversation_entries"], queue_ids=[queue.id]
@@ -179,3 +181,43 @@ def test_the_faq_bot_answers_what_it_knows_and_hands_the_rest_to_a_person(
         bot_client.close()
         running.join(timeout=15)
         http.close()
+
+
+def test_a_silent_bot_never_strands_a_customer(sqlite_url: str) -> None:
+    """The bot is down: the customer's unanswered message goes to people after bot_silence_seconds."""
+    settings = make_settings(sqlite_url, bot_silence_seconds=1.0, rate_limit_per_minute=100_000)
+    ids = asyncio.run(seed(settings))
+    live = LiveServer(settings).start()
+    try:
+        with httpx.Client(base_url=live.url, timeout=10) as http:
+            run_silent_bot_scenario(http, ids)
+    finally:
+        live.stop()
+
+
+def run_silent_bot_scenario(http: httpx.Client, ids: dict[str, str]) -> None:
+    admin = http.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}).json()["access_token"]
+    admin_auth = {"Authorization": f"Bearer {admin}"}
+    assert (
+        http.put(
+            f"/api/v1/admin/queues/{ids['queue']}/bot", json={"user_id": ids["bot"]}, headers=admin_auth
+        ).status_code
+        == 200
+    )
+    token = http.post("/api/v1/deployments/web/sessions", json={}).json()["access_token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    conversation = http.post("/api/v1/conversations", json={}, headers=auth).json()
+    assert conversation["assignee_id"] == ids["bot"]
+    sent = http.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", json={"id": "m1", "text": "hello?"}, headers=auth
+    )
+    assert sent.status_code == 201
+
+    def escalated() -> bool:
+        found = http.get(f"/api/v1/conversations/{conversation['id']}", headers=auth).json()
+        return found["escalated_at"] is not None
+
+    wait_for(escalated, "the hand-off of an unanswered customer")
+    entries = http.get(f"/api/v1/conversations/{conversation['id']}/entries", headers=admin_auth).json()["entries"]
+    (note,) = [e for e in entries if e["type"] == "conversation.note"]
+    assert "did not answer" in note["text"] and note["escalation"] is True

@@ -295,7 +295,7 @@ async def test_leaving_the_write_block_means_committed(database_url: str, store:
 
 
 async def test_the_driver_statements_read_and_write_exactly_what_core_does(store: Store) -> None:
-    """The per-message statements bypass SQLAlchemy's executor (store/driver.py): same rows either way."""
+    """The per-message statements bypass SQLAlchemy's executor (store/log.py): same rows either way."""
     from sqlalchemy import select
 
     from helpline.records import Conversation, Customer, utcnow

@@ -17,29 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from helpline.events import handled_types
 from tests.browser import DEMO_PASSWORD, DemoServer, browser, demo_server, demo_server_factory, new_page, screenshot
 
 __all__ = ["browser", "demo_server", "demo_server_factory", "new_page"]  # fixtures, re-exported for pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
-EVENT_TYPES = [
-    "conversation.created",
-    "conversation.message",
-    "conversation.participant_changed",
-    "conversation.routing",
-    "conversation.typing_started",
-    "conversation.typing_stopped",
-    "conversation.delivered",
-    "conversation.read",
-    "conversation.closed",
-    "offer.created",
-    "offer.revoked",
-    "presence.changed",
-    "queue.stats",
-    "stream.reconnect",
-    "stream.reset",
-]
+EVENT_TYPES = handled_types()  # the event catalogue's list, as stream.js gets it
 
 
 def expect(target: Any) -> Any:

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from helpline.errors import Unavailable
 from helpline.records import StoredEvent
 from helpline.store import Store, open_store
-from helpline.store.database import APPEND_LOCK_KEY
+from helpline.store.drivers.postgres import APPEND_LOCK_KEY
 from tests.conftest import _asyncpg_dsn, empty_postgres
 from tests.test_store_contract import seed_conversation
 

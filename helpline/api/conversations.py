@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from helpline.api import problems
-from helpline.api.deps import AccountsDep, Caller, ConversationsDep, services
+from helpline.api.deps import AccountsDep, Caller, ConversationsDep, OffersDep, services
 from helpline.api.schemas import (
     AssignRequest,
     AvailableRep,
@@ -212,15 +212,15 @@ async def list_offers(caller: Caller, service: ConversationsDep) -> list[dict[st
 
 
 @router.post("/offers/{offer_id}/accept", response_model=ConversationOut, responses=problems(401, 403, 404, 409))
-async def accept_offer(offer_id: OfferId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
+async def accept_offer(offer_id: OfferId, caller: Caller, offers: OffersDep) -> dict[str, Any]:
     """Take an offered conversation: you become its assignee. 409 if it was revoked, expired or taken."""
-    return await service.accept_offer(caller, offer_id)
+    return await offers.accept(caller, offer_id)
 
 
 @router.post("/offers/{offer_id}/decline", response_model=OfferAnswer, responses=problems(401, 403, 404, 409))
-async def decline_offer(offer_id: OfferId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
+async def decline_offer(offer_id: OfferId, caller: Caller, offers: OffersDep) -> dict[str, Any]:
     """Decline an offer; the router offers the conversation to another rep."""
-    return await service.decline_offer(caller, offer_id)
+    return await offers.decline(caller, offer_id)
 
 
 @router.get("/reps/available", response_model=list[AvailableRep], responses=problems(401, 403))

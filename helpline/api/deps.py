@@ -10,6 +10,7 @@ from helpline.domain.accounts import Accounts
 from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations
 from helpline.domain.notes import Notes
+from helpline.domain.offers import Offers
 from helpline.edge import Caller, bearer_token, current_principal, services
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "CannedDep",
     "ConversationsDep",
     "NotesDep",
+    "OffersDep",
     "bearer_token",
     "current_principal",
     "services",
@@ -40,7 +42,12 @@ def canned(request: Request) -> CannedResponses:
     return services(request).canned
 
 
+def offers(request: Request) -> Offers:
+    return services(request).offers
+
+
 AccountsDep = Annotated[Accounts, Depends(accounts)]
 ConversationsDep = Annotated[Conversations, Depends(conversations)]
 NotesDep = Annotated[Notes, Depends(notes)]
 CannedDep = Annotated[CannedResponses, Depends(canned)]
+OffersDep = Annotated[Offers, Depends(offers)]

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from helpline.records import StoredEvent
 from helpline.sse import encode_event
 
 ALL = "all"
@@ -156,11 +157,6 @@ class Bus(ABC):
         """The principals with a subscription in this process (the ``p:<id>`` channels in use)."""
         return []
 
-    @property
-    def subscribed(self) -> bool:
-        """False while a shared bus's subscription is down (streams are then served from the log)."""
-        return True
-
     async def connect(self) -> None:  # noqa: B027 - optional hook
         """Open connections; the in-process bus has none."""
 
@@ -172,6 +168,10 @@ class Bus(ABC):
 
     @abstractmethod
     async def publish(self, channels: list[str], envelope: Envelope) -> None: ...
+
+    async def publish_events(self, events: Sequence[StoredEvent]) -> None:
+        """The store's on-commit hook: committed events, in id order, to ``all`` and each recipient."""
+        await self.publish_many([(channels_for(e.recipients), Envelope(e.id, e.type, e.payload)) for e in events])
 
     async def publish_many(self, items: Sequence[tuple[list[str], Envelope]]) -> None:
         """Publish in order; a shared bus sends them in one round trip."""

@@ -91,10 +91,6 @@ class RedisBus(Bus):
         self._subscribed = asyncio.Event()
         self._paused_until = 0.0
 
-    @property
-    def subscribed(self) -> bool:
-        return self._subscribed.is_set()
-
     def fan_out(self, channels: Sequence[str], envelope: Envelope) -> None:
         self._local.deliver(channels, envelope)
 

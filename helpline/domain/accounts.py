@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from helpline.config import Settings
@@ -17,6 +18,7 @@ from helpline.domain.security import (
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from helpline.events import EventType
 from helpline.records import Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
@@ -24,7 +26,14 @@ PRINCIPAL_CACHE_SIZE = 100_000
 
 
 class Accounts:
-    def __init__(self, store: Store, settings: Settings, invalidation: Invalidation | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        invalidation: Invalidation | None = None,
+        *,
+        on_routing_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.settings = settings
         # Without a bus (the CLI) an invalidation only applies here; a server passes its app's own.
@@ -32,7 +41,7 @@ class Accounts:
         self.invalidation.on_invalidate(self._forget)
         self.tokens = Tokens(settings.secret_key)
         self.passwords = Passwords(settings.password_time_cost, settings.password_memory_kib)
-        self.on_routing_change: Any = None  # the router's wake(): a rep came online or went away
+        self.on_routing_change = on_routing_change  # the router's wake(): a rep came online or went away
         self.deployments_version = 0  # bumped on every deployment change, so caches of them refresh
         self._principals: dict[str, tuple[float, Principal]] = {}  # subject → (valid until, principal)
         self.api_keys = ApiKeys(store, settings, self.invalidation)  # `Bearer hlk_…` (issue 14)
@@ -179,13 +188,12 @@ class Accounts:
                 principal.id, presence=status, presence_before_disconnect=None, last_stream_at=now, presence_since=now
             )
             await s.append(
-                "presence.changed",
+                EventType.PRESENCE_CHANGED,
                 {"user_id": principal.id, "display_name": principal.display_name, "status": status},
                 conversation_id=None,
                 recipients={principal.id},
             )
-        if self.on_routing_change is not None:
-            self.on_routing_change()
+        self.on_routing_change()
         return {"user_id": principal.id, "status": status}
 
     async def presence(self, principal: Principal) -> dict[str, Any]:

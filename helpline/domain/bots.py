@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from helpline.domain.log import rep
 from helpline.domain.permissions import Permission
+from helpline.events import EventType
 from helpline.records import Conversation, User, utcnow
 from helpline.store import StoreSession
 
@@ -33,13 +34,13 @@ async def hand_to_bot(s: StoreSession, conversation: Conversation, bot: User) ->
     assert handed is not None  # we hold the row
     who = {**rep(bot.id, bot.display_name), "bot": "true"}
     await s.append(
-        "conversation.participant_changed",
+        EventType.CONVERSATION_PARTICIPANT_CHANGED,
         {"action": "joined", "participant": who},
         conversation_id=conversation.id,
         recipients={handed.customer_id, bot.id},
     )
     await s.append(
-        "conversation.routing",
+        EventType.CONVERSATION_ROUTING,
         {"state": "assigned", "queue_id": handed.queue_id, "assignee": who, "bot": True},
         conversation_id=conversation.id,
         recipients={handed.customer_id, bot.id},

@@ -1,20 +1,23 @@
-"""Conversation operations: each checks permissions, changes state and appends its events in one
-transaction, so a 2xx always means "stored, and on its way to every entitled stream".
+"""The conversation lifecycle: open, read, message, type, receipt, transfer, assign, close.
+
+Each operation checks permissions, changes state and appends its events in one transaction, so a 2xx
+always means "stored, and on its way to every entitled stream". Offers are answered in ``offers.py``;
+list cursors are encoded in ``cursor.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from helpline import events
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.domain import hours
 from helpline.domain import permissions as perms
 from helpline.domain.attachments import attach
 from helpline.domain.bots import bot_for_queue, hand_to_bot
+from helpline.domain.cursor import decode_cursor, encode_cursor
 from helpline.domain.log import (
     SYSTEM,
     actor,
@@ -23,32 +26,38 @@ from helpline.domain.log import (
     close_conversation,
     readers,
     rep,
-    revoke_offer,
     revoke_pending_offers,
 )
 from helpline.domain.notes import STAFF_ONLY_TYPES
+from helpline.domain.outbox import Outbox
 from helpline.domain.permissions import Permission
 from helpline.domain.routing import offer_preview
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
-from helpline.records import Conversation, Offer, Principal, StoredEvent, User, isoformat, new_id, utcnow
+from helpline.events import EventType
+from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.commit import Publisher
+
+CustomerMessageHook = Callable[[Principal, Conversation, str], Awaitable[None]]
+TYPING = {"started": EventType.CONVERSATION_TYPING_STARTED, "stopped": EventType.CONVERSATION_TYPING_STOPPED}
+RECEIPTS = {"delivered": EventType.CONVERSATION_DELIVERED, "read": EventType.CONVERSATION_READ}
 
 
 class Conversations:
-    def __init__(self, store: Store, bus: Bus) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        on_routing_change: Callable[[], None] = lambda: None,
+        outbox: Outbox | None = None,
+        after_customer_message: CustomerMessageHook | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
-        self.on_routing_change: Any = None  # the router's wake(): work or capacity appeared
-        # The outbox's hook for a rep's reply (domain/outbox.py): emails it to a customer who is away.
-        self.offline_replies: Any = None
-        self.on_email: Any = None  # the outbox worker's wake()
+        self.on_routing_change = on_routing_change  # the router's wake(): work or capacity appeared
+        self.outbox = outbox  # emails a rep's reply to a customer who is away (domain/outbox.py)
         # domain/escalation.py: a customer asking a bot for a person (called after the message is stored).
-        self.after_customer_message: Any = None
-
-    def _wake_router(self) -> None:
-        if self.on_routing_change is not None:
-            self.on_routing_change()
+        self.after_customer_message = after_customer_message
 
     async def create(
         self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
@@ -79,7 +88,7 @@ class Conversations:
             )
             await s.add_participant(conversation.id, principal.id, "customer")
             await s.append(
-                "conversation.created",
+                EventType.CONVERSATION_CREATED,
                 {"conversation": conversation.public()},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
@@ -94,7 +103,7 @@ class Conversations:
                 await automatic_message(s, conversation, reply, "outside-hours")
                 if business_hours.get("outside") == "refuse":
                     await s.append(
-                        "conversation.routing",
+                        EventType.CONVERSATION_ROUTING,
                         {
                             "state": "failed",
                             "reason": "outside_business_hours",
@@ -108,18 +117,18 @@ class Conversations:
             # How many reps are online: with none, the widget offers to continue by email (issue 12).
             present = sum(1 for r in await s.rep_loads(queue_id=conversation.queue_id) if r.presence == "online")
             await s.append(
-                "conversation.routing",
+                EventType.CONVERSATION_ROUTING,
                 {"state": "queued", "queue_id": conversation.queue_id, "assignee": None, "reps_online": present},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
             )
-        self._wake_router()
+        self.on_routing_change()
         return conversation, True
 
     async def get(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
         async with self.store.read() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
-            found = conversation.public(await self._participants(s, conversation.id))
+            found = conversation.public(await participants(s, conversation.id))
             if principal.is_customer:
                 return found
             (named,) = await _with_names(s, [found])
@@ -135,7 +144,7 @@ class Conversations:
 
     async def page(self, principal: Principal, *, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
         perms.require_staff_chat(principal)
-        after = _decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
         filters: dict[str, Any] = {}
         if principal.is_customer:
             filters["customer_id"] = principal.id
@@ -147,7 +156,7 @@ class Conversations:
             listed = [c.public() for c in page]
             if not principal.is_customer:
                 listed = await _with_names(s, listed)
-        next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+        next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
         return {"conversations": listed, "next_cursor": next_cursor}
 
     async def entries(
@@ -207,7 +216,7 @@ class Conversations:
             if files:
                 payload["attachments"] = [f.public() for f in files]
             stored = await s.append(
-                "conversation.message",
+                EventType.CONVERSATION_MESSAGE,
                 payload,
                 conversation_id=conversation.id,
                 recipients=readers(conversation, assignee_permissions),
@@ -217,10 +226,10 @@ class Conversations:
             if files:
                 await s.mark_attached([f.id for f in files], stored.id or 0)
             emailed = False
-            if not principal.is_customer and self.offline_replies is not None:
-                emailed = await self.offline_replies(s, conversation, principal, stored)
-        if emailed and self.on_email is not None:
-            self.on_email()  # committed: the outbox worker can send it now
+            if not principal.is_customer and self.outbox is not None:
+                emailed = await self.outbox.offline_reply(s, conversation, principal, stored)
+        if emailed and self.outbox is not None:
+            self.outbox.wake()  # committed: the outbox worker can send it now
         if conversation.bot_id is not None and self.after_customer_message is not None and principal.is_customer:
             await self.after_customer_message(principal, conversation, text)
         return stored, True
@@ -233,15 +242,9 @@ class Conversations:
             raise Forbidden("only the conversation's customer and rep send typing indicators")
         if conversation.status == "closed":
             raise Conflict("the conversation is closed")
-        event_type = f"conversation.typing_{state}"
-        payload = {
-            "type": event_type,
-            "conversation_id": conversation.id,
-            "at": isoformat(utcnow()),
-            "by": actor(principal),
-        }
-        envelope = Envelope(None, event_type, json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
-        await self.bus.publish(channels_for(audience(conversation)), envelope)
+        event_type = TYPING[state]
+        body = events.encode(event_type, conversation.id, {"by": actor(principal)})
+        await self.bus.publish(channels_for(audience(conversation)), Envelope(None, event_type, body))
 
     async def receipt(self, principal: Principal, conversation_id: str, kind: str, entry_id: int) -> None:
         async with self.store.write() as s:
@@ -251,7 +254,7 @@ class Conversations:
             if not await s.event_in_conversation(conversation.id, entry_id):
                 raise NotFound("no such entry in this conversation")
             await s.append(
-                f"conversation.{kind}",
+                RECEIPTS[kind],
                 {"entry_id": entry_id, "by": actor(principal)},
                 conversation_id=conversation.id,
                 recipients=audience(conversation),
@@ -272,8 +275,8 @@ class Conversations:
                 conversation = await close_conversation(
                     s, conversation, actor(principal), "closed", disposition=disposition
                 )
-            result = conversation.public(await self._participants(s, conversation.id))
-        self._wake_router()  # the rep has room for another conversation
+            result = conversation.public(await participants(s, conversation.id))
+        self.on_routing_change()  # the rep has room for another conversation
         return result
 
     async def transfer(
@@ -294,9 +297,9 @@ class Conversations:
                 if loads and (loads[0].presence != "online" or loads[0].active >= loads[0].capacity):
                     name = loads[0].display_name
                     raise Conflict(f"{name} is not online with free capacity; pick another rep or a queue")
-            moved = await self._move(s, principal, conversation, to_user_id, to_queue_id, "transferred")
-            result = moved.public(await self._participants(s, moved.id))
-        self._wake_router()
+            moved = await move(s, principal, conversation, to_user_id, to_queue_id, "transferred")
+            result = moved.public(await participants(s, moved.id))
+        self.on_routing_change()
         return result
 
     async def assign(self, principal: Principal, conversation_id: str, user_id: str) -> dict[str, Any]:
@@ -308,40 +311,10 @@ class Conversations:
             if conversation is None:
                 raise NotFound("no such conversation")
             await _require_routable(s, user_id)
-            moved = await self._move(s, principal, conversation, user_id, None, "assigned")
-            result = moved.public(await self._participants(s, moved.id))
-        self._wake_router()
+            moved = await move(s, principal, conversation, user_id, None, "assigned")
+            result = moved.public(await participants(s, moved.id))
+        self.on_routing_change()
         return result
-
-    async def accept_offer(self, principal: Principal, offer_id: str) -> dict[str, Any]:
-        """The offered rep takes the conversation: it becomes a participant and the assignee.
-
-        Checked inside the write transaction (so against every concurrent accept, decline, timeout and
-        router decision): the offer is still open and theirs, the conversation still queued, and the rep
-        still under capacity. Two reps can never both win, and no rep goes over capacity.
-        """
-        perms.require_rep(principal)
-        async with self.store.write() as s:
-            offer = await _own_open_offer(s, principal, offer_id)
-            conversation = await s.conversation(offer.conversation_id, for_update=True)
-            if conversation is None or conversation.status != "queued":
-                raise Conflict("the conversation is no longer waiting")
-            loads = await s.rep_loads(user_id=principal.id)
-            if not loads or loads[0].active >= loads[0].capacity:
-                raise Conflict("you are at capacity; close a conversation first")
-            await s.answer_offer(offer.id, "accepted", utcnow())
-            moved = await self._move(s, principal, conversation, principal.id, None, "assigned")
-            result = moved.public(await self._participants(s, moved.id))
-        self._wake_router()
-        return result
-
-    async def decline_offer(self, principal: Principal, offer_id: str) -> dict[str, Any]:
-        perms.require_rep(principal)
-        async with self.store.write() as s:
-            offer = await _own_open_offer(s, principal, offer_id)
-            await revoke_offer(s, offer.id, offer.conversation_id, principal.id, "declined", status="declined")
-        self._wake_router()
-        return {"offer_id": offer_id, "status": "declined"}
 
     async def available_reps(self, principal: Principal, queue_id: str | None) -> list[dict[str, Any]]:
         """Transfer targets: online reps who can answer (ACE), with free capacity (in ``queue_id`` when given)."""
@@ -398,93 +371,84 @@ class Conversations:
                 for q in await s.queues()
             ]
 
-    async def _move(
-        self,
-        s: StoreSession,
-        principal: Principal,
-        conversation: Conversation,
-        to_user_id: str | None,
-        to_queue_id: str | None,
-        state: str,
-    ) -> Conversation:
-        if conversation.status == "closed":
-            raise Conflict("the conversation is closed")
-        previous = conversation.assignee_id
-        target: User | None = None
-        now = utcnow()
-        if to_user_id is not None:
-            target = await s.user(id=to_user_id)
-            if target is None:
-                raise NotFound("no such user")
-            if target.id == previous:
-                raise Conflict("the conversation is already assigned to this rep")
-            values: dict[str, Any] = {
-                "assignee_id": target.id,
-                "status": "assigned",
-                "assigned_at": now,
-                "queue_position": None,
-            }
-        else:
-            queue = await s.queue(id=to_queue_id)
-            if queue is None:
-                raise NotFound("no such queue")
-            values = {
-                "assignee_id": None,
-                "status": "queued",
-                "queue_id": queue.id,
-                "queued_at": now,
-                "assigned_at": None,
-                "queue_position": None,
-            }
-        await revoke_pending_offers(s, conversation.id, "withdrawn")
-        await s.update_conversation(conversation.id, **values)
-        moved = await s.conversation(conversation.id)
-        assert moved is not None  # we hold the row
-        if previous is not None:
-            await s.remove_participant(conversation.id, previous)
-            old = await s.user(id=previous)
-            await s.append(
-                "conversation.participant_changed",
-                {"action": "left", "participant": rep(previous, old.display_name if old else "")},
-                conversation_id=conversation.id,
-                recipients=audience(moved, previous),
-            )
-        if target is not None:
-            await s.add_participant(conversation.id, target.id, "rep")
-            await s.update_user(target.id, idle_since=now)
-            await s.append(
-                "conversation.participant_changed",
-                {"action": "joined", "participant": rep(target.id, target.display_name)},
-                conversation_id=conversation.id,
-                recipients=audience(moved),
-            )
+
+async def move(
+    s: StoreSession,
+    principal: Principal,
+    conversation: Conversation,
+    to_user_id: str | None,
+    to_queue_id: str | None,
+    state: str,
+) -> Conversation:
+    """Assign ``conversation`` to a rep, or put it back in a queue (``to_queue_id``): offers withdrawn,
+    participants and the routing state updated, and the greeting written if the deployment has one."""
+    if conversation.status == "closed":
+        raise Conflict("the conversation is closed")
+    previous = conversation.assignee_id
+    target: User | None = None
+    now = utcnow()
+    if to_user_id is not None:
+        target = await s.user(id=to_user_id)
+        if target is None:
+            raise NotFound("no such user")
+        if target.id == previous:
+            raise Conflict("the conversation is already assigned to this rep")
+        values: dict[str, Any] = {
+            "assignee_id": target.id,
+            "status": "assigned",
+            "assigned_at": now,
+            "queue_position": None,
+        }
+    else:
+        queue = await s.queue(id=to_queue_id)
+        if queue is None:
+            raise NotFound("no such queue")
+        values = {
+            "assignee_id": None,
+            "status": "queued",
+            "queue_id": queue.id,
+            "queued_at": now,
+            "assigned_at": None,
+            "queue_position": None,
+        }
+    await revoke_pending_offers(s, conversation.id, "withdrawn")
+    await s.update_conversation(conversation.id, **values)
+    moved = await s.conversation(conversation.id)
+    assert moved is not None  # we hold the row
+    if previous is not None:
+        await s.remove_participant(conversation.id, previous)
+        old = await s.user(id=previous)
         await s.append(
-            "conversation.routing",
-            {
-                "state": state,
-                "queue_id": moved.queue_id,
-                "assignee": rep(target.id, target.display_name) if target else None,
-            },
+            EventType.CONVERSATION_PARTICIPANT_CHANGED,
+            {"action": "left", "participant": rep(previous, old.display_name if old else "")},
+            conversation_id=conversation.id,
+            recipients=audience(moved, previous),
+        )
+    if target is not None:
+        await s.add_participant(conversation.id, target.id, "rep")
+        await s.update_user(target.id, idle_since=now)
+        await s.append(
+            EventType.CONVERSATION_PARTICIPANT_CHANGED,
+            {"action": "joined", "participant": rep(target.id, target.display_name)},
             conversation_id=conversation.id,
             recipients=audience(moved),
         )
-        if target is not None:
-            deployment = await s.deployment(id=moved.deployment_id)
-            if deployment is not None and deployment.greeting:  # configured per deployment; none by default
-                greeting = deployment.greeting.replace("{rep}", target.display_name)
-                await automatic_message(s, moved, greeting, "greeting", rep(target.id, target.display_name))
-        return moved
-
-    async def _participants(self, s: StoreSession, conversation_id: str) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": row.participant_id,
-                "kind": row.kind,
-                "joined_at": isoformat(row.joined_at),
-                "left_at": isoformat(row.left_at) if row.left_at else None,
-            }
-            for row in await s.participants(conversation_id)
-        ]
+    await s.append(
+        EventType.CONVERSATION_ROUTING,
+        {
+            "state": state,
+            "queue_id": moved.queue_id,
+            "assignee": rep(target.id, target.display_name) if target else None,
+        },
+        conversation_id=conversation.id,
+        recipients=audience(moved),
+    )
+    if target is not None:
+        deployment = await s.deployment(id=moved.deployment_id)
+        if deployment is not None and deployment.greeting:  # configured per deployment; none by default
+            greeting = deployment.greeting.replace("{rep}", target.display_name)
+            await automatic_message(s, moved, greeting, "greeting", rep(target.id, target.display_name))
+    return moved
 
 
 async def _with_names(s: StoreSession, conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -531,43 +495,17 @@ async def _require_routable(s: StoreSession, user_id: str) -> None:
             )
 
 
-async def _own_open_offer(s: StoreSession, principal: Principal, offer_id: str) -> Offer:
-    """The caller's offer, if it can still be answered (404 for someone else's, 409 once it is closed)."""
-    offer = await s.offer(offer_id, for_update=True)
-    if offer is None or offer.user_id != principal.id:
-        raise NotFound("no such offer")
-    if offer.status != "pending":
-        raise Conflict(f"the offer is no longer open (it was {offer.status})")
-    if _aware(offer.expires_at) <= utcnow():
-        raise Conflict("the offer has expired")
-    return offer
-
-
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
-def _encode_cursor(conversation: Conversation) -> str:
-    raw = json.dumps([isoformat(conversation.created_at), conversation.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, last_id = json.loads(raw)
-        moment = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
-        if not isinstance(last_id, str):
-            raise TypeError(last_id)
-    except (ValueError, TypeError):
-        raise ValidationFailed("the cursor is malformed") from None
-    return moment, last_id
-
-
-def publisher(bus: Bus) -> Publisher:
-    """The store's on-commit hook: committed events go to the bus in id order."""
-
-    async def publish(events: Iterable[StoredEvent]) -> None:
-        await bus.publish_many([(channels_for(e.recipients), Envelope(e.id, e.type, e.payload)) for e in events])
-
-    return publish
+async def participants(s: StoreSession, conversation_id: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": row.participant_id,
+            "kind": row.kind,
+            "joined_at": isoformat(row.joined_at),
+            "left_at": isoformat(row.left_at) if row.left_at else None,
+        }
+        for row in await s.participants(conversation_id)
+    ]

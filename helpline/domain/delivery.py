@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from helpline.bus import Bus, Envelope, channels_for
 from helpline.bus.base import ALL
 from helpline.errors import HelplineError
+from helpline.metrics import Metrics
 from helpline.records import StoredEvent
 from helpline.store import Store
 from helpline.store.commit import Publisher
@@ -43,10 +44,11 @@ PAGE = 500  # events per log read while catching up
 
 
 class LogFollower:
-    def __init__(self, store: Store, bus: Bus, *, interval: float = 1.0) -> None:
+    def __init__(self, store: Store, bus: Bus, *, interval: float = 1.0, metrics: Metrics | None = None) -> None:
         self.store = store
         self.bus = bus
         self.interval = interval
+        self.metrics = metrics
         self.delivered = 0
         self._pending: deque[tuple[Sequence[str], Envelope]] = deque()
         self._wanted_head = 0  # a head check found this id undelivered: read up to it
@@ -167,6 +169,8 @@ class LogFollower:
     async def _fill(self, target: int) -> None:
         """Deliver every stored event in ``(delivered, target]`` from the log, then stand at ``target``."""
         self.fills += 1
+        if self.metrics is not None:
+            self.metrics.log_reads.inc()
         while self.delivered < target:
             after = self.delivered
             async with self.store.read() as s:
@@ -185,6 +189,8 @@ class LogFollower:
                 channels = channels_for(recipients.get(event_id, ())) if event_id in recipients else [ALL]
                 self.bus.fan_out(channels, Envelope(event_id, event.type, event.payload))
             self.filled_events += len(events)
+            if self.metrics is not None:
+                self.metrics.events_from_log.inc(len(events))
             self.delivered = max(self.delivered, upto)
 
     # -- the head check ---------------------------------------------------------------------------

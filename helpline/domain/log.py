@@ -5,6 +5,7 @@ Every function here runs inside a caller's ``Store.write()`` transaction.
 
 from __future__ import annotations
 
+from helpline.events import EventType
 from helpline.records import Conversation, Principal, new_id, utcnow
 from helpline.store import StoreSession
 
@@ -44,7 +45,7 @@ async def automatic_message(
 ) -> None:
     """An entry Helpline writes itself: a greeting, a business-hours reply, an inactivity warning."""
     await s.append(
-        "conversation.message",
+        EventType.CONVERSATION_MESSAGE,
         {"message_id": new_id(kind), "text": text, "author": author, "automatic": kind},
         conversation_id=conversation.id,
         recipients=await entry_audience(s, conversation),
@@ -57,7 +58,7 @@ async def revoke_offer(
     """Close an open offer (``status``: revoked, declined or expired) and tell the rep why."""
     await s.answer_offer(offer_id, status, utcnow())
     await s.append(
-        "offer.revoked",
+        EventType.OFFER_REVOKED,
         {"offer_id": offer_id, "rep_id": user_id, "offer_conversation_id": conversation_id, "reason": reason},
         conversation_id=None,
         recipients={user_id},
@@ -82,7 +83,7 @@ async def close_conversation(
     await revoke_pending_offers(s, conversation.id, "closed")
     wrap_up = {"disposition": disposition} if disposition is not None else {}
     await s.append(
-        "conversation.closed",
+        EventType.CONVERSATION_CLOSED,
         {"closed_by": closed_by, "reason": reason, **wrap_up},
         conversation_id=conversation.id,
         recipients=audience(conversation),

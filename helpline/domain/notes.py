@@ -13,10 +13,11 @@ from helpline.domain import permissions as perms
 from helpline.domain.log import actor, entry_audience
 from helpline.domain.permissions import Permission
 from helpline.errors import Conflict, Forbidden, PermissionDenied
+from helpline.events import EventType
 from helpline.records import Principal, StoredEvent
 from helpline.store import Store
 
-NOTE = "conversation.note"
+NOTE = EventType.CONVERSATION_NOTE
 STAFF_ONLY_TYPES: frozenset[str] = frozenset({NOTE})
 
 

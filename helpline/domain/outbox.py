@@ -27,6 +27,7 @@ from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.notes import STAFF_ONLY_TYPES
 from helpline.errors import Conflict, Forbidden, RateLimited
+from helpline.events import EventType
 from helpline.mail import Mailer, parse_smtp_url
 from helpline.records import Conversation, OutboxEmail, Principal, StoredEvent, utcnow
 from helpline.store import Store, StoreSession
@@ -42,13 +43,20 @@ MAX_RETRY_SECONDS = 3600.0
 
 
 class Outbox:
-    def __init__(self, store: Store, settings: Settings, mailer: Mailer | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        mailer: Mailer | None = None,
+        *,
+        connected: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
         self.store = store
         self.settings = settings
         if mailer is None and settings.smtp_url:
             mailer = Mailer(parse_smtp_url(settings.smtp_url), settings.smtp_from)
         self.mailer = mailer
-        self.connected: Callable[[], Iterable[str]] | None = None  # principals with a stream on this node
+        self.connected = connected  # the principals with a stream open on this node
         self._wake = asyncio.Event()
         self._last_touch = 0.0
 
@@ -69,8 +77,11 @@ class Outbox:
         customer = await s.customer(id=conversation.customer_id)
         if customer is None:
             return False
-        recipient = customer.email or _pre_chat_email(conversation)
-        if not recipient or customer.id in set(self.connected() if self.connected else ()):
+        recipient = customer.email
+        if not recipient and conversation.pre_chat:
+            deployment = await s.deployment(id=conversation.deployment_id)
+            recipient = _pre_chat_email(conversation, deployment.pre_chat_fields if deployment else ())
+        if not recipient or customer.id in set(self.connected()):
             return False
         now = utcnow()
         seen = [_aware(m) for m in (customer.last_stream_at, conversation.last_customer_at) if m is not None]
@@ -116,7 +127,7 @@ class Outbox:
             lines = [
                 _message_text(e.data().get("author", {}).get("display_name", ""), e.data())
                 for e in events
-                if e.type == "conversation.message"
+                if e.type == EventType.CONVERSATION_MESSAGE
             ]
             body = "Your chat with us:\n\n" + ("".join(lines) or "(no messages)\n")
             await s.enqueue_email(
@@ -154,7 +165,7 @@ class Outbox:
         if not force and loop.time() - self._last_touch < self.settings.customer_touch_seconds:
             return
         self._last_touch = loop.time()
-        customers = [p for p in (self.connected() if self.connected else ()) if p.startswith("cus_")]
+        customers = [p for p in self.connected() if p.startswith("cus_")]
         for start in range(0, len(customers), 500):
             async with self.store.side_write() as s:
                 await s.touch_customers(customers[start : start + 500], utcnow())
@@ -225,9 +236,14 @@ def _message_text(author: str, data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n"
 
 
-def _pre_chat_email(conversation: Conversation) -> str | None:
-    value = (conversation.pre_chat or {}).get("email")
-    return value if isinstance(value, str) and "@" in value else None
+def _pre_chat_email(conversation: Conversation, fields: Iterable[dict[str, Any]]) -> str | None:
+    """An address the customer gave in the pre-chat form: a field of type email, or one named so."""
+    names = [f.get("name") for f in fields if f.get("type") == "email"] + ["email"]
+    for name in names:
+        value = (conversation.pre_chat or {}).get(str(name))
+        if isinstance(value, str) and "@" in value:
+            return value.strip()
+    return None
 
 
 def _aware(moment: datetime) -> datetime:

@@ -12,6 +12,7 @@ from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.log import actor, entry_audience
 from helpline.errors import Conflict, Forbidden
+from helpline.events import EventType
 from helpline.records import Principal, StoredEvent, utcnow
 from helpline.store import Store
 
@@ -36,7 +37,7 @@ class Ratings:
             await s.update_conversation(conversation.id, rating=score, rated_at=now)
             payload: dict[str, object] = {"score": score, "comment": comment or None, "by": actor(principal)}
             return await s.append(
-                "conversation.rated",
+                EventType.CONVERSATION_RATED,
                 payload,
                 conversation_id=conversation.id,
                 # Like a message: the rep without access_conversation_entries does not read the comment.

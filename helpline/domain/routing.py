@@ -24,15 +24,17 @@ import asyncio
 import json
 import logging
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from helpline import events
 from helpline.bus import Bus, Envelope
 from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
+from helpline.events import EventType
 from helpline.records import Conversation, Offer, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
@@ -52,14 +54,21 @@ def best_rep(candidates: Iterable[RepLoad]) -> RepLoad | None:
 
 
 class Router:
-    def __init__(self, store: Store, bus: Bus, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        settings: Settings,
+        *,
+        connected_staff: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings
         self._wake = asyncio.Event()
         self._last_stats = ""
         self._last_touch = datetime.min.replace(tzinfo=utcnow().tzinfo)
-        self.connected_staff: Any = None  # a callable returning the staff ids with streams on this node
+        self.connected_staff = connected_staff  # the staff ids with a stream open on this node
 
     def wake(self) -> None:
         """Something changed (a conversation queued, an offer answered, a rep freed): route now."""
@@ -163,7 +172,7 @@ class Router:
             )
             reps[rep.id] = replace(rep, pending=rep.pending + 1)
             await s.append(
-                "offer.created",
+                EventType.OFFER_CREATED,
                 {
                     "offer_id": offer.id,
                     "rep_id": rep.id,
@@ -184,7 +193,7 @@ class Router:
         return rep.id in self._connected() or not rep.stream_closed
 
     def _connected(self) -> set[str]:
-        return set(self.connected_staff() if self.connected_staff else ())
+        return set(self.connected_staff())
 
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
@@ -196,7 +205,7 @@ class Router:
                 continue
             await s.update_conversation(conversation.id, queue_position=position)
             await s.append(
-                "conversation.routing",
+                EventType.CONVERSATION_ROUTING,
                 {
                     "state": "queued",
                     "queue_id": queue_id,
@@ -217,7 +226,7 @@ class Router:
         no node has seen for ``presence_grace_seconds`` is set offline, remembering the presence to give
         back when it reconnects (:meth:`rep_connected`).
         """
-        connected = list(self.connected_staff() if self.connected_staff else [])
+        connected = list(self.connected_staff())
         if connected and (now - self._last_touch).total_seconds() >= self.settings.presence_touch_seconds:
             async with self.store.write() as s:
                 await s.touch_streams(connected, now)
@@ -235,7 +244,7 @@ class Router:
                     user_id, presence="offline", presence_before_disconnect=presence, presence_since=utcnow()
                 )
                 await s.append(
-                    "presence.changed",
+                    EventType.PRESENCE_CHANGED,
                     {"user_id": user_id, "display_name": display_name, "status": "offline", "reason": "disconnected"},
                     conversation_id=None,
                     recipients={user_id},
@@ -264,7 +273,7 @@ class Router:
                 return
             await s.update_user(user_id, presence=restored, presence_before_disconnect=None, presence_since=utcnow())
             await s.append(
-                "presence.changed",
+                EventType.PRESENCE_CHANGED,
                 {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
                 conversation_id=None,
                 recipients={user_id},
@@ -362,8 +371,8 @@ class Router:
         if fingerprint == self._last_stats:
             return
         self._last_stats = fingerprint
-        body = {"type": "queue.stats", "conversation_id": None, "at": isoformat(utcnow()), "queues": queues}
-        await self.bus.publish([ALL], Envelope(None, "queue.stats", json.dumps(body, separators=(",", ":"))))
+        body = events.encode(EventType.QUEUE_STATS, None, {"queues": queues})
+        await self.bus.publish([ALL], Envelope(None, EventType.QUEUE_STATS, body))
 
 
 def hour_figures(rows: list[Any], now: datetime, target: float) -> dict[str, Any]:

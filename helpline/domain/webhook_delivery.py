@@ -127,6 +127,8 @@ class DeliveryWorker:
     async def pump(self) -> None:
         """One pass: claim what is due for every active endpoint that has room, and start sending it."""
         if self.store.webhook_targets.empty:
+            if self.metrics is not None:
+                self.metrics.webhook_endpoints_paused.set(0)  # a paused endpoint counts only while enabled
             return  # no endpoint enabled: nothing to claim, no statement
         now = utcnow()
         async with self.store.read() as s:

@@ -13,12 +13,14 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from helpline.bus import Bus, Envelope
 from helpline.config import Settings
 from helpline.domain import outbound
 from helpline.errors import Conflict, HelplineError, NotFound, ValidationFailed
+from helpline.events import EventType, envelope, stored_types
 from helpline.records import Delivery, Webhook, isoformat, new_id, utcnow
 from helpline.store import Store
 from helpline.store.webhooks import WILDCARD
@@ -27,22 +29,7 @@ CONTROL_CHANNEL = "ctl:webhooks"  # no stream subscribes to it: nodes hear endpo
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
 # Stored events, the ones a webhook can carry (ephemeral ones, typing and queue.stats, are never stored).
-DELIVERABLE_TYPES = frozenset(
-    {
-        "conversation.created",
-        "conversation.message",
-        "conversation.participant_changed",
-        "conversation.routing",
-        "conversation.delivered",
-        "conversation.read",
-        "conversation.closed",
-        "conversation.note",
-        "conversation.rated",
-        "offer.created",
-        "offer.revoked",
-        "presence.changed",
-    }
-)
+DELIVERABLE_TYPES = stored_types()
 
 
 def signature(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -98,11 +85,13 @@ def _checked_events(events: list[str]) -> list[str]:
 
 
 class Webhooks:
-    def __init__(self, store: Store, bus: Bus, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, bus: Bus, settings: Settings, *, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings
-        self.on_change: Any = None  # the worker's wake(): an endpoint was added, resumed or given work
+        self.on_change = on_change  # the worker's wake(): an endpoint was added, resumed or given work
 
     async def create(self, url: str, events: list[str], *, enabled: bool = True) -> dict[str, Any]:
         checked_url = outbound.checked_url(url, allow_private=self.settings.webhook_allow_private)
@@ -189,8 +178,7 @@ class Webhooks:
             if not hook.enabled or hook.paused:
                 raise Conflict("the webhook is disabled or paused; enable it first")
             test_id = f"test_{secrets.token_hex(8)}"
-            body = {"id": test_id, "type": "webhook.test", "conversation_id": None, "at": isoformat(now)}
-            body["webhook_id"] = hook.id
+            body = {"id": test_id, **envelope(EventType.WEBHOOK_TEST, None, {"webhook_id": hook.id}, at=now)}
             delivery_id = await s.insert_test_delivery(
                 hook.id, json.dumps(body, separators=(",", ":"), ensure_ascii=False), now
             )
@@ -226,8 +214,7 @@ class Webhooks:
         self._wake()
 
     def _wake(self) -> None:
-        if self.on_change is not None:
-            self.on_change()
+        self.on_change()
 
 
 async def _existing(s: Any, webhook_id: str) -> Webhook:

@@ -25,12 +25,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from helpline.errors import HelplineError, Unavailable
 from helpline.records import StoredEvent
-from helpline.store.failures import unavailable, write_conflict
+from helpline.store.failures import DATABASE_ERRORS, translate, unavailable
 from helpline.store.session import StoreSession
 
 logger = logging.getLogger("helpline.store")
@@ -105,15 +104,12 @@ class GroupCommit:
             raise
         try:
             yield session
-        except IntegrityError:
+        except BaseException as exc:
             turn.finish(False)
-            raise write_conflict() from None
-        except SQLAlchemyError as exc:
-            turn.finish(False)
-            raise unavailable(exc) from exc
-        except BaseException:
-            turn.finish(False)
-            raise
+            error = translate(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
         turn.finish(True)
         await turn.committed
 
@@ -211,9 +207,11 @@ class GroupCommit:
             else:
                 await transaction.rollback()
         except BaseException as exc:
+            # A database error the batch met (BEGIN, a savepoint, COMMIT) means "unavailable", even a
+            # constraint checked at COMMIT: the turns' own statements had succeeded.
             error = (
                 unavailable(exc)
-                if isinstance(exc, (SQLAlchemyError, OSError))
+                if isinstance(exc, DATABASE_ERRORS)
                 else Unavailable("the write could not be committed; retry shortly", retry_after=2)
             )
             for failed in [t for t, _ in done] + ([turn] if turn is not None else []):

@@ -10,34 +10,29 @@ still commit and publish in id order.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import event, func, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from helpline.config import ConfigurationError
 from helpline.errors import HelplineError
 from helpline.store import schema
 from helpline.store.commit import GroupCommit, Publisher
-from helpline.store.driver import POSTGRES_ERRORS, DriverStatements, ReaderBusy
-from helpline.store.failures import unavailable, write_conflict
+from helpline.store.drivers import postgres, sqlite
+from helpline.store.failures import DATABASE_ERRORS, translated
 from helpline.store.migrate import upgrade
 from helpline.store.session import StoreSession
+from helpline.store.statements import DriverStatements
 from helpline.store.webhooks import WebhookTargets
 from helpline.urls import async_url, redact
 
 T = TypeVar("T")
-CONNECTION_LOST: tuple[type[BaseException], ...] = (*POSTGRES_ERRORS, OSError)
-
-# An arbitrary, fixed key for pg_advisory_lock: "helpline" in ASCII, folded into a signed 64-bit int.
-APPEND_LOCK_KEY = 0x68656C706C696E65 - (1 << 63)
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, HelplineError)
 
 
 class Store:
@@ -59,13 +54,17 @@ class Store:
         return StoreSession(conn, self.statements)
 
     def _writer_session(self, conn: AsyncConnection) -> StoreSession:
-        """A turn's session: on SQLite its hot statements run on the loop (``fetch_steps``' ``on_loop``)."""
-        session = StoreSession(
-            conn, self.statements, on_loop=self.is_sqlite, writer=True, webhook_targets=self.webhook_targets
+        """A turn's session: on SQLite its hot statements run on the loop (``drivers.sqlite.run_steps``)."""
+        # The driver connection is looked up once per batch, not per turn.
+        driver = self._writer_driver[1] if self._writer_driver is not None and self._writer_driver[0] is conn else None
+        return StoreSession(
+            conn,
+            self.statements,
+            on_loop=self.is_sqlite,
+            writer=True,
+            driver=driver,
+            webhook_targets=self.webhook_targets,
         )
-        if self._writer_driver is not None and self._writer_driver[0] is conn:
-            session._driver_connection = self._writer_driver[1]  # looked up once per connection, not per turn
-        return session
 
     def on_commit(self, publish: Publisher) -> None:
         """Register where committed events go (the bus); called before the next batch may begin."""
@@ -106,29 +105,22 @@ class Store:
         reader = self._reader()
         if reader is not None:
             try:
-                return await read(StoreSession.loop_reader(reader, self.statements))
-            except ReaderBusy:
+                return await read(StoreSession.on_loop_reader(reader, self.statements))
+            except sqlite.ReaderBusy:
                 pass
         async with self.read() as session:
             return await read(session)
 
     def _reader(self) -> sqlite3.Connection | None:
         if self._loop_reader is None and self._reader_path is not None:
-            reader = sqlite3.connect(self._reader_path, isolation_level=None)  # each SELECT its own snapshot
-            reader.execute("PRAGMA busy_timeout=0")  # never wait on the loop (see driver.read_on_loop)
-            reader.execute("PRAGMA query_only=1")
-            self._loop_reader = reader
+            self._loop_reader = sqlite.open_loop_reader(self._reader_path)
         return self._loop_reader
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[StoreSession]:
-        try:
+        with translated():
             async with self.engine.connect() as conn:
                 yield self.session(conn)
-        except HelplineError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise unavailable(exc) from exc
 
     @asynccontextmanager
     async def side_write(self) -> AsyncIterator[StoreSession]:
@@ -138,18 +130,12 @@ class Store:
         It appends nothing (``append`` would break the id order that only the writer keeps). On SQLite
         its first statement should write, so that it waits for the write lock instead of failing.
         """
-        try:
+        with translated():
             async with self.engine.begin() as conn:
                 session = self.session(conn)
                 yield session
                 if session.appended:
                     raise RuntimeError("side_write() sessions must not append events; use write()")
-        except HelplineError:
-            raise
-        except IntegrityError:
-            raise write_conflict() from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise unavailable(exc) from exc
 
     def write(self) -> AbstractAsyncContextManager[StoreSession]:
         """A turn in a write transaction that may append events (see :mod:`helpline.store.commit`).
@@ -167,7 +153,7 @@ class Store:
     async def _begin_batch(self, conn: AsyncConnection, first: bool) -> AsyncTransaction:
         """Begin a batch's transaction so that it has really started on the server.
 
-        The hot statements go to the driver connection (store/driver.py), which would run outside any
+        The hot statements go to the driver connection (store/connection.py), which would run outside any
         transaction if SQLAlchemy had not sent a statement yet. On SQLite the batch begins with the file
         lock and ``BEGIN IMMEDIATE`` (``_begin_sqlite_batch``); on PostgreSQL with the append lock, a
         session lock that outlives the transaction until ``_end_batch``.
@@ -180,23 +166,17 @@ class Store:
         if self.is_sqlite:
             # One hop to aiosqlite's thread (SQLAlchemy's own BEGIN took three: cursor, execute, close);
             # the ``begin`` listener then sees the transaction open and sends nothing.
-            try:
-                await driver._execute(partial(_begin_sqlite_batch, driver._conn, self._writer_lock))
-            except sqlite3.Error as exc:
-                raise unavailable(exc) from exc
+            with translated():
+                await sqlite.begin_batch(driver, self._writer_lock)
             return await conn.begin()
         # PostgreSQL: SQLAlchemy's asyncpg adapter begins lazily, at the first statement it runs itself;
-        # the batch's driver statements need the transaction now. Its _start_transaction is what that
-        # first statement would call (private, like aiosqlite's _execute above); the lock goes straight to
-        # asyncpg: through SQLAlchemy's executor each cost ~250 µs of CPU (store/driver.py).
+        # the batch's driver statements need the transaction now (drivers/postgres.py). The lock goes
+        # straight to asyncpg: through SQLAlchemy's executor each cost ~250 µs of CPU (bench/RESULTS.md).
         transaction = await conn.begin()
-        adapter: Any = raw.dbapi_connection
-        try:
-            await adapter._start_transaction()
+        with translated():
+            await postgres.start_transaction(raw.dbapi_connection)
             if first:
-                await driver.execute(f"SELECT pg_advisory_lock({APPEND_LOCK_KEY})")
-        except POSTGRES_ERRORS as exc:
-            raise unavailable(exc) from exc
+                await postgres.take_append_lock(driver)
         return transaction
 
     async def _driver_of(self, conn: AsyncConnection) -> Any:
@@ -207,55 +187,16 @@ class Store:
     async def _end_batch(self, conn: AsyncConnection) -> bool:
         """Release the append lock on PostgreSQL; False when the connection is no longer usable."""
         if self.is_sqlite:
-            if self._writer_lock is not None:
-                fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            sqlite.end_batch(self._writer_lock)
             return not (conn.closed or conn.invalidated)
         if conn.closed or conn.invalidated:
             return False
         try:  # outside any transaction, so nothing to commit; on the driver, as the lock was taken
-            await (await self._driver_of(conn)).execute(f"SELECT pg_advisory_unlock({APPEND_LOCK_KEY})")
-        except CONNECTION_LOST:  # the connection is broken; PostgreSQL drops its locks with it
+            await postgres.release_append_lock(await self._driver_of(conn))
+        except postgres.CONNECTION_LOST:  # the connection is broken; PostgreSQL drops its locks with it
             await conn.invalidate()
             return False
         return True
-
-
-def _begin_sqlite_batch(connection: sqlite3.Connection, writer_lock: int | None) -> None:
-    """In aiosqlite's thread: take the writers' file lock, then SQLite's write lock.
-
-    SQLite orders commits across processes, but a batch is published after its COMMIT, so two server
-    processes on one file (``helpline serve --workers``) could publish ids out of order; a stream would
-    then skip the smaller one. The file lock (``flock``, released by ``Store._end_batch`` once the batch
-    is published) is what PostgreSQL's advisory lock is there. It also queues writers in the kernel
-    instead of SQLite's sleep-and-retry busy handler.
-    """
-    if writer_lock is not None:
-        fcntl.flock(writer_lock, fcntl.LOCK_EX)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        if writer_lock is not None:
-            fcntl.flock(writer_lock, fcntl.LOCK_UN)
-        raise
-
-
-def _sqlite_begin(conn: Any) -> None:
-    # pysqlite would otherwise run SELECTs outside any transaction, so a read's statements would not
-    # share one snapshot. The writer takes SQLite's write lock up front itself (Store._begin_batch).
-    if conn.connection.driver_connection._conn.in_transaction:
-        return  # the writer's BEGIN IMMEDIATE is already sent
-    conn.exec_driver_sql("BEGIN")
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets streams read while a message is written; synchronous=FULL because a 2xx means the
-    # message survives a power cut (docs/protocol.md "Conversations"); busy_timeout covers the CLI writing
-    # while the server runs.
-    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
-    cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
 
 
 async def open_store(url: str, *, migrate: bool | None = None) -> Store:
@@ -267,12 +208,17 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
     # Reads (authentication refreshes, replays, listings) run concurrently; connections beyond the pool
     # are opened and closed per use (on SQLite a thread each), so the pool is sized for a busy node.
     parsed = async_url(url)
-    # SQLite's writer runs its hot statements from the loop's thread (store/driver.py, fetch_steps).
-    connect_args = {"check_same_thread": False} if parsed.get_backend_name() == "sqlite" else {}
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:  # the adapter's private attributes are where it expects them, or a clear error now
+        sqlite.check()
+    else:
+        postgres.check()
+    # SQLite's writer runs its hot statements from the loop's thread (drivers/sqlite.py, run_steps).
+    connect_args = {"check_same_thread": False} if is_sqlite else {}
     engine = create_async_engine(parsed, pool_pre_ping=False, pool_size=20, max_overflow=40, connect_args=connect_args)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "connect", sqlite.on_connect)
+        event.listen(engine.sync_engine, "begin", sqlite.on_begin)
     store = Store(url, engine)
     should_migrate = store.is_sqlite if migrate is None else migrate
     try:
@@ -283,7 +229,7 @@ async def open_store(url: str, *, migrate: bool | None = None) -> Store:
             async with engine.connect() as conn:
                 await conn.execute(select(func.count()).select_from(schema.queues))
         await store.refresh_webhook_targets()  # before any write: an event's deliveries are never missed
-    except (SQLAlchemyError, OSError, HelplineError) as exc:
+    except STARTUP_ERRORS as exc:
         await engine.dispose()
         raise ConfigurationError(
             f"cannot open database {redact(url)}: {type(exc).__name__}"

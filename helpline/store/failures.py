@@ -1,16 +1,30 @@
-"""What a database failure means to the caller, in one place for SQLAlchemy's and the drivers' errors.
+"""What a database failure means to the caller: the one place where SQLAlchemy's and the drivers'
+errors become Helpline's.
 
 A broken constraint is a conflict (409: re-read and retry); anything else the database or its driver
-raises means "unavailable" (503 with Retry-After), logged here with its traceback, never shown to a client.
+raises means "unavailable" (503 with Retry-After), logged here with its traceback, never shown to a
+client. The drivers' own error classes come from their adapters (``store/drivers/``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from helpline.errors import Conflict, Unavailable
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from helpline.errors import Conflict, HelplineError, Unavailable
+from helpline.store.drivers import postgres, sqlite
 
 logger = logging.getLogger("helpline.store")
+
+CONSTRAINT_VIOLATIONS: tuple[type[BaseException], ...] = (
+    IntegrityError,
+    *sqlite.CONSTRAINT_VIOLATIONS,
+    *postgres.CONSTRAINT_VIOLATIONS,
+)
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, *sqlite.ERRORS, *postgres.ERRORS)
 
 
 def write_conflict() -> Conflict:
@@ -22,3 +36,27 @@ def write_conflict() -> Conflict:
 def unavailable(exc: BaseException) -> Unavailable:
     logger.warning("database error: %s", type(exc).__name__, exc_info=exc)
     return Unavailable("the database is unavailable; retry shortly", retry_after=2)
+
+
+def translate(exc: BaseException) -> HelplineError | None:
+    """The Helpline error a database error means, or None for an exception that is not one."""
+    if isinstance(exc, HelplineError):
+        return exc
+    if isinstance(exc, CONSTRAINT_VIOLATIONS):
+        return write_conflict()
+    if isinstance(exc, DATABASE_ERRORS):
+        return unavailable(exc)
+    return None
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Database errors raised inside become :class:`Conflict` or :class:`Unavailable`; others pass."""
+    try:
+        yield
+    except HelplineError:
+        raise
+    except CONSTRAINT_VIOLATIONS:
+        raise write_conflict() from None
+    except DATABASE_ERRORS as exc:
+        raise unavailable(exc) from exc

@@ -23,12 +23,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpline.events import EventType
 from helpline.records import new_id, utcnow
 from helpline.store import schema
 
 __all__ = ["Removed", "customer_conversations", "delete_conversations", "expired_conversations"]
 
-OFFER_EVENT_TYPES = ("offer.created", "offer.revoked")
+OFFER_EVENT_TYPES = (EventType.OFFER_CREATED, EventType.OFFER_REVOKED)
 
 
 @dataclass(slots=True)

@@ -1,4 +1,5 @@
-"""Queries the router asks: queued work, available reps and their load, offers, queue statistics."""
+"""Queries the router asks, in SQLAlchemy Core: queued work, available reps and their load, offers,
+queue membership, queue statistics, stream presence."""
 
 from __future__ import annotations
 
@@ -6,16 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpline.records import Conversation, Offer, RepLoad
 from helpline.store import schema
+from helpline.store.connection import SessionConnection
 
 
-class RoutingQueries:
-    conn: AsyncConnection
-    is_sqlite: bool
-
+class RoutingQueries(SessionConnection):
     async def queued_conversations(self, queue_id: str | None = None) -> list[Conversation]:
         """Waiting conversations, first come first served."""
         c = schema.conversations

@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from helpline.events import EventType
 from helpline.records import Delivery, Webhook
 from helpline.store import schema
-from helpline.store.driver import DriverStatements, Parameters, processed
+from helpline.store.statements import DriverStatements, Parameters, processed
 
 WILDCARD = "*"
 
@@ -131,7 +132,7 @@ class WebhookQueries:
             .values(
                 webhook_id=webhook_id,
                 event_id=None,
-                event_type="webhook.test",
+                event_type=EventType.WEBHOOK_TEST,
                 conversation_id=None,
                 payload=body,
                 status="pending",

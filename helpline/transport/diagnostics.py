@@ -12,7 +12,6 @@ bounded in time so it cannot be used to hold connections open.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -20,8 +19,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from helpline import events
 from helpline.edge import problems
 from helpline.errors import Unavailable
+from helpline.events import EventType
 from helpline.sse import encode_event, encode_preamble
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics"])
@@ -39,8 +40,8 @@ class DiagnosticsGate:
 
 
 def probe(n: int, phase: str) -> bytes:
-    body = {"type": "diagnostics.probe", "n": n, "phase": phase, "server_time": time.time()}
-    return encode_event(json.dumps(body, separators=(",", ":")), event="diagnostics.probe", id=n)
+    body = events.encode(EventType.DIAGNOSTICS_PROBE, None, {"n": n, "phase": phase, "server_time": time.time()})
+    return encode_event(body, event=EventType.DIAGNOSTICS_PROBE, id=n)
 
 
 @router.get(

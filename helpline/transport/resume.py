@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from helpline.bus.base import ALL, principal_channel
 from helpline.domain.permissions import require_staff_chat, sees_everything
-from helpline.records import Principal, StoredEvent, isoformat, utcnow
+from helpline.events import EventType, envelope
+from helpline.records import Principal, StoredEvent
 from helpline.store import Store, StoreSession
 
 
@@ -54,16 +55,8 @@ class Replay:
 
 
 def reset_payload(head: int, reason: str) -> str:
-    return json.dumps(
-        {
-            "id": head,
-            "type": "stream.reset",
-            "conversation_id": None,
-            "at": isoformat(utcnow()),
-            "reason": reason,
-        },
-        separators=(",", ":"),
-    )
+    body = {"id": head, **envelope(EventType.STREAM_RESET, None, {"reason": reason})}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 async def replay(store: Store, principal: Principal, after: int | None, limit: int) -> Replay:

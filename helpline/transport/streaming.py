@@ -11,7 +11,6 @@ write deadline, and is disconnected: it resumes from the log, losing nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 
+from helpline import events
 from helpline.bus import SlowConsumer
 from helpline.bus.base import ALL, Subscription
 from helpline.config import Settings
@@ -34,8 +34,9 @@ from helpline.errors import (
     Unavailable,
     problem_bytes,
 )
+from helpline.events import EventType
 from helpline.metrics import Metrics
-from helpline.records import Principal, isoformat, utcnow
+from helpline.records import Principal
 from helpline.services import Services
 from helpline.sse import encode_comment, encode_event, encode_preamble
 from helpline.transport.resume import channel_of, foreign_offer, parse_event_id, replay
@@ -53,10 +54,9 @@ HEARTBEAT = encode_comment("heartbeat")
 REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and authenticate afresh
 
 
-def control_event(event_type: str, event_id: int | None = None, **fields: Any) -> bytes:
+def control_event(event_type: EventType, event_id: int | None = None, **fields: Any) -> bytes:
     """An event the stream itself emits (open, heartbeat, reconnect); only stream.open has an id."""
-    body = {"type": event_type, "conversation_id": None, "at": isoformat(utcnow()), **fields}
-    return encode_event(json.dumps(body, separators=(",", ":")), event=event_type, id=event_id)
+    return encode_event(events.encode(event_type, None, fields), event=event_type, id=event_id)
 
 
 class StreamRegistry:
@@ -214,12 +214,12 @@ class EventStream:
                 # sends Last-Event-ID once it has seen an id), never from a later head.
                 opening = [
                     encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
-                    control_event("stream.open", start.start_id, heartbeat_seconds=settings.heartbeat_seconds),
+                    control_event(EventType.STREAM_OPEN, start.start_id, heartbeat_seconds=settings.heartbeat_seconds),
                 ]
                 last_sent = start.last_id
                 if start.reset is not None:
                     metrics.stream_resets.inc()
-                    opening.append(encode_event(start.reset.decode(), event="stream.reset", id=last_sent))
+                    opening.append(encode_event(start.reset.decode(), event=EventType.STREAM_RESET, id=last_sent))
                 opening.extend(encode_event(e.payload, event=e.type, id=e.id) for e in start.events)
                 metrics.events_replayed.inc(len(start.events))
                 if not await _write(send, b"".join(opening), write_timeout):
@@ -235,7 +235,7 @@ class EventStream:
                     # Every end the server chooses is announced and completes the response: a client
                     # (or a proxy) never sees a truncated chunked body it would log as an error.
                     reconnect = "slow" if reason == "overflow" else reason
-                    await _write(send, control_event("stream.reconnect", reason=reconnect), write_timeout)
+                    await _write(send, control_event(EventType.STREAM_RECONNECT, reason=reconnect), write_timeout)
                 if reason != "disconnected":
                     # After a missed write deadline the client is not reading: a short last try.
                     await _finish(send, 1.0 if reason == "slow" else write_timeout)
@@ -254,7 +254,7 @@ class EventStream:
         hide_offers_from_others: Principal | None = None,
     ) -> str:
         heartbeat = settings.heartbeat_seconds
-        heartbeat_bytes = control_event("stream.heartbeat") if settings.heartbeat_events else HEARTBEAT
+        heartbeat_bytes = control_event(EventType.STREAM_HEARTBEAT) if settings.heartbeat_events else HEARTBEAT
         write_timeout = settings.stream_write_timeout_seconds
         delivered = metrics.events_delivered.labels("sse")
         while True:

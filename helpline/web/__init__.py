@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
+from helpline.events import javascript_module
+
 WEB_ROOT = Path(__file__).with_name("static")
 
 # Our pages run only our own files: no inline script or style, no third-party origin, no framing. A
@@ -40,6 +42,7 @@ PAGE_HEADERS = {
 }
 
 web_router = APIRouter(include_in_schema=False)
+EVENTS_MODULE = javascript_module()
 
 
 class PublicStaticFiles(StaticFiles):
@@ -56,6 +59,24 @@ class PublicStaticFiles(StaticFiles):
         response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+@web_router.get("/static/events.js")
+async def event_catalogue() -> Response:
+    """The event catalogue as an ES module (helpline/events.py): ``stream.js`` and the pages import it.
+
+    Public like the rest of ``/static`` (the widget imports it from other origins), and rendered from
+    the server's own catalogue, so the browser's list of event types is the server's."""
+    return Response(
+        EVENTS_MODULE,
+        media_type="text/javascript",
+        headers={
+            "Cache-Control": "no-cache",
+            "Access-Control-Allow-Origin": "*",
+            "Cross-Origin-Resource-Policy": "cross-origin",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @web_router.get("/")

@@ -10,7 +10,6 @@ vendor's CDN.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from helpline.errors import Unavailable
+from helpline.events import EventType, handled_types
 from helpline.web import PAGE_HEADERS, WEB_ROOT
 
 ASSETS_PATH = "/static/api-docs"
@@ -69,15 +69,8 @@ def install(app: FastAPI) -> None:
 
 
 def event_types() -> list[str]:
-    """The event types the browser code listens for: today's one list (``static/stream.js``'s ``EVENT_TYPES``).
-
-    Read from there so that the docs cannot drift from what the front end handles.
-    """
-    source = (WEB_ROOT / "stream.js").read_text(encoding="utf-8")
-    match = re.search(r"EVENT_TYPES\s*=\s*Object\.freeze\(\[(.*?)\]\)", source, re.DOTALL)
-    if match is None:
-        raise RuntimeError("static/stream.js no longer defines EVENT_TYPES")
-    return re.findall(r"'([a-z_.]+)'", match.group(1))
+    """The event types the browser code listens for, from the event catalogue (helpline/events.py)."""
+    return handled_types()
 
 
 def catalogue_markdown(types: list[str]) -> str:
@@ -128,6 +121,6 @@ def describe_streams(schema: dict[str, Any], types: list[str]) -> None:
                     "description": "WHATWG server-sent events, framed like /api/v1/events; "
                     "each event is `diagnostics.probe` {type, n, phase, server_time}",
                 },
-                "x-event-types": ["diagnostics.probe"],
+                "x-event-types": [EventType.DIAGNOSTICS_PROBE],
             }
         }

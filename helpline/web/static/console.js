@@ -9,6 +9,7 @@ import { ApiError, createApi, latestEntries, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
 import { CannedResponses, cannedPage } from './canned.js';
 import { formatTime, h } from './dom.js';
+import { EventType } from './events.js';
 import { Offers, askForNotifications } from './offers.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
@@ -452,14 +453,14 @@ let typingTimer = null;
 
 function onEvent(event) {
   switch (event.type) {
-    case 'presence.changed':
+    case EventType.PRESENCE_CHANGED:
       if (event.user_id === session.user?.id) $('presence').value = event.status;
       return;
-    case 'offer.created':
-    case 'offer.revoked':
+    case EventType.OFFER_CREATED:
+    case EventType.OFFER_REVOKED:
       if (can('chat_rep') && (!event.rep_id || event.rep_id === session.user?.id)) offers.onEvent(event);
       return;
-    case 'queue.stats':
+    case EventType.QUEUE_STATS:
       $('queue-stats').textContent = queueStatsText(event);
       wallboard.apply(event.queues);
       return;
@@ -470,21 +471,21 @@ function onEvent(event) {
   if (!id) return;
   const selected = id === state.selected;
   const fromOther = event.by?.id !== session.user.id;
-  if (event.type === 'conversation.typing_started' || event.type === 'conversation.typing_stopped') {
+  if (event.type === EventType.CONVERSATION_TYPING_STARTED || event.type === EventType.CONVERSATION_TYPING_STOPPED) {
     if (!selected || !fromOther) return;
     clearTimeout(typingTimer);
-    $('typing').textContent = event.type === 'conversation.typing_started' ? `${event.by?.display_name || 'The customer'} is typing…` : '';
+    $('typing').textContent = event.type === EventType.CONVERSATION_TYPING_STARTED ? `${event.by?.display_name || 'The customer'} is typing…` : '';
     if ($('typing').textContent) typingTimer = setTimeout(() => ($('typing').textContent = ''), TYPING_SHOWN_MS);
     return;
   }
   if (selected) {
     // Without access_conversation_entries the transcript stays closed, whatever the stream carries.
     if (can('access_conversation_entries')) transcript.apply(event);
-    if (event.type === 'conversation.message' && event.author?.id !== session.user.id) {
+    if (event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== session.user.id) {
       $('typing').textContent = '';
       sendRead();
     }
-  } else if (event.type === 'conversation.message' && event.author?.id !== session.user.id) {
+  } else if (event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== session.user.id) {
     state.unread.set(id, (state.unread.get(id) || 0) + 1);
   } else if (event.type === 'conversation.closed') {
     state.unread.delete(id); // a closed chat keeps no badge

@@ -4,12 +4,9 @@
 // Everything is built with h() (no HTML parsing) and lives in the one root element it is given.
 
 import { h } from './dom.js';
+import { STORED_TYPES } from './events.js';
 
-const EVENT_TYPES = [
-  'conversation.created', 'conversation.message', 'conversation.participant_changed', 'conversation.routing',
-  'conversation.delivered', 'conversation.read', 'conversation.closed', 'conversation.note', 'conversation.rated',
-  'offer.created', 'offer.revoked', 'presence.changed',
-];
+const EVENT_TYPES = STORED_TYPES; // what a webhook may subscribe to: the log's event types
 const PERMISSIONS = ['chat_user', 'chat_rep', 'access_conversation_entries', 'supervisor', 'admin'];
 const path = (...parts) => parts.map(encodeURIComponent).join('/');
 

@@ -14,26 +14,12 @@
 // same ids) and try the stream again after `sseRetryMs`.
 
 import { backoff, sleep } from './api.js';
+// The event catalogue, rendered by the server from helpline/events.py (GET /static/events.js).
+import { EVENT_TYPES, EventType } from './events.js';
 
-/** Every event type of docs/protocol.md; EventSource only dispatches named events to listeners by name. */
-export const EVENT_TYPES = Object.freeze([
-  'conversation.created',
-  'conversation.message',
-  'conversation.participant_changed',
-  'conversation.routing',
-  'conversation.typing_started',
-  'conversation.typing_stopped',
-  'conversation.delivered',
-  'conversation.read',
-  'conversation.closed',
-  'conversation.note',
-  'offer.created',
-  'offer.revoked',
-  'presence.changed',
-  'queue.stats',
-  'stream.reconnect',
-  'stream.reset',
-]);
+/** Every event type page code handles (the server's catalogue); EventSource only dispatches named events
+ * to listeners by name. */
+export { EVENT_TYPES };
 
 const noop = () => {};
 
@@ -131,7 +117,7 @@ export class LiveEvents {
     this.opened = false;
     this.lastActivity = Date.now();
     const onMessage = (message) => this.onSseMessage(generation, message);
-    for (const type of ['stream.open', 'message', ...EVENT_TYPES]) source.addEventListener(type, onMessage);
+    for (const type of [EventType.STREAM_OPEN, 'message', ...EVENT_TYPES]) source.addEventListener(type, onMessage);
     source.addEventListener('error', () => {
       if (generation !== this.generation) return;
       this.closeSource(); // never let EventSource retry: its ticket is spent
@@ -165,7 +151,7 @@ export class LiveEvents {
       return; // not ours to interpret; the server only sends JSON
     }
     const type = data.type || message.type;
-    if (type === 'stream.open') {
+    if (type === EventType.STREAM_OPEN) {
       // Its id is where this stream starts: a reconnect from there misses nothing.
       if (message.lastEventId) this.advance(Number(message.lastEventId));
       this.opened = true;
@@ -175,7 +161,7 @@ export class LiveEvents {
       this.setStatus('live');
       return;
     }
-    if (type === 'stream.reconnect') {
+    if (type === EventType.STREAM_RECONNECT) {
       // The server ends streams after a bounded lifetime or on shutdown: come back with our last id.
       this.closeSource();
       this.reconnect(250 + Math.random() * 750);
@@ -271,7 +257,7 @@ export class LiveEvents {
 
   // -- delivery ---------------------------------------------------------------------------------
   deliver(data) {
-    if (data.type === 'stream.reset') {
+    if (data.type === EventType.STREAM_RESET) {
       // The resume point could not be honoured (too old, unknown): continue from the server's head and
       // let the page re-fetch its state, rather than pretend nothing was missed.
       if (typeof data.id === 'number') this.advance(data.id, true);

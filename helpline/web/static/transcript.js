@@ -4,8 +4,9 @@
 // Everything is built with textContent (dom.js), so message text is shown exactly as typed.
 
 import { formatTime, h, scrollToEnd } from './dom.js';
+import { EventType } from './events.js';
 
-const SYSTEM_TYPES = new Set(['conversation.participant_changed', 'conversation.routing', 'conversation.closed', 'conversation.rated']);
+const SYSTEM_TYPES = new Set([EventType.CONVERSATION_PARTICIPANT_CHANGED, EventType.CONVERSATION_ROUTING, EventType.CONVERSATION_CLOSED, EventType.CONVERSATION_RATED]);
 
 export class Transcript {
   /**
@@ -78,9 +79,9 @@ export class Transcript {
    */
   apply(entry) {
     if (typeof entry.id !== 'number' || this.byId.has(entry.id)) return null;
-    if (entry.type === 'conversation.message') return this.applyMessage(entry);
-    if (entry.type === 'conversation.note') return this.applyNote(entry);
-    if (entry.type === 'conversation.read') {
+    if (entry.type === EventType.CONVERSATION_MESSAGE) return this.applyMessage(entry);
+    if (entry.type === EventType.CONVERSATION_NOTE) return this.applyNote(entry);
+    if (entry.type === EventType.CONVERSATION_READ) {
       if (entry.by?.id !== this.selfId()) this.markRead(entry.entry_id);
       return null;
     }
@@ -145,13 +146,13 @@ export class Transcript {
       return who?.display_name || (start ? 'Someone' : 'someone');
     };
     switch (entry.type) {
-      case 'conversation.participant_changed': {
+      case EventType.CONVERSATION_PARTICIPANT_CHANGED: {
         const who = entry.participant;
         if (entry.action === 'joined') return `${name(who)} joined the chat`;
         if (entry.action === 'left') return `${name(who)} left the chat`;
         return null;
       }
-      case 'conversation.routing':
+      case EventType.CONVERSATION_ROUTING:
         if (entry.state === 'transferred' && !entry.assignee) {
           return this.perspective === 'customer' ? 'You are being transferred; please wait' : 'Transferred to a queue';
         }
@@ -162,9 +163,9 @@ export class Transcript {
           return `Assigned to ${name(entry.assignee, false)} by ${name(entry.by, false)}`;
         }
         return null;
-      case 'conversation.closed':
+      case EventType.CONVERSATION_CLOSED:
         return entry.closed_by?.id === self ? 'You ended the chat' : `${name(entry.closed_by)} ended the chat`;
-      case 'conversation.rated': {
+      case EventType.CONVERSATION_RATED: {
         const comment = entry.comment ? `: “${entry.comment}”` : '';
         return `${name(entry.by)} rated this chat ${entry.score} of 5${comment}`;
       }

@@ -10,6 +10,7 @@
 import { ApiError, createApi, isRetryable, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
 import { h, icon } from './dom.js';
+import { EventType } from './events.js';
 import { contactForm, ratingForm, transcriptForm } from './followup.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
@@ -286,26 +287,26 @@ class ChatWidget {
     if (event.conversation_id !== this.store.get('conversationId')) return;
     const me = this.store.get('customerId');
     switch (event.type) {
-      case 'conversation.typing_started':
+      case EventType.CONVERSATION_TYPING_STARTED:
         if (event.by?.id !== me) this.showRepTyping(event.by?.display_name);
         return;
-      case 'conversation.typing_stopped':
+      case EventType.CONVERSATION_TYPING_STOPPED:
         if (event.by?.id !== me) this.hideRepTyping();
         return;
-      case 'conversation.routing':
+      case EventType.CONVERSATION_ROUTING:
         this.onRouting(event);
         break;
-      case 'conversation.closed':
+      case EventType.CONVERSATION_CLOSED:
         this.showEnded();
         break;
-      case 'conversation.rated':
+      case EventType.CONVERSATION_RATED:
         this.rated = true;
         this.ratingSlot?.replaceChildren(h('p', { className: 'followup__status', textContent: 'Thank you for your rating!' }));
         break;
-      case 'conversation.read':
+      case EventType.CONVERSATION_READ:
         if (event.by?.id === me) this.store.set({ readUpTo: Math.max(this.store.get('readUpTo') || 0, event.entry_id) });
         break;
-      case 'conversation.message':
+      case EventType.CONVERSATION_MESSAGE:
         if (event.author?.id !== me) this.hideRepTyping();
         if (event.automatic === 'outside-hours') this.offerContact();
         break;
@@ -313,7 +314,7 @@ class ChatWidget {
         break;
     }
     const node = this.transcript.apply(event);
-    if (node && !replay && event.type === 'conversation.message' && event.author?.id !== me) {
+    if (node && !replay && event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== me) {
       if (this.panel.hidden) this.setUnread(this.unread + 1);
       this.sendRead();
     }

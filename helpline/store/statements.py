@@ -1,46 +1,29 @@
-"""The statements every message runs, sent to the database driver without SQLAlchemy's executor.
+"""The statements every message and stream open runs, rendered once per dialect for the driver.
 
 Measured on the bench machine (``bench/RESULTS.md``): one SQLAlchemy-Core ``SELECT`` by key costs about
 300 µs of CPU on aiosqlite and 250 µs on asyncpg, the same query on the driver connection 45 µs; a
 message ran six of them. So the statements on the hottest paths (a message's context and its append,
 a stream's replay and the log's bounds, the principal reads behind authentication) are rendered once
 per dialect here and executed on the driver connection that the SQLAlchemy connection wraps, inside
-the same transaction. A message is now two statements: its context, then its event with recipients and
-the conversation touch (one data-modifying statement on PostgreSQL, one thread hop on SQLite).
-Values go through SQLAlchemy's own bind and result processors for each column, so a row written or
-read here is exactly what the Core path writes or reads (the store contract suite checks both paths
-against each other).
-
-Driver errors are translated by ``store.failures``, as Core's are: a constraint violation is a
-:class:`~helpline.errors.Conflict`, anything else from the driver an :class:`~helpline.errors.Unavailable`.
+the same transaction (:mod:`helpline.store.connection`, through the adapters in ``store/drivers/``).
+A message is two statements: its context, then its event with recipients and the conversation touch
+(one data-modifying statement on PostgreSQL, one thread hop on SQLite). Values go through
+SQLAlchemy's own bind and result processors for each column, so a row written or read here is exactly
+what the Core path writes or reads (the store contract suite checks both paths against each other).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from functools import lru_cache, partial
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Column, Table
 from sqlalchemy.engine import Dialect
 
 from helpline.store import schema
-from helpline.store.failures import unavailable, write_conflict
 
 Processor = Callable[[Any], Any] | None
-
-_CONSTRAINT: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-# InternalClientError is what asyncpg raises when its protocol state is broken under it (a terminated
-# backend in the middle of a statement): a connection failure like the others, not a bug of ours.
-POSTGRES_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)
-_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, *POSTGRES_ERRORS)
 
 
 class DriverStatements:
@@ -142,12 +125,37 @@ class DriverStatements:
         processors = [self.result(col) for col in columns]
         return sql, [col.name for col in columns], processors, self.result(u.c.permissions)
 
+    @lru_cache(maxsize=2)  # noqa: B019
+    def conversation_events(self, before: bool) -> str:
+        """A conversation's events after ``$2`` (or, with ``before``, before ``$2``, newest first), up to ``$3``."""
+        conversation_id, bound, limit = self.placeholders(3)
+        where = f"id < {bound} ORDER BY id DESC" if before else f"id > {bound} ORDER BY id"
+        return (
+            f"SELECT id, type, conversation_id, payload FROM {schema.events.name} "
+            f"WHERE conversation_id = {conversation_id} AND {where} LIMIT {limit}"
+        )
+
+    @lru_cache(maxsize=1)  # noqa: B019
+    def event_in_conversation(self) -> str:
+        event_id, conversation_id = self.placeholders(2)
+        return f"SELECT id FROM {schema.events.name} WHERE id = {event_id} AND conversation_id = {conversation_id}"
+
     @lru_cache(maxsize=1)  # noqa: B019
     def log_bounds(self) -> str:
         e, h = schema.events, schema.log_state
         return (
             f"SELECT (SELECT max(id) FROM {e.name}), (SELECT min(id) FROM {e.name}), "
             f"(SELECT horizon FROM {h.name} WHERE id = 1)"
+        )
+
+    @lru_cache(maxsize=64)  # noqa: B019
+    def recipients_among(self, count: int) -> str:
+        """``(event_id, principal_id)`` of ``event_recipients`` with an event in ``($1, $2]`` and one of
+        ``count`` principals (``$3``…)."""
+        after, upto, *principals = self.placeholders(count + 2)
+        return (
+            f"SELECT event_id, principal_id FROM {schema.event_recipients.name} "
+            f"WHERE event_id > {after} AND event_id <= {upto} AND principal_id IN ({', '.join(principals)})"
         )
 
     @lru_cache(maxsize=2)  # noqa: B019
@@ -169,80 +177,6 @@ class DriverStatements:
 
 
 Parameters = Sequence[Any] | Callable[[list[list[Any]]], Sequence[Any]]
-
-
-async def fetch_steps(
-    driver: Any, is_sqlite: bool, steps: Sequence[tuple[str, Parameters]], *, on_loop: bool = False
-) -> list[list[Any]]:
-    """Run statements in order and return each one's rows.
-
-    A step's parameters may be a function of the rows before it (an insert's new id, say). asyncpg gets
-    one call per step. On SQLite every step runs in **one** hop to aiosqlite's thread, through its
-    (private, long-stable) ``_execute`` and ``_conn``: a hop costs about as much CPU as the statement.
-
-    ``on_loop`` (SQLite's writer connection only) runs them on the event loop with no hop at all. That
-    is safe and short because the writer's transaction already holds SQLite's write lock (``BEGIN
-    IMMEDIATE``, sent from aiosqlite's thread, is the only statement that can wait for another process),
-    so these statements never wait on a lock; they touch pages that are in memory, and the ``COMMIT`` with
-    its fsync still runs in the thread. Only the writer task uses that connection, one statement at a
-    time, so the two threads never use it at once (it is opened with ``check_same_thread=False``).
-    """
-    with translated_errors():
-        if is_sqlite:
-            if on_loop:
-                return _run_steps(driver._conn, steps)
-            done: list[list[Any]] = await driver._execute(partial(_run_steps, driver._conn, steps))
-            return done
-        results: list[list[Any]] = []
-        for sql, parameters in steps:
-            values = parameters(results) if callable(parameters) else parameters
-            results.append(list(await driver.fetch(sql, *values)))
-        return results
-
-
-async def run_script(driver: Any, statements: Sequence[str]) -> None:
-    """PostgreSQL: statements without parameters in **one** round trip (asyncpg's simple protocol)."""
-    with translated_errors():
-        await driver.execute("; ".join(statements))
-
-
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    """Driver errors as Core's are translated: a broken constraint is a 409, anything else a 503."""
-    try:
-        yield
-    except _CONSTRAINT:
-        raise write_conflict() from None
-    except _ERRORS as exc:
-        raise unavailable(exc) from exc
-
-
-class ReaderBusy(Exception):
-    """The loop's SQLite reader would have to wait (it never does): read through the pool instead."""
-
-
-def read_on_loop(connection: sqlite3.Connection, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
-    """Statements on SQLite's loop reader (``Store.hot_read``): each is its own snapshot, no hop.
-
-    The reader has ``busy_timeout=0``: in WAL mode a read waits for nobody, except in the rare moments
-    SQLite resets the log or recovers it, and then :class:`ReaderBusy` sends the read to a thread
-    rather than stall every stream on the loop.
-    """
-    with translated_errors():
-        try:
-            return _run_steps(connection, steps)
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise ReaderBusy from exc
-            raise
-
-
-def _run_steps(connection: sqlite3.Connection, steps: Sequence[tuple[str, Parameters]]) -> list[list[Any]]:
-    results: list[list[Any]] = []
-    for sql, parameters in steps:
-        values = parameters(results) if callable(parameters) else parameters
-        results.append(connection.execute(sql, tuple(values)).fetchall())
-    return results
 
 
 def processed(value: Any, processor: Processor) -> Any:
