@@ -189,6 +189,11 @@ class Worker:
             await asyncio.wait([s.closed for s in streams], timeout=10)
         return {"closed": len(streams)}
 
+    async def cmd_stream_bytes(self) -> dict[str, Any]:
+        """Bytes received so far on the open streams (the heartbeat cost: bench/heartbeats.py)."""
+        open_streams = [s for s in self.streams if s is not None and s.transport is not None]
+        return {"streams": len(open_streams), "bytes": sum(s.bytes_received for s in open_streams)}
+
     async def cmd_drop_streams(self) -> dict[str, Any]:
         """Abort every stream at once, remembering each one's last id for the reconnect."""
         return await self.cmd_close_streams()

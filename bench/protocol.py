@@ -181,6 +181,7 @@ class SseStream(asyncio.Protocol):
         self.status = 0
         self.last_id: bytes = b""
         self.events = 0
+        self.bytes_received = 0  # everything after the connection opened, headers included
         self._head = b""
         self._in_body = False
         self._chunked: ChunkedDecoder | None = None
@@ -203,6 +204,7 @@ class SseStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
+        self.bytes_received += len(data)
         if not self._in_body:
             self._head += data
             end = self._head.find(b"\r\n\r\n")

@@ -94,8 +94,9 @@ def _remove_sqlite(path: str) -> None:
 class HelplineServer:
     """One server process on a fresh database (``sqlite`` file or a new PostgreSQL database)."""
 
-    def __init__(self, backend: str, workdir: Path) -> None:
+    def __init__(self, backend: str, workdir: Path, env: dict[str, str] | None = None) -> None:
         # "postgres-w2": two worker processes (``helpline serve --workers 2``) joined by the Redis bus.
+        self.extra_env = dict(env or {})  # HELPLINE_* settings of one measurement (bench/heartbeats.py)
         self.backend, _, workers = backend.partition("-w")
         self.workers = int(workers or 1)
         self.name = f"helpline-{backend}"
@@ -129,6 +130,7 @@ class HelplineServer:
             HELPLINE_DATABASE_URL=self.database,
             HELPLINE_SECRET_KEY=secrets.token_urlsafe(48),
         )
+        env.update(self.extra_env)
         if self.workers > 1:
             env.update(
                 HELPLINE_WORKERS=str(self.workers), HELPLINE_BUS_URL=f"{REDIS_URL}?channel={self.name}-{os.getpid()}"

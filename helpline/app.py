@@ -30,10 +30,12 @@ from helpline.api import (
     transcripts,
     webhooks,
 )
-from helpline.api.cors import DeploymentCORS
-from helpline.api.limits import BodySizeLimit, install_error_handlers
 from helpline.bus import open_bus
 from helpline.config import Settings
+from helpline.edge.clients import TrustedProxies
+from helpline.edge.cors import DeploymentCORS
+from helpline.edge.limits import BodySizeLimit
+from helpline.edge.responses import SecurityHeaders, install_error_handlers
 from helpline.metrics import Metrics
 from helpline.services import Services
 from helpline.store import open_store
@@ -53,6 +55,8 @@ class HelplineApp(FastAPI):
     (helpline/api/fastpath.py) answers the happy path and hands anything unusual to the full stack.
     """
 
+    proxies: TrustedProxies | None = None
+
     def __init__(self, settings: Settings, **options: Any) -> None:
         super().__init__(**options)
         # A raw ASGI endpoint (Starlette routes treat a non-function endpoint as an ASGI app).
@@ -63,6 +67,8 @@ class HelplineApp(FastAPI):
         self.message_endpoint = fastpath.MessagePost(self, full_stack, max_bytes=settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.proxies is not None and scope["type"] == "http":
+            self.proxies.rewrite(scope)  # the real client, for the limits, the caps and the access log
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/api/v1/events":
             scope["app"] = self
             await self.stream_endpoint(scope, receive, send)
@@ -87,6 +93,7 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         services = Services.build(settings, store, bus, app.state.metrics, connected=lambda: list(streams.per_identity))
         await services.follower.start()
         app.state.services = services
+        streams.counters = services.counters
         if settings.demo and seed_demo:
             from helpline.demo import seed_demo as seed
 
@@ -119,6 +126,8 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
             await app.state.streams.shutdown()
             await services.follower.stop()
             await services.accounts.api_keys.flush()  # the API keys' last use, kept in memory until now
+            if services.counters is not None:
+                await services.counters.close()
             await bus.disconnect()
             await store.close()
 
@@ -132,10 +141,13 @@ def create_app(settings: Settings | None = None, *, seed_demo: bool = True) -> F
         redoc_url=None,
     )
     app.state.settings = settings
+    proxies = TrustedProxies(settings.trusted_proxies)
+    app.proxies = proxies if proxies else None
     app.state.metrics = Metrics()
     app.state.streams = streaming.StreamRegistry(settings, app.state.metrics)
     app.state.diagnostics = diagnostics.DiagnosticsGate()
     install_error_handlers(app)
+    app.add_middleware(SecurityHeaders)
     upload_cap = settings.attachment_max_bytes + attachments.MULTIPART_OVERHEAD
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, larger=[(attachments.UPLOAD_PATH, upload_cap)])
     app.add_middleware(DeploymentCORS, root=app)

@@ -95,6 +95,13 @@ def serve(
     database_url: DatabaseUrl = None,
     bus_url: Annotated[str | None, typer.Option("--bus-url", help="memory:// or redis://…")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="seed demo data and serve the demo site")] = False,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted-proxies",
+            help="reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / Forwarded is believed",
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -113,10 +120,13 @@ def serve(
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
     try:
-        settings = Settings.from_env(database_url=database_url, bus_url=bus_url, demo=demo or None)
+        flags: dict[str, Any] = {"database_url": database_url, "bus_url": bus_url, "trusted_proxies": trusted_proxies}
+        settings = Settings.from_env(**flags, demo=demo or None)
         if settings.demo and not settings.public_url:
-            settings = Settings.from_env(database_url=database_url, bus_url=bus_url, demo=True, public_url=url)
+            settings = Settings.from_env(**flags, demo=True, public_url=url)
         settings = settings.checked()
+        if settings.demo:
+            run(lambda: _check_demo_database(settings))
         if workers > 1:
             from helpline.workers import check
 
@@ -145,6 +155,17 @@ def serve(
             return
         raise typer.Exit(code)
     build_server(application, host, port, freeze_startup_heap=True).run()
+
+
+async def _check_demo_database(settings: Settings) -> None:
+    from helpline.demo import check_demo_database
+    from helpline.store import open_store
+
+    store = await open_store(settings.database_url)
+    try:
+        await check_demo_database(store)
+    finally:
+        await store.close()
 
 
 def _redacted(url: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///helpline.db"
 DEFAULT_BUS_URL = "memory://"
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigurationError(Exception):
@@ -30,13 +31,16 @@ class Settings:
     access_token_seconds: int = 8 * 3600
     customer_token_seconds: int = 24 * 3600
     stream_ticket_seconds: int = 60
-    # Stream behaviour (docs/protocol.md "Events"): 15 s heartbeats stay under the 30-60 s idle timeouts of
-    # common load balancers and firewalls; 10 min lifetimes bound how long an intermediary may hold a
-    # response and let load rebalance across nodes.
-    heartbeat_seconds: float = 15.0
-    # Heartbeats are SSE comments, which browsers' EventSource never surfaces; with this on they are
-    # `stream.heartbeat` events instead, so page scripts can run a watchdog on them.
-    heartbeat_events: bool = False
+    # Stream behaviour (docs/protocol.md "Events", 1.1 "Streams"). Every idle stream gets a heartbeat after
+    # `heartbeat_seconds` without a write: a `stream.heartbeat` event (EventSource hides comments, so a
+    # page can only see a silent stall through an event) with a comment in the same write. 5 s, not the
+    # 15 s of version 1: firewalls and NATs that silently drop flows idle for 10 s exist (mobile carriers,
+    # some corporate gear), and only a byte every < 10 s keeps such a flow alive; bench/RESULTS.md
+    # measures what it costs at 20,000 idle streams. A client that still stalls asks for a shorter one
+    # on reconnect (`?heartbeat=S`), down to `heartbeat_min_seconds`, never above `heartbeat_seconds`.
+    heartbeat_seconds: float = 5.0
+    heartbeat_min_seconds: float = 2.0
+    heartbeat_events: bool = True
     stream_lifetime_seconds: float = 600.0
     stream_padding_bytes: int = 2048
     retry_milliseconds: int = 3000
@@ -45,7 +49,9 @@ class Settings:
     max_streams_per_identity: int = 5
     max_streams_total: int = 20000
     replay_limit: int = 5000
-    poll_max_timeout_seconds: float = 30.0
+    # A long-poll holds at most this long (docs/protocol.md 1.1: 20 s by default, `timeout` <= 30), so a
+    # 25-30 s idle cut on the way never strands one; clients read with a timeout of hold + 5 s.
+    poll_max_timeout_seconds: float = 20.0
     # Delivery (domain/delivery.py): how often a node looks at the head of the log for events whose
     # bus message never came (a writer died between commit and publish, a publish failed, the bus is
     # down). One indexed read; the most such an event is late.
@@ -86,7 +92,16 @@ class Settings:
     handoff_phrases: str = "talk to a person,speak to a person,human agent,real person"
     # A customer whose last message a bot leaves unanswered this long is handed to people (0: never).
     bot_silence_seconds: float = 120.0
-    # Request hygiene.
+    # Request hygiene. Below the app (edge/server.py): request heads, their deadline, connections.
+    max_request_head_bytes: int = 16 * 1024
+    max_request_headers: int = 100
+    request_head_seconds: float = 10.0
+    max_connections: int = 25_000  # per node; never more than the process's descriptor limit allows
+    max_connections_per_address: int = 256  # trusted proxies are exempt
+    keepalive_seconds: float = 5.0
+    # Reverse proxies whose X-Forwarded-For / Forwarded header is believed: addresses or CIDR blocks,
+    # comma-separated (edge/clients.py). Empty: the TCP peer is the client.
+    trusted_proxies: str = ""
     max_body_bytes: int = 64 * 1024
     max_message_chars: int = 10_000
     # Who a token names is cached per node; an invalidation through the bus drops it on every node at once
@@ -132,11 +147,18 @@ class Settings:
         if not result.secret_key:
             if not result.demo:
                 raise ConfigurationError(
-                    "HELPLINE_SECRET_KEY is required (at least 32 characters) unless --demo is given"
+                    "HELPLINE_SECRET_KEY is required (at least 32 bytes) unless --demo is given; generate one "
+                    "with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
                 )
             result = replace(result, secret_key=secrets.token_urlsafe(48))
-        elif len(result.secret_key) < 32 and not result.demo:
-            raise ConfigurationError("HELPLINE_SECRET_KEY must be at least 32 characters")
+        elif len(result.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            # A short HS256 key is guessable offline from any one token (a 3-character key forged a working
+            # admin token, issue 13): refused with --demo too, since a demo may face a network.
+            raise ConfigurationError(
+                f"HELPLINE_SECRET_KEY is {len(result.secret_key.encode())} bytes; it must be at least "
+                f"{MIN_SECRET_KEY_BYTES} bytes (generate one with: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         if result.demo and not result.demo_password:
             result = replace(result, demo_password=secrets.token_urlsafe(12))
         return result

@@ -53,7 +53,7 @@ class ValidationFailed(HelplineError):
 
 
 class BadRequest(HelplineError):
-    status, code, title = 400, "validation_error", "Malformed request"
+    status, code, title = 400, "bad_request", "Malformed request"
 
 
 class NotAuthenticated(HelplineError):

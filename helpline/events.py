@@ -70,9 +70,9 @@ class EventType(StrEnum):
     OFFER_REVOKED = "offer.revoked", Stored.YES, OFFERED_REP, "`offer_id`, `offer_conversation_id`, `reason` (`declined`, `timeout`, `withdrawn`, `closed`, `unavailable`)"
     PRESENCE_CHANGED = "presence.changed", Stored.YES, THE_REP, "`user_id`, `display_name`, `status`; `reason` (`disconnected`, `reconnected`) when Helpline changed it"
     QUEUE_STATS = "queue.stats", Stored.LIVE, SUPERVISORS, "`queues: [{queue_id, name, length, longest_wait_seconds, reps_online, rating_average, ratings, bot_user_id, bot_contained_today, bot_escalated_today, reps}]`"
-    STREAM_OPEN = "stream.open", Stored.NO, THE_STREAM, "`heartbeat_seconds`: the first event of every stream, sent with the padding; its `id:` is where the stream starts", False
+    STREAM_OPEN = "stream.open", Stored.NO, THE_STREAM, "`heartbeat_seconds` (this stream's interval), `heartbeat_min_seconds` (the shortest a client may ask for with `?heartbeat=`): the first event of every stream, sent with the padding; its `id:` is where the stream starts", False
     STREAM_RESET = "stream.reset", Stored.NO, THE_STREAM, "`reason` (`unknown`, `malformed`, `expired`, `too_far_behind`); its `id:` is the log's head: re-fetch state, then carry on"
-    STREAM_HEARTBEAT = "stream.heartbeat", Stored.NO, THE_STREAM, "only with `HELPLINE_HEARTBEAT_EVENTS=1`: heartbeats as events (EventSource hides comments), for page watchdogs", False
+    STREAM_HEARTBEAT = "stream.heartbeat", Stored.NO, THE_STREAM, "none: sent by default (with a `: heartbeat` comment in the same write) after every quiet interval, so page code, which never sees comments, can tell a silent stall; `HELPLINE_HEARTBEAT_EVENTS=0` sends the comment alone", False
     STREAM_RECONNECT = "stream.reconnect", Stored.NO, THE_STREAM, "`reason` (`lifetime`, `shutdown`, `revalidate`: the caller was disabled or its permissions changed, `slow`: the client fell too far behind): reconnect with your last id"
     DIAGNOSTICS_PROBE = "diagnostics.probe", Stored.NO, DOCTOR, "`n`, `phase` (`open`, `timed`, `after_quiet`), `server_time`", False
     WEBHOOK_TEST = "webhook.test", Stored.NO, WEBHOOK, "`webhook_id`; its `id` is `test_…`, not an id of the log", False

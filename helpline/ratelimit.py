@@ -1,13 +1,15 @@
 """Per-identity rate limiting: a token bucket per key, in process memory.
 
-Each node limits on its own; with N nodes behind a balancer a client gets at most N times the rate,
-which is the usual trade for not putting a shared store on every request's path.
+Each node limits on its own (:class:`RateLimiter`); with a shared bus, :class:`Limiter` also spends
+from the cluster's count (``bus/counters.py``), which leases slices of the budget so that a request
+rarely waits for Redis; if Redis does not answer, the node's own count still holds.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Protocol
 
 from helpline.errors import RateLimited
 
@@ -30,3 +32,25 @@ class RateLimiter:
         self._buckets[key] = (tokens - cost, now)
         while len(self._buckets) > self.max_keys:  # bounded memory: forget the least recently seen
             self._buckets.popitem(last=False)
+
+
+class SharedBudget(Protocol):
+    async def take(self, key: str, cost: float, per_minute: int) -> float | None:
+        """None if granted (or undecidable), else the seconds to wait."""
+
+
+class Limiter:
+    """A rate limit: the node's own token bucket, and with a shared bus the cluster's count too."""
+
+    def __init__(self, per_minute: int, shared: SharedBudget | None = None) -> None:
+        self.local = RateLimiter(per_minute)
+        self.per_minute = per_minute
+        self.shared = shared
+
+    async def hit(self, key: str, cost: float = 1.0) -> None:
+        """Spend ``cost`` from ``key``'s budget or raise :class:`RateLimited` with a Retry-After."""
+        self.local.hit(key, cost)
+        if self.shared is not None:
+            wait = await self.shared.take(key, cost, self.per_minute)
+            if wait is not None:
+                raise RateLimited("too many requests; slow down", retry_after=int(wait))

@@ -175,6 +175,7 @@ class Conversation:
     rated_at: datetime | None = None
     bot_id: str | None = None  # the service agent that handled it first (issue 14)
     escalated_at: datetime | None = None  # when it was handed from the bot to a person
+    client_id: str | None = None  # the id the customer's client chose, unique per customer
 
     def public(self, participants: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {

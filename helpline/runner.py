@@ -22,6 +22,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from helpline.edge.server import EdgeLimits, check_uvicorn, protocol_class
+
 SECRET_QUERY = re.compile(r"((?:ticket|access_token|token)=)[^&\s\"]+")
 
 
@@ -107,16 +109,21 @@ def log_off_the_loop(logger: logging.Logger) -> logging.handlers.QueueListener |
 def build_server(
     app: FastAPI, host: str, port: int, *, freeze_startup_heap: bool = False, **options: Any
 ) -> HelplineServer:
+    settings = app.state.settings
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="auto",
-        http="auto",
+        # Our protocol: uvicorn's httptools one with limits on request heads and connections.
+        http=protocol_class(EdgeLimits.from_settings(settings)),
+        # The client's address comes from helpline/edge/clients.py (--trusted-proxies), never from uvicorn.
         proxy_headers=False,
+        timeout_keep_alive=settings.keepalive_seconds,
         timeout_graceful_shutdown=10,
         log_level=options.pop("log_level", "info"),
         **options,
     )
+    check_uvicorn(config)
     logging.getLogger("uvicorn.access").addFilter(RedactSecrets())
     return HelplineServer(config, app, freeze_startup_heap=freeze_startup_heap)

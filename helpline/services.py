@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from helpline.bus import Bus
+from helpline.bus import Bus, open_counters
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
@@ -24,9 +25,12 @@ from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
 from helpline.metrics import Metrics
-from helpline.ratelimit import RateLimiter
+from helpline.ratelimit import Limiter
 from helpline.store import Store
 from helpline.store.attachments import choose_blobs
+
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters  # imports redis: only where the bus is Redis
 
 
 @dataclass
@@ -43,8 +47,9 @@ class Services:
     ratings: Ratings
     outbox: Outbox
     invalidation: Invalidation
-    rate_limiter: RateLimiter
-    login_limiter: RateLimiter
+    counters: SharedCounters | None  # cluster-wide counts, with a Redis bus
+    rate_limiter: Limiter
+    login_limiter: Limiter
     notes: Notes
     canned: CannedResponses
     webhooks: Webhooks
@@ -70,6 +75,7 @@ class Services:
         store.on_commit(waking(published, store, deliveries.wake))
         router = Router(store, bus, settings, connected_staff=connected)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
+        counters = open_counters(settings.bus_url)
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
         outbox = Outbox(store, settings, connected=connected)
         escalations = Escalations(store, settings, on_routing_change=router.wake)
@@ -93,8 +99,9 @@ class Services:
             ratings=Ratings(store, settings),
             outbox=outbox,
             invalidation=invalidation,
-            rate_limiter=RateLimiter(settings.rate_limit_per_minute),
-            login_limiter=RateLimiter(settings.login_attempts_per_minute),
+            counters=counters,
+            rate_limiter=Limiter(settings.rate_limit_per_minute, counters),
+            login_limiter=Limiter(settings.login_attempts_per_minute, counters),
             notes=Notes(store),
             canned=CannedResponses(store),
             webhooks=Webhooks(store, bus, settings, on_change=deliveries.wake),

@@ -42,7 +42,9 @@ class DemoServer(LiveServer):
     def __init__(self, database_url: str, **overrides: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = make_settings(database_url, demo=True, demo_password=DEMO_PASSWORD, public_url=self.url, **overrides)
+        # public_url (the demo deployment's allowed origin) may be overridden: a page served through a proxy.
+        overrides = {"public_url": self.url, **overrides}
+        settings = make_settings(database_url, demo=True, demo_password=DEMO_PASSWORD, **overrides)
         self.app = create_app(settings)
         self.server = build_server(self.app, "127.0.0.1", self.port, log_level="warning")
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -16,16 +16,21 @@ The shapes a deployment has to survive (docs/deployment.md):
   through it.
 - ``haproxy(upstream)``: http mode, ``timeout client``/``timeout server`` of 10 s and no ``timeout
   tunnel``, so a stream idle for 10 s really is cut. Only heartbeats keep it alive.
+- ``silent_firewall(upstream)``: an asyncio TCP proxy in this process that, like a stateful firewall or
+  NAT whose idle timer expired, stops forwarding a flow idle for 10 s in either direction, without a FIN
+  or a RST: both ends keep an open socket into which bytes vanish. Only a client watchdog notices.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,12 +44,15 @@ from tests.conftest import LiveServer, free_port, skip_or_fail
 
 __all__ = [
     "Proxy",
+    "SilentFirewall",
     "find_binary",
     "haproxy",
     "haproxy_proxy",
     "hostile_nginx_proxy",
     "nginx",
     "nginx_proxy",
+    "silent_firewall",
+    "silent_firewall_proxy",
 ]
 
 # Debian installs both in /usr/sbin, which is not on an unprivileged user's PATH.
@@ -168,7 +176,8 @@ http {{
         location / {{
             proxy_pass http://{upstream};
             proxy_http_version 1.1;
-            proxy_set_header Connection "";{extra}
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;{extra}
         }}
     }}
 }}
@@ -225,6 +234,7 @@ global
 
 defaults
     mode http
+    option forwardfor
     timeout connect 5s
     timeout client {idle}s
     timeout server {idle}s
@@ -258,6 +268,117 @@ def haproxy(
             yield proxy
 
 
+# -- a firewall that silently drops idle flows ----------------------------------------------------
+class SilentFirewall:
+    """A TCP proxy on its own event loop and thread, forwarding 127.0.0.1:`port` to `upstream_port`.
+
+    A flow (one client connection and its upstream connection) with no byte in either direction for
+    `idle_seconds` is *dropped*: from then on whatever either side sends is read and discarded, and
+    nothing is ever closed, so neither end learns anything (no FIN, no RST, no backpressure), exactly
+    what a middlebox that forgot a flow does to a long-lived response. `flows` and `dropped` count them.
+    """
+
+    def __init__(self, upstream_port: int, *, idle_seconds: float = IDLE_TIMEOUT_SECONDS, port: int | None = None):
+        self.upstream_port = upstream_port
+        self.idle_seconds = idle_seconds
+        self.port = port or free_port()
+        self.flows = 0
+        self.dropped = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="silent-firewall", daemon=True)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> SilentFirewall:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(START_TIMEOUT)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(STOP_TIMEOUT)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(STOP_TIMEOUT)
+        self._loop.close()
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._flow, "127.0.0.1", self.port)
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in tuple(self._writers):
+            writer.transport.abort()
+
+    async def _flow(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._tasks.add(task := asyncio.current_task())  # type: ignore[arg-type]
+        self._writers.add(client_writer)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        self._writers.add(upstream_writer)
+        self.flows += 1
+        loop = asyncio.get_running_loop()
+        state = {"last": loop.time(), "dropped": False}
+
+        def expired() -> bool:
+            if not state["dropped"] and loop.time() - float(state["last"]) >= self.idle_seconds:
+                state["dropped"] = True
+                self.dropped += 1
+            return bool(state["dropped"])
+
+        async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while chunk := await reader.read(65536):
+                if expired():
+                    continue  # into the void
+                state["last"] = loop.time()
+                writer.write(chunk)
+                await writer.drain()
+            # One side closed while the flow was still forwarded: pass the close on, like TCP would.
+            if not state["dropped"] and writer.can_write_eof():
+                writer.write_eof()
+
+        pumps = [
+            asyncio.create_task(pump(client_reader, upstream_writer)),
+            asyncio.create_task(pump(upstream_reader, client_writer)),
+        ]
+        try:
+            while not all(p.done() for p in pumps):
+                await asyncio.wait(pumps, timeout=0.1)
+                expired()
+        except asyncio.CancelledError:
+            for p in pumps:
+                p.cancel()
+            raise
+        finally:
+            for writer in (client_writer, upstream_writer):
+                self._writers.discard(writer)
+                writer.transport.abort()
+            self._tasks.discard(task)  # type: ignore[arg-type]
+
+
+@contextmanager
+def silent_firewall(
+    upstream: str, *, idle_seconds: float = IDLE_TIMEOUT_SECONDS, port: int | None = None
+) -> Iterator[SilentFirewall]:
+    """A SilentFirewall in front of `upstream` (``http://host:port``), stopped on exit."""
+    firewall = SilentFirewall(int(_upstream_address(upstream).rsplit(":", 1)[1]), idle_seconds=idle_seconds, port=port)
+    firewall.start()
+    try:
+        yield firewall
+    finally:
+        firewall.stop()
+
+
 @contextmanager
 def _workdir(directory: Path | None, name: str) -> Iterator[Path]:
     if directory is not None:
@@ -289,6 +410,13 @@ def hostile_nginx_proxy(request: pytest.FixtureRequest, live_server: LiveServer,
     `hold_headers`)."""
     with nginx(live_server.url, hostile=True, directory=tmp_path, **_options(request)) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def silent_firewall_proxy(request: pytest.FixtureRequest, live_server: LiveServer) -> Iterator[SilentFirewall]:
+    """A firewall silently dropping flows idle for 10 s, in front of `live_server` (options: `idle_seconds`)."""
+    with silent_firewall(live_server.url, **_options(request)) as firewall:
+        yield firewall
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 CALLERS = ("anonymous", "alice", "bob", "rep", "rep2", "trainee", "supervisor", "admin", "nochat")
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
-CODES = {400: "validation_error", 401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
+CODES = {400: "bad_request", 401: "not_authenticated", 403: "permission_denied", 404: "not_found"}
 
 
 # -- the module's app, world and a fresh scene per test ------------------------------------------

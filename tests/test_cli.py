@@ -118,3 +118,81 @@ def test_sigterm_ends_every_stream_with_reconnect_and_the_server_exits(tmp_path:
             server.kill()
         output, _ = server.communicate(timeout=10)
     assert "password: demo-password-123" in output
+
+
+def test_serve_refuses_a_secret_key_shorter_than_32_bytes_even_with_demo(tmp_path: Path) -> None:
+    env = {"HELPLINE_SECRET_KEY": "abc", "HELPLINE_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    for demo in ([], ["--demo"]):
+        result = run("serve", *demo, "--port", str(free_port()), env=env)
+        assert result.returncode == 2, result.stderr
+        assert "HELPLINE_SECRET_KEY is 3 bytes; it must be at least 32 bytes" in result.stderr
+    # 32 bytes is enough, counted in bytes: 16 two-byte characters pass, 31 ASCII ones do not.
+    from helpline.config import ConfigurationError, Settings
+
+    assert Settings(secret_key="é" * 16).checked().secret_key == "é" * 16
+    with pytest.raises(ConfigurationError):
+        Settings(secret_key="x" * 31, demo=True).checked()
+
+
+def test_demo_refuses_a_database_it_did_not_create_and_leaves_its_admin_alone(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'real.db'}"
+    created = run(
+        "users",
+        "create",
+        "admin",
+        "-p",
+        "chat_user",
+        "-p",
+        "admin",
+        "--database-url",
+        url,
+        stdin="the-real-admins-password\n",
+    )
+    assert created.returncode == 0, created.stderr
+    env = {"HELPLINE_SECRET_KEY": SECRET, "HELPLINE_DEMO_PASSWORD": "demo-password-123"}
+    refused = run("serve", "--demo", "--port", str(free_port()), "--database-url", url, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert "--demo refuses this database" in refused.stderr and "demo-password-123" not in refused.stdout
+
+    async def admin_password_still_works() -> bool:
+        from helpline.domain.accounts import Accounts
+        from helpline.store import open_store
+        from tests.conftest import make_settings
+
+        store = await open_store(url)
+        try:
+            await Accounts(store, make_settings(url)).login("admin", "the-real-admins-password")
+            async with store.read() as s:
+                user = await s.user(username="admin")
+            assert user is not None and sorted(user.permissions) == ["admin", "chat_user"]
+            return True
+        finally:
+            await store.close()
+
+    assert asyncio.run(admin_password_still_works())
+
+
+async def test_demo_reseeds_a_database_it_created_and_refuses_one_set_up_by_hand(tmp_path: Path) -> None:
+    from helpline import create_app
+    from helpline.domain.accounts import Accounts
+    from helpline.store import open_store
+    from tests.conftest import make_settings
+
+    demo_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    for _ in range(2):  # the second start finds its own mark and seeds again (new password, same users)
+        app = create_app(make_settings(demo_url, demo=True, demo_password="demo-password-123"))
+        async with app.router.lifespan_context(app):
+            await app.state.services.accounts.login("admin", "demo-password-123")
+
+    hand_url = f"sqlite:///{tmp_path / 'hand.db'}"
+    store = await open_store(hand_url)
+    try:
+        await Accounts(store, make_settings(hand_url)).create_queue("support")
+    finally:
+        await store.close()
+    app = create_app(make_settings(hand_url, demo=True, demo_password="demo-password-123"))
+    from helpline.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="--demo refuses this database"):
+        async with app.router.lifespan_context(app):
+            pass

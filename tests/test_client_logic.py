@@ -169,7 +169,7 @@ def test_sse_headers_carry_last_event_id() -> None:
 
 def test_poll_params() -> None:
     assert StreamState(poll_timeout=20).poll_params() == {"timeout": "20"}
-    assert StreamState(last_event_id=3).poll_params() == {"timeout": "25", "after": "3"}
+    assert StreamState(last_event_id=3, poll_timeout=25).poll_params() == {"timeout": "25", "after": "3"}
 
 
 # -- the watchdog
@@ -525,7 +525,7 @@ def test_wrong_content_type_falls_back_to_polling() -> None:
         [httpx.Response(200, text="<html>proxy says hi</html>")],
         [poll({"id": 1, "type": "conversation.message"}, {"id": 2, "type": "offer.created"}, last=5)],
     )
-    with client_for(server) as client:
+    with client_for(server, poll_timeout=25) as client:
         events = take(client, 2)
         assert client.transport == "poll"
     assert [(e.id, e.type) for e in events] == [(1, "conversation.message"), (2, "offer.created")]

@@ -24,7 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from helpline import create_app
 from helpline.api import fastpath
-from helpline.ratelimit import RateLimiter
+from helpline.ratelimit import Limiter
 from tests.conftest import LiveServer, make_settings, unlimited_app
 from tests.streams import LiveWorld, messages, open_stream, opened
 from tests.world import World, build_world
@@ -179,6 +179,7 @@ async def test_a_message_is_answered_by_the_fast_path_with_the_routes_exact_byte
     assert first.content == retry.content == via_route.content
     assert retry.headers.multi_items() == via_route.headers.multi_items()
     assert first.headers.multi_items() == [
+        ("x-content-type-options", "nosniff"),  # every response (docs/protocol.md "Errors")
         ("content-length", str(len(first.content))),
         ("content-type", "application/json"),
     ]
@@ -321,7 +322,7 @@ async def test_rate_limiting_is_the_same_429_and_counts_each_request_once(
     app: FastAPI, world: World, full: httpx.AsyncClient, counts: Counts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conversation = world.conversations["alice"]
-    monkeypatch.setattr(app.state.services, "rate_limiter", RateLimiter(2))
+    monkeypatch.setattr(app.state.services, "rate_limiter", Limiter(2))
     # A body the fast path hands over is authenticated (and counted) by the full stack only, once.
     invalid = await Post("alice", conversation, {"id": unique("m"), "text": ""}).to(world, world.client)
     assert invalid.status_code == 422 and counts.handed_over == 1
@@ -371,10 +372,12 @@ HANDED_OVER_BODIES: dict[str, tuple[Any, str | None, int]] = {
     "a NUL in the text": ({"id": "m1", "text": "a\x00b"}, "application/json", 422),
     "body is a list": ([{"id": "m1", "text": "hi"}], "application/json", 422),
     "empty body": (b"", "application/json", 422),
-    "truncated JSON": (b'{"id": "m1", "text": ', "application/json", 422),
-    "trailing garbage": (b'{"id": "m1", "text": "hi"} and more', "application/json", 422),
+    # Not JSON, or not UTF-8: 400 bad_request (docs/protocol.md "Errors"); JSON that breaks the schema: 422.
+    "truncated JSON": (b'{"id": "m1", "text": ', "application/json", 400),
+    "trailing garbage": (b'{"id": "m1", "text": "hi"} and more', "application/json", 400),
     "not UTF-8": (b'{"id": "m1", "text": "\xff\xfe"}', "application/json", 400),
-    "a lone surrogate": (b'{"id": "m1", "text": "\\ud800"}', "application/json", 422),
+    "a lone surrogate": (b'{"id": "m1", "text": "\\ud800"}', "application/json", 400),
+    "NaN": (b'{"id": "m1", "text": NaN}', "application/json", 400),
     "plain text holding JSON": ({"id": "m1", "text": "hi"}, "text/plain", 422),
     "a form": (b"id=m1&text=hi", "application/x-www-form-urlencoded", 422),
     "no content type": ({"id": "m1", "text": "hi"}, None, 422),

@@ -43,7 +43,11 @@ def heartbeat_seconds() -> float:
 @pytest.fixture
 def live_settings(sqlite_url: str, heartbeat_seconds: float) -> Settings:
     """A demo server: deployment ``demo`` takes guest customers, so the world is made through the API."""
-    return make_settings(sqlite_url, demo=True, demo_password=DEMO_PASSWORD, heartbeat_seconds=heartbeat_seconds)
+    # Comments only (heartbeat_events off): these tests watch what intermediaries do with comment heartbeats;
+    # the default stream.heartbeat events are tested behind the silent firewall (tests/test_firewall.py).
+    return make_settings(
+        sqlite_url, demo=True, demo_password=DEMO_PASSWORD, heartbeat_seconds=heartbeat_seconds, heartbeat_events=False
+    )
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,8 @@ async def test_customers_in_the_queue_are_told_their_position_as_it_moves(app: F
     await world.assign(world.conversations["bob"], "rep2")
     await router(app).tick()
     dave = (await events(world, "dave", "conversation.routing"))[-1]
-    assert dave["position"] == 2 and dave["estimated_wait_seconds"] >= 0
+    # No rep is online in this world: no made-up estimate (issue 12), and the event says why.
+    assert dave["position"] == 2 and dave["estimated_wait_seconds"] is None and dave["reps_online"] == 0
     assert (await events(world, "carol", "conversation.routing"))[-1]["position"] == 1
     assert carol
 

@@ -40,7 +40,7 @@ def live(tmp_path: Path) -> Iterator[LiveFactory]:
 
 @pytest.fixture
 async def world(live: LiveFactory) -> AsyncIterator[LiveWorld]:
-    server = live()
+    server = live(heartbeat_seconds=15.0)  # the interval these tests were written for (the default is 5 s)
     async with LiveWorld(server.url, DEMO_PASSWORD) as w:
         yield w
 

@@ -179,12 +179,12 @@ def test_reload_resumes_the_conversation(demo_server: DemoServer, new_page: Call
     assert demo_server.call(rep, "POST", path, {"id": "r1", "text": "An answer"}).status_code == 201
     expected = ["First question", "Second question", "An answer"]
     expect(texts(customer, ".log")).to_have_text(expected)
-    stored_before = customer.evaluate("() => JSON.stringify(sessionStorage)")
+    stored_before = customer.evaluate("() => JSON.stringify(localStorage)")  # the session: localStorage (issue 12)
 
     customer.reload()
     expect(texts(customer, ".log")).to_have_text(expected)  # the panel reopens with the history
     expect(customer.locator(".status")).to_have_text("Riley (rep) joined")
-    after = json.loads(customer.evaluate("() => JSON.stringify(sessionStorage)"))
+    after = json.loads(customer.evaluate("() => JSON.stringify(localStorage)"))
     before = json.loads(stored_before)
     [key] = before
     assert json.loads(after[key])["conversationId"] == json.loads(before[key])["conversationId"] == conversation_id
@@ -253,7 +253,10 @@ def stored_ids(server: DemoServer, token: str) -> list[int]:
     return [event["id"] for event in answer["events"]]
 
 
-def test_event_source_receives_every_event_in_order(demo_server: DemoServer, new_page: Callable[[], Any]) -> None:
+def test_event_source_receives_every_event_in_order(
+    demo_server_factory: Callable[..., DemoServer], new_page: Callable[[], Any]
+) -> None:
+    demo_server = demo_server_factory(heartbeat_seconds=15.0)  # the interval announced below (default: 5 s)
     page = new_page()
     page.goto(f"{demo_server.url}/console")
     supervisor = demo_server.login("supervisor")["access_token"]

@@ -26,8 +26,8 @@ DeploymentKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 async def login(body: LoginRequest, request: Request, accounts: AccountsDep) -> dict[str, Any]:
     """Exchange a staff username and password for a bearer access token."""
     limiter = services(request).login_limiter
-    limiter.hit(f"login-ip:{client_address(request)}")
-    limiter.hit(f"login-user:{body.username.lower()}")
+    await limiter.hit(f"login-ip:{client_address(request)}")
+    await limiter.hit(f"login-user:{body.username.lower()}")
     return await accounts.login(body.username, body.password)
 
 
@@ -41,7 +41,7 @@ async def start_customer_session(
     deployment_key: DeploymentKey, body: CustomerSessionRequest, request: Request, accounts: AccountsDep
 ) -> dict[str, Any]:
     """Start a customer session on a website channel: a guest, or a verified customer (identity_token)."""
-    services(request).login_limiter.hit(f"session-ip:{client_address(request)}", cost=0.2)
+    await services(request).login_limiter.hit(f"session-ip:{client_address(request)}", cost=0.2)
     return await accounts.start_customer_session(
         deployment_key,
         origin=request.headers.get("origin"),

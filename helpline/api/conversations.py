@@ -29,6 +29,7 @@ from helpline.api.schemas import (
     TypingRequest,
 )
 from helpline.domain.permissions import Permission, require
+from helpline.edge.responses import NOSNIFF_HEADERS
 from helpline.errors import BadRequest, ValidationFailed
 from helpline.records import StoredEvent
 
@@ -37,7 +38,9 @@ router = APIRouter(prefix="/api/v1", tags=["conversations"])
 
 def entry_response(entry: StoredEvent, created: bool) -> Response:
     """A stored entry as the answer: its JSON was encoded once, when it was written (201, or 200 for a retry)."""
-    return Response(entry.payload, status_code=201 if created else 200, media_type="application/json")
+    return Response(
+        entry.payload, status_code=201 if created else 200, headers=NOSNIFF_HEADERS, media_type="application/json"
+    )
 
 
 ConversationId = Annotated[str, Path(max_length=64)]

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpline.api.conversations import entry_response
-from helpline.api.cors import DeploymentCORS
 from helpline.api.deps import current_principal, services
-from helpline.api.limits import error_response, internal_error_response
 from helpline.api.schemas import MessageRequest
+from helpline.edge.cors import DeploymentCORS
+from helpline.edge.responses import error_response, internal_error_response
 from helpline.errors import HelplineError
 
 PREFIX, SUFFIX = "/api/v1/conversations/", "/messages"

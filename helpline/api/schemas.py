@@ -72,6 +72,8 @@ class CustomerSessionResponse(BaseModel):
     verified: bool
     expires_in: int
     last_event_id: str
+    # The pre-chat form to show: the deployment's fields, less those a verified identity already answers.
+    pre_chat_fields: list[dict[str, Any]] = []
 
 
 class StreamTicketResponse(BaseModel):
@@ -328,10 +330,30 @@ class CannedOut(BaseModel):
 Origin = Annotated[str, StringConstraints(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", max_length=255)]
 
 
+class PreChatOption(Strict):
+    value: Annotated[str, StringConstraints(min_length=1, max_length=120)]
+    label: Name
+    queue: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None  # routes here
+
+
 class PreChatField(Strict):
+    """One question of the pre-chat form (helpline/domain/prechat.py): text, email, or a choice."""
+
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,40}$")]
     label: Name
+    type: Literal["text", "email", "select"] = "text"
     required: bool = False
+    options: Annotated[list[PreChatOption], Field(max_length=50)] = []
+
+    @model_validator(mode="after")
+    def options_only_for_select(self) -> PreChatField:
+        if self.type == "select" and not self.options:
+            raise ValueError("a select field needs options")
+        if self.type != "select" and self.options:
+            raise ValueError("only a select field has options")
+        if len({option.value for option in self.options}) != len(self.options):
+            raise ValueError("option values must be unique")
+        return self
 
 
 Clock = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]

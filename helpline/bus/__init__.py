@@ -4,10 +4,15 @@ Backends are chosen by URL scheme and import their driver only when chosen: ``me
 process, the embedded default) and ``redis://`` / ``rediss://`` (several processes or nodes).
 """
 
+from typing import TYPE_CHECKING
+
 from helpline.bus.base import Bus, Envelope, SlowConsumer, Subscription, channels_for
 from helpline.config import ConfigurationError
 
-__all__ = ["Bus", "Envelope", "SlowConsumer", "Subscription", "channels_for", "open_bus"]
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters
+
+__all__ = ["Bus", "Envelope", "SlowConsumer", "Subscription", "channels_for", "open_bus", "open_counters"]
 
 
 def open_bus(url: str) -> Bus:
@@ -21,3 +26,12 @@ def open_bus(url: str) -> Bus:
 
         return RedisBus(url)
     raise ConfigurationError(f"unsupported bus URL scheme {scheme!r}: use memory:// or redis://")
+
+
+def open_counters(url: str) -> "SharedCounters | None":
+    """Cluster-wide rate limits and stream caps, when the bus is shared (Redis); None for memory://."""
+    if url.split(":", 1)[0].lower() in ("redis", "rediss"):
+        from helpline.bus.counters import SharedCounters
+
+        return SharedCounters(url)
+    return None

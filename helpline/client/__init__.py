@@ -18,7 +18,7 @@ inside `contextlib.aclosing(...)` so that leaving the loop closes the connection
 never yields an id twice, treats a stream that goes silent for two heartbeats as dead, and falls back
 to long-polling (`client.transport == "poll"`) when an intermediary seems to buffer the stream, trying
 SSE again later. It yields `stream.reset` (re-fetch your state) and consumes the stream's own control
-events (`stream.open`, `stream.reconnect`).
+events (`stream.open`, `stream.heartbeat`, `stream.reconnect`).
 
 Errors form one tree, so callers catch what they mean and nothing from httpx leaks through:
 

@@ -12,7 +12,7 @@ import httpx
 
 from helpline.client._errors import ProtocolError, as_object
 from helpline.client._events import parse_event_id
-from helpline.client._stream import StreamState, Transport
+from helpline.client._stream import STALL_SLACK_SECONDS, StreamState, Transport
 
 CONVERSATIONS = "/api/v1/conversations"
 EVENTS_PATH = "/api/v1/events"
@@ -56,10 +56,10 @@ class ClientBase:
         *,
         token: str | None = None,
         timeout: float = 10.0,
-        heartbeat_seconds: float = 15.0,
+        heartbeat_seconds: float = 5.0,
         first_byte_timeout: float = 5.0,
         sse_retry_after: float = 60.0,
-        poll_timeout: int = 25,
+        poll_timeout: int = 20,
         max_retries: int = 3,
         http_transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -75,9 +75,9 @@ class ClientBase:
         self.sse_retry_after = sse_retry_after
         self.poll_timeout = poll_timeout
         self.max_retries = max_retries
-        # read timeouts: a backstop behind the watchdog for streams, the poll's own wait plus slack for polls
-        self.stream_timeout = httpx.Timeout(timeout, read=2 * heartbeat_seconds + first_byte_timeout)
-        self.poll_http_timeout = httpx.Timeout(timeout, read=poll_timeout + timeout)
+        # Streams: no read timeout of httpx's own; the watchdog times reads out, with the interval the
+        # server announces (which may be longer than the one assumed here). Polls: see poll_http_timeout.
+        self.stream_timeout = httpx.Timeout(timeout, read=None)
         self._resume_from: int | None = None
         self._stream: StreamState | None = None
         self._open_http(http_transport)
@@ -118,6 +118,10 @@ class ClientBase:
         self._stream = None
         return body
 
+    def poll_http_timeout(self, state: StreamState) -> httpx.Timeout:
+        """A long-poll's read timeout: its hold + 5 s (docs/protocol.md), never the client's 10 s slack."""
+        return httpx.Timeout(self.timeout, read=state.poll_read_timeout())
+
     def stream_state(self, last_event_id: int | None) -> StreamState:
         self._stream = StreamState(
             last_event_id=self.last_event_id if last_event_id is None else last_event_id,
@@ -125,6 +129,7 @@ class ClientBase:
             first_byte_timeout=self.first_byte_timeout,
             sse_retry_after=self.sse_retry_after,
             poll_timeout=self.poll_timeout,
+            stall_slack=STALL_SLACK_SECONDS,
         )
         return self._stream
 

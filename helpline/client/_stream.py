@@ -20,16 +20,28 @@ Transport = Literal["sse", "poll"]
 
 # Statuses after which an event stream is worth reopening; any other error needs the caller's attention.
 RECONNECTABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Beyond two heartbeat intervals, how long a silence may last before it counts as a stall: the server's
+# timer, the network and our own loop may each be a little late.
+STALL_SLACK_SECONDS = 3.0
+# A long-poll's read timeout is its hold plus this (docs/protocol.md): an answer that has not come by then
+# is stuck in a flow something dropped, not on its way.
+POLL_READ_SLACK_SECONDS = 5.0
+MIN_POLL_TIMEOUT = 5
+# A stall after this many stall deadlines of healthy streaming is a new problem, not a repeat of the last.
+HEALTHY_DEADLINES = 4
 
 
 class Watchdog:
-    """Decides when a silent stream is dead: the server sends a heartbeat comment every
-    `heartbeat_seconds`, so two missed ones mean the connection is gone even if TCP has not noticed.
-    Until the first complete line arrives, the shorter `first_byte_timeout` applies: headers without a
-    body is the signature of an intermediary that buffers the response."""
+    """Decides when a silent stream is dead: the server sends a `stream.heartbeat` (and a comment) every
+    `heartbeat_seconds` of quiet, so twice that plus a slack without a byte means the connection is gone even
+    if TCP has not noticed (a firewall that silently dropped the flow). Until the first complete line
+    arrives, the shorter `first_byte_timeout` applies: headers without a body is the signature of an
+    intermediary that buffers the response."""
 
-    def __init__(self, heartbeat_seconds: float, first_byte_timeout: float) -> None:
-        self.idle_timeout = 2 * heartbeat_seconds
+    def __init__(self, heartbeat_seconds: float, first_byte_timeout: float, slack: float = 0.0) -> None:
+        self.slack = slack
+        self.idle_timeout = 0.0
+        self.interval(heartbeat_seconds)
         self.first_byte_timeout = first_byte_timeout
         self.primed = False
         self._opened = self._last = 0.0
@@ -37,6 +49,14 @@ class Watchdog:
     def start(self, now: float) -> None:
         self.primed = False
         self._opened = self._last = now
+
+    def interval(self, heartbeat_seconds: float) -> None:
+        """The server announced the stream's heartbeat interval: allow two of them, plus the slack (no
+        more than one interval, so a test server's tiny interval is not drowned in it)."""
+        self.idle_timeout = 2 * heartbeat_seconds + min(self.slack, heartbeat_seconds)
+
+    def lived(self, now: float) -> float:
+        return now - self._opened
 
     def activity(self, now: float, *, complete_line: bool) -> None:
         """Any bytes count as life; only a complete line proves the stream is not being buffered."""
@@ -70,17 +90,21 @@ class StreamState:
         heartbeat_seconds: float = 15.0,
         first_byte_timeout: float = 5.0,
         sse_retry_after: float = 60.0,
-        poll_timeout: int = 25,
+        poll_timeout: int = 20,
+        stall_slack: float = 0.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.last_event_id = last_event_id
         self.transport: Transport = "sse"
         self.delay = 0.0
         self.backoff = backoff or Backoff()
-        self.watchdog = Watchdog(heartbeat_seconds, first_byte_timeout)
+        self.watchdog = Watchdog(heartbeat_seconds, first_byte_timeout, stall_slack)
         self.sse_retry_after = sse_retry_after
         self.poll_timeout = poll_timeout
         self.reconnect_requested = False
+        self.heartbeat: float | None = None  # the current stream's interval, from its stream.open
+        self.heartbeat_min = 0.0
+        self.heartbeat_wanted: float | None = None  # asked for on the next connection, after a stall
         self._decoder = SSEDecoder()
         self._stalls = 0
         self._poll_since = 0.0
@@ -122,6 +146,9 @@ class StreamState:
         self.transport, self._poll_since, self._stalls, self.delay = "poll", now, 0, 0.0
 
     # -- one SSE connection
+    def sse_params(self) -> dict[str, str]:
+        return {} if self.heartbeat_wanted is None else {"heartbeat": f"{self.heartbeat_wanted:g}"}
+
     def sse_headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last_event_id is not None:
@@ -164,14 +191,25 @@ class StreamState:
                 self.advance(event.id)
                 heartbeat = event.data.get("heartbeat_seconds")
                 if isinstance(heartbeat, int | float) and heartbeat > 0:
-                    self.watchdog.idle_timeout = 2 * heartbeat
+                    self.heartbeat = float(heartbeat)
+                    self.watchdog.interval(self.heartbeat)
+                floor = event.data.get("heartbeat_min_seconds")
+                if isinstance(floor, int | float) and floor > 0:
+                    self.heartbeat_min = float(floor)
+                continue
+            if event.type == "stream.heartbeat":  # its bytes already fed the watchdog
                 continue
             events.append(event)
         return events
 
     def stalled(self, now: float) -> float:
-        """The watchdog fired. Reconnect, or fall back to polling if the stream looks buffered."""
+        """The watchdog fired. Reconnect asking for heartbeats twice as often, or fall back to polling if
+        the stream looks buffered (nothing after the headers) or stalled again right away."""
+        if self.watchdog.primed and self.watchdog.lived(now) > HEALTHY_DEADLINES * self.watchdog.idle_timeout:
+            self._stalls = 0  # it streamed fine for a good while: this is a new problem
         self._stalls += 1
+        if self.watchdog.primed and self.heartbeat is not None:
+            self.heartbeat_wanted = max(self.heartbeat_min, self.heartbeat / 2)
         if not self.watchdog.primed or self._stalls >= 2:
             self._fall_back(now)
         else:
@@ -188,7 +226,10 @@ class StreamState:
 
     def failed(self, error: HelplineError) -> float:
         """A request failed: set the delay before the next attempt, or re-raise what retrying cannot fix
-        (authentication, permissions, a server that breaks the protocol)."""
+        (authentication, permissions, a server that breaks the protocol). A long-poll that got no
+        answer held too long for this network: the next one holds half as long."""
+        if isinstance(error, TransportError) and self.transport == "poll":
+            self.poll_timeout = max(MIN_POLL_TIMEOUT, self.poll_timeout // 2)
         if isinstance(error, HTTPStatusError):
             if error.status not in RECONNECTABLE:
                 raise error
@@ -200,6 +241,9 @@ class StreamState:
         return self.delay
 
     # -- one long-poll
+    def poll_read_timeout(self) -> float:
+        return self.poll_timeout + POLL_READ_SLACK_SECONDS
+
     def poll_params(self) -> dict[str, str]:
         params = {"timeout": str(self.poll_timeout)}
         if self.last_event_id is not None:

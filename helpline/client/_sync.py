@@ -43,8 +43,9 @@ class Client(ClientBase):
     """A blocking Helpline client; the package docstring shows it in use.
 
     Options (keywords): `token`, `timeout` (seconds per request), `heartbeat_seconds` (the server's
-    heartbeat interval, default 15), `first_byte_timeout` (default 5), `sse_retry_after` (default 60),
-    `poll_timeout` (default 25), `max_retries` (for idempotent calls, default 3), `http_transport`.
+    heartbeat interval until its stream.open announces it, default 5), `first_byte_timeout` (default 5),
+    `sse_retry_after` (default 60), `poll_timeout` (default 20), `max_retries` (for idempotent calls,
+    default 3), `http_transport`.
     One `events()` iteration at a time per client; `close()`, even from another thread, ends it.
     """
 
@@ -232,7 +233,9 @@ class Client(ClientBase):
 
     def _sse(self, state: StreamState) -> Generator[Event, None, None]:
         headers = self.auth_headers(state.sse_headers())
-        request = self._http.build_request("GET", EVENTS_PATH, headers=headers, timeout=self.stream_timeout)
+        request = self._http.build_request(
+            "GET", EVENTS_PATH, params=state.sse_params(), headers=headers, timeout=self.stream_timeout
+        )
         try:
             # A proxy that holds the whole response holds its headers too: waiting for them is bounded by
             # the first-byte timeout and counts as a stall, which is what moves us to long-polling.
@@ -289,7 +292,8 @@ class Client(ClientBase):
 
     def _poll(self, state: StreamState) -> Generator[Event, None, None]:
         started = time.monotonic()
-        body = self.request("GET", POLL_PATH, params=state.poll_params(), http_timeout=self.poll_http_timeout)
+        timeout = self.poll_http_timeout(state)
+        body = self.request("GET", POLL_PATH, params=state.poll_params(), http_timeout=timeout)
         events, cursor = state.polled(body, time.monotonic() - started)
         for event in events:
             if state.accept(event):

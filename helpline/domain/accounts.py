@@ -8,6 +8,7 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
+from helpline.domain import prechat
 from helpline.domain.api_keys import ApiKeys, is_api_key
 from helpline.domain.invalidation import Invalidation
 from helpline.domain.permissions import ALL_PERMISSIONS
@@ -170,12 +171,17 @@ class Accounts:
             # starts at the log's head, so its first stream replays nothing that predates it.
             head = 0 if customer.verified else await s.head()
         seconds = self.settings.customer_token_seconds
+        fields = list(deployment.pre_chat_fields)
+        known = prechat.known_answers(
+            fields, verified=customer.verified, email=customer.email, name=customer.display_name
+        )
         return {
             "access_token": self.tokens.issue(customer.id, "customer", seconds),
             "customer_id": customer.id,
             "verified": customer.verified,
             "expires_in": seconds,
             "last_event_id": str(head),
+            "pre_chat_fields": prechat.still_asked(fields, known),
         }
 
     # -- presence -------------------------------------------------------------------------------
@@ -336,6 +342,7 @@ class Accounts:
             queue = await s.queue(name=queue_name)
             if queue is None:
                 raise NotFound(f"no queue named {queue_name!r}")
+            await _routing_queues_exist(s, pre_chat_fields or [])
             if await s.deployment(key=key) is not None:
                 raise Conflict("a deployment with this key exists")
             self.deployments_version += 1
@@ -355,6 +362,7 @@ class Accounts:
         async with self.store.write() as s:
             if await s.deployment(id=deployment_id) is None:
                 raise NotFound("no such deployment")
+            await _routing_queues_exist(s, changes.get("pre_chat_fields") or [])
             if changes:
                 await s.update_deployment(deployment_id, **changes)
                 self.deployments_version += 1
@@ -365,6 +373,16 @@ class Accounts:
     async def deployments(self) -> list[Deployment]:
         async with self.store.read() as s:
             return await s.deployments()
+
+
+async def _routing_queues_exist(s: StoreSession, fields: list[dict[str, Any]]) -> None:
+    """A pre-chat option may route only to a queue that exists (else the conversation would be lost)."""
+    for name in sorted(prechat.routing_queues(fields)):
+        if await s.queue(name=name) is None:
+            raise ValidationFailed(
+                f"pre_chat_fields: an option routes to {name!r}, and there is no queue of that name",
+                errors=[{"loc": ["body", "pre_chat_fields"], "msg": f"no queue named {name!r}", "type": "value_error"}],
+            )
 
 
 def _me(user: User) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from helpline import events
 from helpline.bus import Bus, Envelope, channels_for
-from helpline.domain import hours
+from helpline.domain import hours, prechat
 from helpline.domain import permissions as perms
 from helpline.domain.attachments import attach
 from helpline.domain.bots import bot_for_queue, hand_to_bot
@@ -75,14 +75,31 @@ class Conversations:
             deployment = await s.deployment(id=principal.deployment_id)
             if deployment is None:
                 raise NotFound("the deployment no longer exists")
+            # The answers are checked against the deployment's form, and may choose the queue.
+            fields = list(deployment.pre_chat_fields)
+            customer = await s.customer(id=principal.id)
+            known = prechat.known_answers(
+                fields,
+                verified=bool(customer and customer.verified),
+                email=customer.email if customer else None,
+                name=customer.display_name if customer else None,
+            )
+            answers = prechat.checked(fields, pre_chat, known)
+            queue_id = deployment.queue_id
+            routed = prechat.routed_queue(fields, answers)
+            if routed is not None:
+                queue = await s.queue(name=routed)
+                if queue is not None:  # a queue removed since the form was saved: the deployment's own
+                    queue_id = queue.id
             now = utcnow()
             conversation = await s.insert_conversation(
                 id=conversation_id or new_id("conv"),
+                client_id=conversation_id,
                 customer_id=principal.id,
                 deployment_id=deployment.id,
-                queue_id=deployment.queue_id,
+                queue_id=queue_id,
                 status="queued",
-                pre_chat=pre_chat,
+                pre_chat=answers,
                 queued_at=now,
                 last_customer_at=now,
             )

@@ -50,6 +50,22 @@ def is_party(principal: Principal, conversation: Conversation) -> bool:
     return conversation.assignee_id == principal.id
 
 
+# The events that carry what people wrote: readable only by whoever :func:`sees_text`.
+TEXT_EVENTS = frozenset({"conversation.message", "conversation.note"})
+
+
+def sees_text(principal: Principal) -> bool:
+    """Message and note text: customers (in their own conversations) and staff holding
+    ``access_conversation_entries``, decided with the caller's permissions at *read* time on every
+    path (entries, replay, live stream, poll), so that losing ACE also hides what was read before."""
+    return principal.is_customer or principal.has(Permission.ACCESS_CONVERSATION_ENTRIES)
+
+
+def hidden_events(principal: Principal) -> frozenset[str]:
+    """The event types a stream or poll of ``principal`` skips (see :func:`sees_text`)."""
+    return frozenset() if sees_text(principal) else TEXT_EVENTS
+
+
 def sees_everything(principal: Principal) -> bool:
     return principal.has(Permission.SUPERVISOR)
 

@@ -199,7 +199,6 @@ class Router:
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
         present = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
-        online = present or 1
         for position, conversation in enumerate(queued, start=1):
             if conversation.queue_position == position:
                 continue
@@ -210,8 +209,10 @@ class Router:
                     "state": "queued",
                     "queue_id": queue_id,
                     "position": position,
-                    "estimated_wait_seconds": round(per_slot * position / online),
-                    "reps_online": present,  # none: the widget offers to continue by email (issue 12)
+                    # No estimate while no rep is online: any number would be made up (issue 12); the
+                    # widget says no one is available and offers to continue by email.
+                    "estimated_wait_seconds": round(per_slot * position / present) if present else None,
+                    "reps_online": present,
                     "assignee": None,
                 },
                 conversation_id=conversation.id,

@@ -93,6 +93,21 @@ class Directory(SessionConnection):
         row = (await self.conn.execute(select(d).where(condition))).first()
         return None if row is None else _deployment(row._mapping)
 
+    async def instance_mark(self, name: str) -> str | None:
+        m = schema.instance_marks
+        row = (await self.conn.execute(select(m.c.value).where(m.c.name == name))).first()
+        return None if row is None else str(row[0])
+
+    async def set_instance_mark(self, name: str, value: str) -> None:
+        await self.conn.execute(insert(schema.instance_marks).values(name=name, value=value, created_at=utcnow()))
+
+    async def is_empty(self) -> bool:
+        """No staff user, queue or deployment yet: a database nobody has set up."""
+        for table in (schema.users, schema.queues, schema.deployments):
+            if (await self.conn.execute(select(table.c.id).limit(1))).first() is not None:
+                return False
+        return True
+
     async def deployments(self) -> list[Deployment]:
         rows = await self.conn.execute(select(schema.deployments).order_by(schema.deployments.c.key))
         return [_deployment(row._mapping) for row in rows]

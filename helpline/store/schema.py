@@ -122,7 +122,10 @@ conversations = Table(
     # Service agents (migration 0007): the bot that handled it first, and when it went to a person.
     Column("bot_id", String(40), nullable=True),
     Column("escalated_at", DateTime(timezone=True), nullable=True),
+    # The id the customer's client chose (an idempotency key), unique per customer only (issue 13).
+    Column("client_id", String(64), nullable=True),
     Index("ix_conversations_customer", "customer_id", "created_at"),
+    Index("uq_conversations_client_id", "customer_id", "client_id", unique=True),
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
     Index("ix_conversations_deployment_updated", "deployment_id", "updated_at"),
@@ -324,4 +327,13 @@ erasures = Table(
     Column("attachments", Integer, nullable=False),
     Column("requested_by", String(120), nullable=False),
     Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+# What this database is: ``demo`` marks one that ``--demo`` created (and may therefore reseed).
+instance_marks = Table(
+    "instance_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -29,16 +29,18 @@ async def poll(
     request: Request,
     caller: Caller,
     after: Annotated[str | None, Query(max_length=40, description="the last event id the client has")] = None,
-    timeout: Annotated[float, Query(ge=0, le=30)] = 25.0,
+    timeout: Annotated[float, Query(ge=0, le=30)] = 20.0,
 ) -> Response:
-    """Events after `after`; answers as soon as one exists, else after `timeout` seconds with none."""
+    """Events after `after`; answers as soon as one exists, else after `timeout` seconds with none
+    (held at most `poll_max_timeout_seconds`, 20 s by default: a client reading with hold + 5 s is never
+    stranded by an idle cut of 25-30 s on the way)."""
     svc = services(request)
     registry = request.app.state.streams
     metrics = request.app.state.metrics
     channel = channel_of(caller)
     if caller.has("chat_rep"):
         await svc.router.rep_connected(caller.id)  # a polling rep is reachable too
-    registry.admit(caller, "poll")
+    lease = await registry.admit(caller, "poll")
     metrics.poll_requests.inc()
     try:
         settings = svc.settings
@@ -64,7 +66,7 @@ async def poll(
                 watcher.cancel()
                 registry.untrack(subscription)
     finally:
-        registry.release(caller, "poll")
+        registry.release(caller, "poll", lease)
     metrics.events_delivered.labels("poll").inc(len(payloads))
     body = '{"events":[' + ",".join(payloads) + '],"last_event_id":"' + str(last_id) + '"}'
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

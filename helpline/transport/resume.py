@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from helpline.bus.base import ALL, principal_channel
-from helpline.domain.permissions import require_staff_chat, sees_everything
+from helpline.domain.permissions import hidden_events, require_staff_chat, sees_everything
 from helpline.events import EventType, envelope
 from helpline.records import Principal, StoredEvent
 from helpline.store import Store, StoreSession
@@ -85,6 +85,9 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
                 if who is None:
                     events = [e for e in events if not foreign_offer(principal, e.type, e.payload)]
                 last = events[-1].id if events else after
+                hidden = hidden_events(principal)  # re-checked now, whatever the recipients said then
+                if hidden:
+                    events = [e for e in events if e.type not in hidden]
                 return Replay(events, last or after, None, after)
             reason = "too_far_behind"
         return Replay([], head, reset_payload(head, reason).encode())

@@ -3,7 +3,8 @@
 The life of a stream (drawn in docs/architecture.md):
 authenticate → cap → subscribe → read the resume point → send headers, padding, ``retry:`` and the first
 event in one write → replay from the log → flush what arrived meanwhile → live: events as they come,
-a heartbeat comment after every quiet ``heartbeat_seconds``, and ``stream.reconnect`` at the end of a
+a ``stream.heartbeat`` event (with a comment) after every quiet ``heartbeat_seconds`` (a client may ask
+for a shorter interval with ``?heartbeat=S``, within the server's bounds), and ``stream.reconnect`` at the end of a
 jittered lifetime or on shutdown. A client that stops reading overflows its bounded inbox or misses a
 write deadline, and is disconnected: it resumes from the log, losing nothing.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -24,15 +26,19 @@ from starlette.types import Message, Receive, Scope, Send
 
 from helpline import events
 from helpline.bus import SlowConsumer
+
+if TYPE_CHECKING:
+    from helpline.bus.counters import SharedCounters
 from helpline.bus.base import ALL, Subscription
 from helpline.config import Settings
+from helpline.domain.permissions import hidden_events
+from helpline.edge.auth import authenticate
+from helpline.edge.responses import NOSNIFF, send_problem
 from helpline.errors import (
-    PROBLEM_CONTENT_TYPE,
     HelplineError,
-    NotAuthenticated,
     RateLimited,
     Unavailable,
-    problem_bytes,
+    ValidationFailed,
 )
 from helpline.events import EventType
 from helpline.metrics import Metrics
@@ -49,9 +55,53 @@ STREAM_HEADERS = [
     (b"cache-control", b"no-cache, no-store, no-transform"),
     (b"x-accel-buffering", b"no"),
     (b"vary", b"Authorization"),
+    NOSNIFF,
 ]
 HEARTBEAT = encode_comment("heartbeat")
 REVALIDATE = "revalidate"  # the caller's principal changed: reconnect, and authenticate afresh
+
+
+class HeartbeatFrames:
+    """The bytes of one heartbeat: the comment (for intermediaries) and, by default, a `stream.heartbeat`
+    event (for page code, which never sees comments) in one write. It is encoded once a second, and
+    every idle stream shares those bytes: 20,000 idle streams cost one encode per second, not one per
+    heartbeat."""
+
+    def __init__(self, events: bool) -> None:
+        self.events = events
+        self._second = -1
+        self._frame = HEARTBEAT
+
+    def frame(self) -> bytes:
+        if not self.events:
+            return HEARTBEAT
+        second = int(time.time())
+        if second != self._second:
+            body = events.encode(EventType.STREAM_HEARTBEAT, None, {})
+            self._frame = HEARTBEAT + encode_event(body, event=EventType.STREAM_HEARTBEAT)
+            self._second = second
+        return self._frame
+
+
+def heartbeat_interval(scope: Scope, settings: Settings) -> float:
+    """The stream's heartbeat interval: the server's, or a shorter one the client asked for with
+    ``?heartbeat=S`` after it saw a stall (clamped to ``[heartbeat_min_seconds, heartbeat_seconds]``:
+    a client can make its own stream chattier, never quieter than the server wants, nor flood it)."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    raw = (query.get("heartbeat") or [""])[0]
+    if not raw:
+        return settings.heartbeat_seconds
+    try:
+        asked = float(raw)
+    except ValueError:
+        asked = math.nan
+    if not math.isfinite(asked):
+        raise ValidationFailed(
+            "query.heartbeat: must be a number of seconds",
+            errors=[{"loc": ["query", "heartbeat"], "msg": "must be a number of seconds", "type": "float_parsing"}],
+        )
+    floor = min(settings.heartbeat_min_seconds, settings.heartbeat_seconds)
+    return max(floor, min(settings.heartbeat_seconds, asked))
 
 
 def control_event(event_type: EventType, event_id: int | None = None, **fields: Any) -> bytes:
@@ -68,12 +118,27 @@ class StreamRegistry:
         self.per_identity: Counter[str] = Counter()
         self.total = 0  # kept alongside, so admitting a stream never sums over every identity
         self.subscriptions: dict[Subscription, Principal] = {}  # open streams and polls, with their caller
-        self.background: set[asyncio.Task[None]] = set()  # revalidations in flight
+        self.background: set[asyncio.Task[None]] = set()  # revalidations and lease releases in flight
+        self.counters: SharedCounters | None = None  # set by the app when the bus is shared
+        self.heartbeats = HeartbeatFrames(settings.heartbeat_events)
         self.shutting_down = False
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def admit(self, principal: Principal, transport: str) -> None:
+    async def admit(self, principal: Principal, transport: str) -> str:
+        """Count a stream or poll, or raise (503 total, 429 per identity); with a shared bus, the
+        per-identity cap holds across nodes (bus/counters.py): the answer is the stream's lease."""
+        self._admit_here(principal, transport)
+        if self.counters is None:
+            return ""
+        lease = await self.counters.admit_stream(principal.id, self.settings.max_streams_per_identity)
+        if lease is None:
+            self.release(principal, transport)
+            self.metrics.streams_refused.labels("identity").inc()
+            raise RateLimited("too many open streams for this identity; close one first", retry_after=10)
+        return lease
+
+    def _admit_here(self, principal: Principal, transport: str) -> None:
         if self.shutting_down:
             raise Unavailable("the server is restarting; reconnect shortly", retry_after=2)
         if self.total >= self.settings.max_streams_total:
@@ -87,7 +152,11 @@ class StreamRegistry:
         self._idle.clear()
         self.metrics.open_streams.labels(transport).inc()
 
-    def release(self, principal: Principal, transport: str) -> None:
+    def release(self, principal: Principal, transport: str, lease: str = "") -> None:
+        if lease and self.counters is not None:
+            task = asyncio.get_running_loop().create_task(self.counters.release_stream(lease))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
         self.per_identity[principal.id] -= 1
         self.total -= 1
         if self.per_identity[principal.id] <= 0:
@@ -132,30 +201,6 @@ class StreamRegistry:
             logger.warning("%d streams still open after shutdown timeout", self.total)
 
 
-async def authenticate(services: Services, scope: Scope) -> Principal:
-    """Bearer header, or a single-use ``?ticket=`` (EventSource cannot send headers)."""
-    headers = dict(scope["headers"])
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    if any(name in query for name in ("access_token", "token")):
-        raise NotAuthenticated("access tokens are never accepted in a URL; use a stream ticket")
-    authorization = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return await services.accounts.principal(token.strip())
-    tickets = query.get("ticket")
-    if tickets:
-        return await services.accounts.redeem_ticket(tickets[0])
-    raise NotAuthenticated("send 'Authorization: Bearer <token>' or '?ticket=' from POST /api/v1/stream-tickets")
-
-
-async def send_problem(send: Send, error: HelplineError) -> None:
-    body = problem_bytes(error)
-    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class EventStream:
     """The ASGI endpoint. One instance per app; per-stream state lives in :meth:`__call__`'s frame."""
 
@@ -166,20 +211,21 @@ class EventStream:
         services: Services = self.app.state.services
         registry: StreamRegistry = self.app.state.streams
         try:
-            principal = await authenticate(services, scope)
+            principal = await authenticate(services, scope, tickets=True)
+            heartbeat = heartbeat_interval(scope, services.settings)
             channel = channel_of(principal)
-            registry.admit(principal, "sse")
+            lease = await registry.admit(principal, "sse")
         except HelplineError as error:
             await send_problem(send, error)
             return
         try:
             if principal.has("chat_rep"):
                 await services.router.rep_connected(principal.id)  # presence back after a disconnect
-            await self._serve(services, registry, principal, channel, scope, receive, send)
+            await self._serve(services, registry, principal, channel, heartbeat, scope, receive, send)
         except HelplineError as error:  # only before the response starts: _serve handles its own
             await send_problem(send, error)
         finally:
-            registry.release(principal, "sse")
+            registry.release(principal, "sse", lease)
             if principal.has("chat_rep") and principal.id not in registry.per_identity:
                 await _last_stream_closed(services, principal.id)
 
@@ -189,6 +235,7 @@ class EventStream:
         registry: StreamRegistry,
         principal: Principal,
         channel: str,
+        heartbeat: float,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -214,7 +261,12 @@ class EventStream:
                 # sends Last-Event-ID once it has seen an id), never from a later head.
                 opening = [
                     encode_preamble(settings.stream_padding_bytes, settings.retry_milliseconds),
-                    control_event(EventType.STREAM_OPEN, start.start_id, heartbeat_seconds=settings.heartbeat_seconds),
+                    control_event(
+                        EventType.STREAM_OPEN,
+                        start.start_id,
+                        heartbeat_seconds=heartbeat,
+                        heartbeat_min_seconds=min(settings.heartbeat_min_seconds, settings.heartbeat_seconds),
+                    ),
                 ]
                 last_sent = start.last_id
                 if start.reset is not None:
@@ -227,8 +279,11 @@ class EventStream:
                     return
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
+                hidden = hidden_events(principal)
                 hide = principal if channel == ALL else None  # supervisors: others' offers stay out
-                reason = await self._live(subscription, send, last_sent, deadline, settings, metrics, hide)
+                reason = await self._live(
+                    subscription, send, last_sent, deadline, heartbeat, settings, metrics, hidden, hide
+                )
                 if reason in ("slow", "overflow"):
                     metrics.slow_consumers.inc()
                 if reason in ("lifetime", "shutdown", REVALIDATE, "overflow"):
@@ -249,12 +304,15 @@ class EventStream:
         send: Send,
         last_sent: int,
         deadline: float,
+        heartbeat: float,
         settings: Settings,
         metrics: Metrics,
+        hidden: frozenset[str],
         hide_offers_from_others: Principal | None = None,
     ) -> str:
-        heartbeat = settings.heartbeat_seconds
-        heartbeat_bytes = control_event(EventType.STREAM_HEARTBEAT) if settings.heartbeat_events else HEARTBEAT
+        """``hidden``: event types this caller may not read now (message text without ACE), skipped
+        here since the ``all`` channel of supervisors carries every event."""
+        heartbeats = self.app.state.streams.heartbeats
         write_timeout = settings.stream_write_timeout_seconds
         delivered = metrics.events_delivered.labels("sse")
         while True:
@@ -272,6 +330,8 @@ class EventStream:
                         if envelope.id <= last_sent:
                             continue  # already sent by the replay
                         last_sent = envelope.id
+                    if envelope.type in hidden:
+                        continue
                     if hide_offers_from_others and foreign_offer(
                         hide_offers_from_others, envelope.type, envelope.payload
                     ):
@@ -282,7 +342,7 @@ class EventStream:
                         return "slow"
                     delivered.inc(len(chunks))
             elif not subscription.closed and time.monotonic() < deadline:
-                if not await _write(send, heartbeat_bytes, write_timeout):
+                if not await _write(send, heartbeats.frame(), write_timeout):
                     return "slow"
                 metrics.heartbeats.inc()
             if subscription.closed:  # checked after the flush, so in-flight events still go out
@@ -349,6 +409,16 @@ OPENAPI_PATH: dict[str, Any] = {
         "parameters": [
             {"name": "ticket", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"}},
+            {
+                "name": "heartbeat",
+                "in": "query",
+                "required": False,
+                "description": (
+                    "seconds between heartbeats on this idle stream, for a client that saw a silent stall; "
+                    "clamped to the server's bounds (announced in stream.open)"
+                ),
+                "schema": {"type": "number"},
+            },
             {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
         ],
         "responses": {
@@ -358,6 +428,7 @@ OPENAPI_PATH: dict[str, Any] = {
             },
             "401": {"description": "not authenticated", "content": {"application/problem+json": {}}},
             "403": {"description": "permission denied", "content": {"application/problem+json": {}}},
+            "422": {"description": "a malformed heartbeat", "content": {"application/problem+json": {}}},
             "429": {
                 "description": "too many streams for this identity",
                 "content": {"application/problem+json": {}},

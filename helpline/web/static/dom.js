@@ -65,8 +65,12 @@ export function formatTime(iso) {
   return moment.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 }
 
-/** Keep a scrollable log pinned to the bottom if the reader was already there. */
+/** Whether the reader is at (or within a line of) the end of a scrollable log. */
+export function isNearEnd(container, slack = 80) {
+  return container.scrollHeight - container.scrollTop - container.clientHeight < slack;
+}
+
+/** Keep a scrollable log pinned to the bottom if the reader was already there (measure before adding). */
 export function scrollToEnd(container, force = false) {
-  const nearBottom = container.scrollHeight - container.scrollTop - container.clientHeight < 80;
-  if (force || nearBottom) container.scrollTop = container.scrollHeight;
+  if (force || isNearEnd(container)) container.scrollTop = container.scrollHeight;
 }

@@ -8,18 +8,30 @@
 // Delivery is exactly-once and in order for the caller: the server replays everything after the id we
 // resume from, and we drop any stored event whose id is not above the last one we handled.
 //
+// Silent stalls: a firewall or NAT that forgets an idle flow sends no FIN; the EventSource stays OPEN
+// and nothing arrives. The server sends a `stream.heartbeat` event after every quiet interval (announced
+// in `stream.open`), so 2 × the interval + slack without any event is a stall: we reconnect, asking for
+// heartbeats twice as often (`?heartbeat=`, clamped by the server), and fall back to long-polling if it
+// stalls again right away.
+//
 // Fallback: some networks (buffering proxies, antivirus engines) hold an event stream back. If the
-// stream's first event (`stream.open`) does not arrive within `openTimeoutMs`, or connecting fails
-// `errorsBeforePolling` times in a row, we long-poll `GET /api/v1/events/poll` instead (same events,
-// same ids) and try the stream again after `sseRetryMs`.
+// stream's first event (`stream.open`) does not arrive within `openTimeoutMs`, the stream stalls twice
+// in a row, or the stream fails `errorsBeforePolling` times in a row while the API answers, we long-poll
+// `GET /api/v1/events/poll` instead (same events, same ids) and try the stream again after `sseRetryMs`,
+// or at once when the network comes back after an outage. A network that is down altogether (the API
+// unreachable too) is no reason to poll: we keep reconnecting the stream with backoff.
 
-import { backoff, sleep } from './api.js';
+import { NetworkError, backoff, sleep } from './api.js';
 // The event catalogue, rendered by the server from helpline/events.py (GET /static/events.js).
 import { EVENT_TYPES, EventType } from './events.js';
 
 /** Every event type page code handles (the server's catalogue); EventSource only dispatches named events
  * to listeners by name. */
 export { EVENT_TYPES };
+
+const STALL_SLACK_MS = 3000; // beyond two heartbeat intervals, before a silence counts as a stall
+const POLL_READ_SLACK_MS = 5000; // a long-poll's read timeout is its hold + this (docs/protocol.md)
+const MIN_POLL_SECONDS = 5;
 
 const noop = () => {};
 
@@ -45,25 +57,35 @@ export class LiveEvents {
     openTimeoutMs = 5000,
     errorsBeforePolling = 3,
     sseRetryMs = 60000,
-    pollTimeoutSeconds = 25,
-    maxSilenceMs = 12 * 60 * 1000,
+    pollTimeoutSeconds = 20,
   }) {
     this.api = api;
     this.handlers = { onEvent, onReset, onStatus, onCursor, onAuthError };
-    this.options = { openTimeoutMs, errorsBeforePolling, sseRetryMs, pollTimeoutSeconds, maxSilenceMs };
+    this.options = { openTimeoutMs, errorsBeforePolling, sseRetryMs };
+    this.pollSeconds = pollTimeoutSeconds; // halves after a poll that got no answer (not below 5 s)
     this.lastId = lastEventId === null || lastEventId === '' ? null : Number(lastEventId);
     this.status = 'stopped';
     this.mode = 'sse';
     this.generation = 0; // bumped on every (re)connect: callbacks of older connections are ignored
     this.failures = 0;
+    this.streamFailures = 0; // stream failures while the API answered: these move us to polling
     this.source = null;
     this.timers = new Set();
     this.abort = null;
     this.lastActivity = 0;
-    this.heartbeatMs = 15000;
+    this.openedAt = 0;
+    this.heartbeatMs = 5000; // until stream.open announces the stream's interval
+    this.heartbeatMinMs = 0;
+    this.heartbeatWanted = null; // seconds asked for on the next stream, after a stall
+    this.stalls = 0;
+    this.stallCount = 0; // every stall seen, for diagnostics and tests
     this.sseRetryDelay = sseRetryMs; // doubles while the stream keeps failing, back to sseRetryMs once it works
     this.onOnline = () => {
-      if (this.status === 'reconnecting') this.reconnect(0);
+      // The network is back: whatever we were doing, the stream is worth trying now.
+      if (this.status === 'reconnecting' || this.mode === 'poll') {
+        this.mode = 'sse';
+        this.reconnect(0);
+      }
     };
   }
 
@@ -75,7 +97,7 @@ export class LiveEvents {
     if (this.status !== 'stopped') return;
     this.abort = new AbortController();
     window.addEventListener('online', this.onOnline);
-    this.watchdog = setInterval(() => this.checkSilence(), 5000);
+    this.watchdog = setInterval(() => this.checkSilence(), 1000);
     this.connect();
   }
 
@@ -112,10 +134,12 @@ export class LiveEvents {
     const url = new URL(`${this.api.server}/api/v1/events`, window.location.href);
     url.searchParams.set('ticket', ticket);
     url.searchParams.set('last_event_id', String(this.lastId));
+    if (this.heartbeatWanted) url.searchParams.set('heartbeat', String(this.heartbeatWanted));
     const source = new EventSource(url);
     this.source = source;
     this.opened = false;
     this.lastActivity = Date.now();
+    this.openedAt = this.lastActivity;
     const onMessage = (message) => this.onSseMessage(generation, message);
     for (const type of [EventType.STREAM_OPEN, 'message', ...EVENT_TYPES]) source.addEventListener(type, onMessage);
     source.addEventListener('error', () => {
@@ -156,11 +180,14 @@ export class LiveEvents {
       if (message.lastEventId) this.advance(Number(message.lastEventId));
       this.opened = true;
       this.failures = 0;
+      this.streamFailures = 0;
       this.sseRetryDelay = this.options.sseRetryMs;
       if (data.heartbeat_seconds > 0) this.heartbeatMs = data.heartbeat_seconds * 1000;
+      if (data.heartbeat_min_seconds > 0) this.heartbeatMinMs = data.heartbeat_min_seconds * 1000;
       this.setStatus('live');
       return;
     }
+    if (type === EventType.STREAM_HEARTBEAT) return; // its arrival is all it says
     if (type === EventType.STREAM_RECONNECT) {
       // The server ends streams after a bounded lifetime or on shutdown: come back with our last id.
       this.closeSource();
@@ -177,7 +204,11 @@ export class LiveEvents {
       return;
     }
     this.failures += 1;
-    if (this.mode === 'sse' && this.failures >= this.options.errorsBeforePolling) {
+    // The API itself is unreachable (offline, server down): polling would fail the same way, so only
+    // failures of the stream while the API answers count towards falling back.
+    const networkDown = error instanceof NetworkError;
+    if (!networkDown) this.streamFailures = (this.streamFailures || 0) + 1;
+    if (this.mode === 'sse' && !networkDown && this.streamFailures >= this.options.errorsBeforePolling) {
       this.fallBackToPolling();
       return;
     }
@@ -193,17 +224,33 @@ export class LiveEvents {
     });
   }
 
-  /** Heartbeats are SSE comments, invisible to EventSource; silence is only a stall when not OPEN. */
+  /** How long a silence may last before it counts as a stall: two heartbeat intervals and a slack. */
+  get stallAfterMs() {
+    return 2 * this.heartbeatMs + Math.min(STALL_SLACK_MS, this.heartbeatMs);
+  }
+
+  /** Every idle interval brings a stream.heartbeat event: a longer silence is a dropped flow. */
   checkSilence() {
     if (this.mode !== 'sse' || !this.source || !this.opened) return;
-    const silence = Date.now() - this.lastActivity;
-    const stalled = this.source.readyState !== EventSource.OPEN && silence > 2 * this.heartbeatMs + 5000;
-    // The server sends stream.reconnect at the end of every stream's lifetime; a stream that stays
-    // silent far longer than that is a connection some middlebox dropped without telling us.
-    if (stalled || silence > this.options.maxSilenceMs) {
-      this.closeSource();
-      this.connectionFailed(null);
+    const now = Date.now();
+    if (now - this.lastActivity > this.stallAfterMs) this.stalled(now);
+  }
+
+  stalled(now) {
+    this.closeSource();
+    this.stallCount += 1;
+    // A stall after a good while of healthy streaming is a new problem, not a repeat of the last one.
+    if (now - this.openedAt > 4 * this.stallAfterMs) this.stalls = 0;
+    this.stalls += 1;
+    // Heartbeats twice as often keep a flow alive through a firewall with a shorter idle timer.
+    this.heartbeatWanted = Math.max(this.heartbeatMinMs, this.heartbeatMs / 2) / 1000;
+    if (this.stalls >= 2) {
+      this.stalls = 0;
+      this.fallBackToPolling();
+      return;
     }
+    this.setStatus('reconnecting');
+    this.reconnect(0);
   }
 
   // -- long-polling fallback --------------------------------------------------------------------
@@ -211,11 +258,12 @@ export class LiveEvents {
     this.closeSource();
     this.mode = 'poll';
     this.failures = 0;
+    this.streamFailures = 0;
     this.connect();
   }
 
   async pollLoop(generation) {
-    const retrySseAt = Date.now() + this.sseRetryDelay;
+    let retrySseAt = Date.now() + this.sseRetryDelay;
     this.setStatus('polling');
     let failures = 0;
     while (generation === this.generation) {
@@ -226,13 +274,15 @@ export class LiveEvents {
         return;
       }
       try {
-        const timeout = this.options.pollTimeoutSeconds;
+        const timeout = this.pollSeconds;
         const answer = await this.api.get('/api/v1/events/poll', {
           query: { after: this.lastId, timeout },
-          timeoutMs: (timeout + 10) * 1000,
+          timeoutMs: timeout * 1000 + POLL_READ_SLACK_MS,
           signal: this.abort.signal,
         });
         if (generation !== this.generation) return;
+        // Back after an outage: the outage may be all that broke the stream, so try it again now.
+        if (failures >= 2) retrySseAt = Date.now();
         failures = 0;
         this.setStatus('polling');
         for (const data of answer.events) this.deliver(data);
@@ -245,6 +295,8 @@ export class LiveEvents {
           return;
         }
         failures += 1;
+        // No answer within hold + 5 s: something on the way drops held requests; hold for less.
+        if (error instanceof NetworkError) this.pollSeconds = Math.max(MIN_POLL_SECONDS, Math.floor(this.pollSeconds / 2));
         this.setStatus('reconnecting');
         try {
           await sleep(error.retryAfter ? error.retryAfter * 1000 : backoff(failures - 1), this.abort.signal);

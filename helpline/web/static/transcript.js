@@ -3,7 +3,7 @@
 //
 // Everything is built with textContent (dom.js), so message text is shown exactly as typed.
 
-import { formatTime, h, scrollToEnd } from './dom.js';
+import { formatTime, h, isNearEnd, scrollToEnd } from './dom.js';
 import { EventType } from './events.js';
 
 const SYSTEM_TYPES = new Set([EventType.CONVERSATION_PARTICIPANT_CHANGED, EventType.CONVERSATION_ROUTING, EventType.CONVERSATION_CLOSED, EventType.CONVERSATION_RATED]);
@@ -16,8 +16,9 @@ export class Transcript {
    * @param {'customer'|'staff'} options.perspective  wording of system lines
    * @param {(attachments: object[]) => Node} [options.files]  renders a message's attachments (attachments.js)
    */
-  constructor(log, { selfId, perspective, files = null }) {
+  constructor(log, { selfId, perspective, files = null, onUnseen = () => {} }) {
     this.log = log;
+    this.onUnseen = onUnseen; // an entry arrived below the fold while the reader had scrolled up
     this.selfId = selfId;
     this.perspective = perspective;
     this.files = files;
@@ -60,9 +61,14 @@ export class Transcript {
     return node;
   }
 
+  /** `retry` null: the message can never be accepted as it is, so no Retry is offered. */
   markFailed(clientId, detail, retry) {
     const node = this.pending.get(clientId);
     if (!node) return;
+    if (!retry) {
+      this.setState(node, `Not sent: ${detail}`, 'failed');
+      return;
+    }
     const button = h('button', { type: 'button', className: 'msg__retry', textContent: 'Retry' });
     button.addEventListener('click', () => retry(), { once: true });
     this.setState(node, `Not sent: ${detail} `, 'failed', button);
@@ -192,8 +198,12 @@ export class Transcript {
     node.dataset.state = state;
   }
 
-  /** Insert in entry-id order; unconfirmed messages always stay last. */
+  /**
+   * Insert in entry-id order; unconfirmed messages always stay last. Whether to follow is decided
+   * before inserting (after, a tall message would itself push the reader "away from the end").
+   */
   place(id, node) {
+    const follow = isNearEnd(this.log);
     node.dataset.id = String(id);
     this.byId.set(id, node);
     let before = null;
@@ -205,6 +215,7 @@ export class Transcript {
       }
     }
     this.log.insertBefore(node, before);
-    scrollToEnd(this.log);
+    if (follow) scrollToEnd(this.log, true);
+    else this.onUnseen(node);
   }
 }

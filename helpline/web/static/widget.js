@@ -4,15 +4,18 @@
 //           data-deployment="shop" data-server="https://help.example.com"></script>
 //
 // It lives in a shadow root, so the host page's CSS cannot break it and its CSS cannot leak out.
-// The session (token, conversation, last event id) is kept in sessionStorage: a reload resumes the same
-// conversation and history; closing the tab ends the guest's session.
+// The session (token, its expiry, conversation, last event id) is kept in localStorage: every tab of
+// the site shows the same conversation, and a visit days later resumes it until the session expires.
+// The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
 
-import { ApiError, createApi, isRetryable, withRetry } from './api.js';
+import { ApiError, createApi, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
 import { h, icon } from './dom.js';
 import { EventType } from './events.js';
 import { contactForm, ratingForm, transcriptForm } from './followup.js';
-import { LiveEvents } from './stream.js';
+import { PreChatForm } from './prechat.js';
+import { MAX_MESSAGE_CHARS, canRetry, counterText, explainStartFailure, sayProblem, unmaskOrigin } from './problems.js';
+import { SharedLiveEvents } from './shared-stream.js';
 import { Transcript } from './transcript.js';
 
 const CHAT_ICON = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
@@ -30,13 +33,26 @@ function findConfig() {
   };
 }
 
+/** The session, shared by the site's tabs (localStorage); `onChange` hears other tabs' changes. */
 class Store {
-  constructor(key) {
+  constructor(key, storage = localStorage) {
     this.key = key;
+    this.storage = storage;
+    this.state = this.read();
+    this.onChange = () => {};
+    window.addEventListener('storage', (event) => {
+      if (event.key !== this.key || event.storageArea !== this.storage) return;
+      const before = this.state;
+      this.state = this.read();
+      this.onChange(before, this.state);
+    });
+  }
+
+  read() {
     try {
-      this.state = JSON.parse(sessionStorage.getItem(key) || '{}') || {};
+      return JSON.parse(this.storage.getItem(this.key) || '{}') || {};
     } catch {
-      this.state = {};
+      return {};
     }
   }
 
@@ -45,12 +61,22 @@ class Store {
   }
 
   set(changes) {
-    Object.assign(this.state, changes);
+    // Another tab may have written since we last read: merge into the freshest state.
+    this.state = { ...this.read(), ...changes };
     try {
-      sessionStorage.setItem(this.key, JSON.stringify(this.state));
+      this.storage.setItem(this.key, JSON.stringify(this.state));
     } catch {
       // storage disabled or full: the chat still works, it just will not survive a reload
     }
+  }
+}
+
+/** What belongs to one tab only (whether its panel is open). */
+function tabStore(key) {
+  try {
+    return new Store(key, sessionStorage);
+  } catch {
+    return { get: () => null, set: () => {} };
   }
 }
 
@@ -58,6 +84,8 @@ class ChatWidget {
   constructor(config) {
     this.config = config;
     this.store = new Store(`helpline:${config.server}:${config.deployment}`);
+    this.store.onChange = (before, after) => this.onOtherTab(before, after);
+    this.tab = tabStore(`helpline-tab:${config.server}:${config.deployment}`);
     this.api = createApi({ server: config.server, getToken: () => this.store.get('token') });
     this.stream = null;
     this.started = null;
@@ -67,14 +95,21 @@ class ChatWidget {
     this.build();
     const token = () => this.store.get('token');
     this.transcript = new Transcript(this.log, {
-      selfId: () => this.store.get('customerId'), perspective: 'customer', files: (list) => attachmentList(this.api, token, list),
+      selfId: () => this.store.get('customerId'),
+      perspective: 'customer',
+      files: (list) => attachmentList(this.api, token, list),
+      onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
     });
-    if (this.store.get('open') && this.sessionValid()) this.openPanel(false);
+    if (this.tab.get('open') && this.sessionValid()) this.openPanel(false);
+    // A chat under way: this tab joins the browser's one stream at once (unread replies show on the
+    // launcher, and the tab is ready to take over the stream if the leading tab closes).
+    else if (this.sessionValid() && this.store.get('conversationId')) this.start().catch(() => {});
   }
 
   // -- DOM ----------------------------------------------------------------------------------------
   build() {
     const host = h('div', { id: 'helpline-chat' });
+    this.host = host;
     const root = host.attachShadow({ mode: 'open' });
     const stylesheet = h('link', { rel: 'stylesheet', href: new URL('./widget.css', import.meta.url).href });
     const extras = h('link', { rel: 'stylesheet', href: new URL('./attachments.css', import.meta.url).href });
@@ -96,14 +131,29 @@ class ChatWidget {
     this.notice = h('p', { className: 'notice', attrs: { role: 'alert' }, hidden: true });
     this.log = h('div', { className: 'log', tabIndex: 0, attrs: { role: 'log', 'aria-label': 'Messages', 'aria-live': 'polite' } });
     this.typing = h('p', { className: 'typing', attrs: { 'aria-live': 'polite' } });
-    this.input = h('textarea', {
-      id: 'hl-message', rows: 2, maxLength: 10000, placeholder: 'Type your message…', attrs: { autocomplete: 'off' },
-      on: { input: () => this.onTyping(), keydown: (event) => this.onKey(event) },
+    // Shown when a reply arrives while the reader has scrolled up to read older messages.
+    this.newMessages = h('button', {
+      type: 'button', className: 'new-messages', hidden: true, textContent: 'New messages ↓',
+      on: { click: () => { this.log.scrollTop = this.log.scrollHeight; this.newMessages.hidden = true; this.input.focus(); } },
     });
-    this.composer = h('form', { className: 'composer', on: { submit: (event) => this.onSubmit(event) } },
+    this.log.addEventListener('scroll', () => {
+      if (this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80) this.newMessages.hidden = true;
+    });
+    this.input = h('textarea', {
+      // No maxLength: it would cut a long paste silently; the counter says what is too long instead.
+      id: 'hl-message', rows: 2, placeholder: 'Type your message…',
+      attrs: { autocomplete: 'off', 'aria-describedby': 'hl-counter' },
+      on: { input: () => { this.onTyping(); this.updateCounter(); }, keydown: (event) => this.onKey(event) },
+    });
+    this.counter = h('p', { id: 'hl-counter', className: 'counter', attrs: { 'aria-live': 'polite' } });
+    this.prechat = new PreChatForm('hl-pre');
+    // noValidate: the form's answers are checked by prechat.js, in words, not by the browser's bubbles.
+    this.composer = h('form', { className: 'composer', noValidate: true, on: { submit: (event) => this.onSubmit(event) } },
+      this.prechat.element,
       h('label', { htmlFor: 'hl-message', className: 'visually-hidden', textContent: 'Message' }),
       this.input,
-      h('button', { type: 'submit', className: 'send', textContent: 'Send' }));
+      h('button', { type: 'submit', className: 'send', textContent: 'Send' }),
+      this.counter);
     this.ended = h('div', { className: 'ended', hidden: true },
       h('p', { textContent: 'This chat has ended. Thank you for contacting us.' }),
       h('button', { type: 'button', textContent: 'Start a new chat', on: { click: () => this.newChat() } }));
@@ -119,7 +169,7 @@ class ChatWidget {
       this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
-    this.notice, this.log, this.typing, this.composer, this.ended);
+    this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
     this.buildCustomerSide();
     root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
@@ -155,17 +205,19 @@ class ChatWidget {
 
   openPanel(focus) {
     this.panel.hidden = false;
+    this.host.dataset.open = ''; // phones: full screen (widget.css)
     this.setUnread(0);
     this.launcher.setAttribute('aria-expanded', 'true');
-    this.store.set({ open: true });
+    this.tab.set({ open: true });
     if (focus) this.input.focus();
     this.start().then(() => this.sendRead(), () => {});
   }
 
   minimize() {
     this.panel.hidden = true;
+    delete this.host.dataset.open;
     this.launcher.setAttribute('aria-expanded', 'false');
-    this.store.set({ open: false });
+    this.tab.set({ open: false });
     this.launcher.focus();
   }
 
@@ -201,7 +253,7 @@ class ChatWidget {
         (error) => {
           if (this.started !== started) return;
           this.started = null;
-          this.showNotice(`We could not start the chat: ${error.message}. Please try again.`);
+          this.showNotice(explainStartFailure(error));
         },
       );
     }
@@ -210,7 +262,9 @@ class ChatWidget {
 
   async startOnce() {
     if (!this.sessionValid()) await this.newSession();
-    this.stream = new LiveEvents({
+    else this.showPreChat();
+    this.stream = new SharedLiveEvents({
+      key: `${this.config.server}|${this.config.deployment}|${this.store.get('customerId')}`,
       api: this.api,
       lastEventId: this.store.get('lastEventId'),
       onEvent: (event) => this.onEvent(event),
@@ -218,13 +272,40 @@ class ChatWidget {
       onCursor: (id) => this.store.set({ lastEventId: id }),
       onStatus: (status) => (this.connection.dataset.state = status),
       onAuthError: () => this.sessionExpired(),
+      onRole: (role) => (this.host.dataset.streamRole = role), // leader | follower | solo (for diagnosis)
     });
     this.stream.start();
     if (this.store.get('conversationId')) await this.reload();
   }
 
+  /**
+   * Another tab changed the shared session: it started the conversation (show it here too), began a
+   * new chat, or replaced an expired session (this tab's stream belongs to the old customer).
+   */
+  onOtherTab(before, after) {
+    if (before.customerId !== after.customerId) {
+      this.stream?.stop();
+      this.stream = null;
+      this.started = null;
+      this.transcript.clear();
+      if (!this.panel.hidden && after.token) this.start().catch(() => {});
+      return;
+    }
+    if (before.conversationId !== after.conversationId) {
+      this.transcript.clear();
+      this.ended.hidden = true;
+      this.composer.hidden = false;
+      if (after.conversationId) this.reload();
+      else this.newChat({ focus: false });
+    }
+  }
+
   async newSession() {
-    const session = await withRetry(() => this.api.post(`/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`, {}));
+    const path = `/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`;
+    // A refused origin looks like a network failure; unmasked, it is not retried (it never works).
+    const session = await withRetry(() => this.api.post(path, {}).catch(async (error) => {
+      throw await unmaskOrigin(error, this.config.server);
+    }));
     this.store.set({
       token: session.access_token,
       customerId: session.customer_id,
@@ -232,7 +313,9 @@ class ChatWidget {
       lastEventId: session.last_event_id,
       conversationId: null,
       readUpTo: 0,
+      preChatFields: session.pre_chat_fields || [],
     });
+    this.showPreChat();
   }
 
   sessionExpired() {
@@ -244,15 +327,31 @@ class ChatWidget {
     this.composer.hidden = false;
   }
 
-  /** Create the conversation once; its id is chosen here and stored first, so a retry never duplicates it. */
-  async ensureConversation() {
+  /** The pre-chat form, while no conversation has started (fields from the session answer). */
+  showPreChat() {
+    this.prechat.setFields(this.store.get('preChatFields') || []);
+    this.prechat.show(!this.store.get('conversationId'));
+  }
+
+  /**
+   * Create the conversation once, with the pre-chat answers; its id is chosen here and stored first,
+   * so a retry never duplicates it.
+   */
+  async ensureConversation(preChat) {
     let id = this.store.get('conversationId');
+    const creating = !id;
     if (!id) {
       id = crypto.randomUUID();
       this.store.set({ conversationId: id });
     }
-    const conversation = await withRetry(() => this.api.post('/api/v1/conversations', { id }));
-    this.showConversation(conversation);
+    const body = creating && preChat && Object.keys(preChat).length ? { id, pre_chat: preChat } : { id };
+    try {
+      const conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
+      this.showConversation(conversation);
+    } catch (error) {
+      if (creating) this.store.set({ conversationId: null }); // not created: the form stays
+      throw error;
+    }
     return id;
   }
 
@@ -270,16 +369,18 @@ class ChatWidget {
       this.sendRead();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
-      else this.showNotice(`We could not load your conversation: ${error.message}`);
+      else this.showNotice(`We could not load your conversation. ${sayProblem(error)}`);
     }
   }
 
   showConversation(conversation) {
+    this.prechat.show(false);
     this.endButton.hidden = conversation.status === 'closed';
     this.personButton.hidden = !(conversation.status === 'assigned' && conversation.bot_id
       && conversation.assignee_id === conversation.bot_id && !conversation.escalated_at);
     if (conversation.status === 'closed') this.showEnded();
-    else if (conversation.status === 'queued') this.setStatus('Waiting in queue for the next available agent');
+    // The queue line comes from conversation.routing alone; a REST answer never overwrites it.
+    else if (conversation.status === 'queued' && !this.queueLine) this.setStatus('Waiting in queue for the next available agent');
   }
 
   // -- events -------------------------------------------------------------------------------------
@@ -328,6 +429,10 @@ class ChatWidget {
     this.launcher.setAttribute('aria-label', count ? `${this.config.title} (${count} new)` : this.config.title);
   }
 
+  /**
+   * The queue line, from `conversation.routing` only: the position, and a wait estimate only when the
+   * server gives one (it gives none while no rep is online). It stays until someone is assigned.
+   */
   onRouting(event) {
     this.personButton.hidden = !(event.state === 'assigned' && event.bot);
     if (event.state === 'escalated') {
@@ -339,13 +444,18 @@ class ChatWidget {
       if (Number.isFinite(event.position)) text = `Waiting in queue: you are number ${event.position} in line`;
       if (Number.isFinite(event.estimated_wait_seconds)) {
         text += ` (about ${Math.max(1, Math.round(event.estimated_wait_seconds / 60))} min)`;
+      } else if (event.reps_online === 0) {
+        text += '. No one is available right now: your message is kept, and we will answer as soon as someone is back.';
       }
+      this.queueLine = text;
       this.setStatus(text);
       // No rep online (the queue event says so): offer to continue by email.
       if (event.reps_online === 0 || event.available === false) this.offerContact();
     } else if (event.assignee) {
+      this.queueLine = null;
       this.setStatus(`${event.assignee.display_name} joined`);
     } else if (event.state === 'failed') {
+      this.queueLine = null;
       this.offerContact();
       this.setStatus('No one is available right now; we will reply as soon as we can');
     }
@@ -398,20 +508,30 @@ class ChatWidget {
       this.showNotice('Please wait until your files have uploaded.');
       return;
     }
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.updateCounter();
+      this.input.focus();
+      return; // the counter says by how much; nothing is cut
+    }
+    if (!text && !this.tray.items.some((item) => item.state === 'ready')) return;
+    // The form's answers go with the first message; a required one missing keeps the message here.
+    const preChat = this.prechat.visible ? this.prechat.answers() : {};
+    if (preChat === null) return;
     const files = this.tray.take();
     if (!text && !files.length) return;
     this.input.value = '';
+    this.updateCounter();
     this.stopTyping();
     const clientId = crypto.randomUUID();
     this.transcript.addPending(clientId, text, files);
-    this.send(clientId, text, files.map((file) => file.id));
+    this.send(clientId, text, files.map((file) => file.id), preChat);
   }
 
-  async send(clientId, text, attachmentIds = []) {
+  async send(clientId, text, attachmentIds = [], preChat = {}) {
     this.transcript.markSending(clientId);
     try {
       await this.start();
-      const conversationId = await this.ensureConversation();
+      const conversationId = await this.ensureConversation(preChat);
       this.endButton.hidden = false;
       this.showNotice('');
       // The same client id on every attempt: the server stores the message once, however often we retry.
@@ -425,9 +545,24 @@ class ChatWidget {
       this.onEvent(entry);
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
-      const detail = isRetryable(error) ? 'connection problem.' : error.message;
-      this.transcript.markFailed(clientId, detail, () => this.send(clientId, text, attachmentIds));
+      if (error instanceof ApiError && error.status === 422 && this.prechat.showServerErrors(error.problem)) {
+        this.transcript.markFailed(clientId, 'please check the questions above.', () => {
+          const answers = this.prechat.answers();
+          if (answers !== null) this.send(clientId, text, attachmentIds, answers);
+        });
+        return;
+      }
+      // A Retry only where trying again can work: never for a message the server will always refuse.
+      const retry = canRetry(error) ? () => this.send(clientId, text, attachmentIds, preChat) : null;
+      this.transcript.markFailed(clientId, sayProblem(error), retry);
     }
+  }
+
+  updateCounter() {
+    const text = counterText(this.input.value.length);
+    if (this.counter.textContent !== text) this.counter.textContent = text;
+    this.counter.dataset.over = String(this.input.value.length > MAX_MESSAGE_CHARS);
+    this.input.setAttribute('aria-invalid', this.input.value.length > MAX_MESSAGE_CHARS ? 'true' : 'false');
   }
 
   onTyping() {
@@ -461,7 +596,7 @@ class ChatWidget {
       await withRetry(() => this.api.post(`/api/v1/conversations/${encodeURIComponent(id)}/close`, {}));
       this.showEnded();
     } catch (error) {
-      this.showNotice(`We could not end the chat: ${error.message}`);
+      this.showNotice(`We could not end the chat. ${sayProblem(error)}`);
     }
   }
 
@@ -478,8 +613,8 @@ class ChatWidget {
     }
   }
 
-  newChat() {
-    this.store.set({ conversationId: null, readUpTo: 0 });
+  newChat({ focus = true } = {}) {
+    if (this.store.get('conversationId')) this.store.set({ conversationId: null, readUpTo: 0 });
     this.transcript.clear();
     this.tray.clear();
     this.rated = false;
@@ -487,9 +622,11 @@ class ChatWidget {
     this.ended.hidden = true;
     this.composer.hidden = false;
     this.endButton.hidden = true;
+    this.queueLine = null;
     this.personButton.hidden = true;
     this.setStatus('We usually reply within minutes');
-    this.input.focus();
+    this.showPreChat();
+    if (focus) this.input.focus();
   }
 }
 

@@ -2,14 +2,14 @@
 when staff last wrote in a conversation (so the console shows how long a customer has been waiting).
 
 Revision ID: 0003_console
-Revises: 0008_retention
+Revises: 0006_edge
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_console"
-down_revision = "0008_retention"
+down_revision = "0006_edge"
 
 WHEN = sa.DateTime(timezone=True)
 

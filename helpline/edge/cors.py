@@ -12,6 +12,8 @@ import time
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpline.edge.responses import NOSNIFF
+
 ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE"
 CACHE_SECONDS = 10.0
@@ -76,7 +78,7 @@ class DeploymentCORS:
         await self.app(scope, receive, with_cors)
 
     async def _preflight(self, send: Send, origin: str | None) -> None:
-        headers = [(b"vary", b"Origin"), (b"content-length", b"0")]
+        headers = [(b"vary", b"Origin"), (b"content-length", b"0"), NOSNIFF]
         if origin is not None:
             headers += [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
