@@ -24,8 +24,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def customer_token(page: Any) -> str:
-    """The widget's access token, from its sessionStorage (to read what the server sends the customer)."""
-    stored = page.evaluate("() => Object.values(sessionStorage)")
+    """The widget's access token, from its storage (to read what the server sends the customer)."""
+    stored = page.evaluate("() => [...Object.values(localStorage), ...Object.values(sessionStorage)]")
     for value in stored:
         state = json.loads(value)
         if isinstance(state, dict) and state.get("token"):
