@@ -416,7 +416,12 @@ async def offer_preview(s: StoreSession, conversation: Conversation) -> dict[str
     customer = await s.customer(id=conversation.customer_id)
     first = await s.conversation_events(conversation.id, after=None, before=None, limit=20)
     preview = next(
-        (e.data().get("text", "") for e in first if e.type == "conversation.message" and _by_customer(e.data())), None
+        (
+            e.data().get("text", "")
+            for e in first
+            if e.type == EventType.CONVERSATION_MESSAGE and _by_customer(e.data())
+        ),
+        None,
     )
     return {
         "customer": {
