@@ -541,15 +541,20 @@ def doctor(
 
     from helpline import doctor as doctor_module
 
-    checks = doctor_module.diagnose(url, idle_seconds=idle_seconds)
+    checks, verdict = doctor_module.examine(url, idle_seconds=idle_seconds)
     if as_json:
-        typer.echo(json.dumps({"url": url, "checks": doctor_module.as_json(checks)}, indent=2))
+        typer.echo(
+            json.dumps({"url": url, "verdict": verdict.public(), "checks": doctor_module.as_json(checks)}, indent=2)
+        )
     else:
         marks = {"ok": "✔", "warn": "!", "fail": "✘"}
         for check in checks:
             typer.echo(f"{marks[check.status]} {check.name}: {check.detail}")
             if check.advice and check.status != "ok":
                 typer.echo(f"    → {check.advice}")
+        typer.echo(f"verdict: {verdict.name}: {verdict.title}")
+        if verdict.severity != "ok":
+            typer.echo(f"    → {verdict.advice}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
 

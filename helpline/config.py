@@ -127,6 +127,7 @@ class Settings:
     outbox_max_attempts: int = 12
     customer_touch_seconds: float = 60.0  # how often a node records which customers have a stream open
     rating_window_days: int = 30  # the satisfaction average in queue stats and /metrics covers this long
+    service_level_seconds: float = 60.0  # the wallboard's service level: share answered within this long
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

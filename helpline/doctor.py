@@ -20,6 +20,7 @@ import httpx
 
 from helpline.events import EventType
 from helpline.sse import SSEDecoder
+from helpline.verdicts import Verdict, judge
 
 Status = Literal["ok", "warn", "fail"]
 INSPECTION_VENDORS = (
@@ -80,7 +81,7 @@ def observe_stream(base: str, *, count: int, interval: float, quiet: float, time
         ):
             seen.status = response.status_code
             seen.headers = {k.lower(): v for k, v in response.headers.items()}
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():  # decoded: a proxy may have compressed it
                 now = time.time()
                 if seen.first_byte_after is None:
                     seen.first_byte_after = now - started
@@ -236,18 +237,51 @@ def check_idle(seen: StreamObservation, quiet: float) -> Check:
 
 
 def diagnose(url: str, *, idle_seconds: float = 0.0, interval: float = 1.0, count: int = 4) -> list[Check]:
+    return examine(url, idle_seconds=idle_seconds, interval=interval, count=count)[0]
+
+
+def examine(
+    url: str, *, idle_seconds: float = 0.0, interval: float = 1.0, count: int = 4
+) -> tuple[list[Check], Verdict]:
+    """The checks, and the verdict of :func:`helpline.verdicts.judge` (the one the browser page gets too)."""
     base = url.rstrip("/")
     checks = [check_reachable(base)]
+    observation: dict[str, Any] = {"reachable": checks[0].status != "fail"}
     if checks[0].status == "fail":
-        return checks
+        return checks, judge(observation)
     checks.append(check_tls(base))
     seen = observe_stream(base, count=count, interval=interval, quiet=0, timeout=interval * count + 20)
     checks.append(check_headers(seen))
     checks.append(check_delivery(seen, interval))
+    observation["fetch"] = _as_observed(seen)
     if idle_seconds > 0:
         quiet_seen = observe_stream(base, count=1, interval=0.1, quiet=idle_seconds, timeout=idle_seconds + 20)
         checks.append(check_idle(quiet_seen, idle_seconds))
-    return checks
+        observation["idle"] = {
+            "quiet_seconds": idle_seconds,
+            "survived": any(a[1] == "after_quiet" for a in quiet_seen.arrivals),
+        }
+    observation["poll"] = _poll(base)
+    return checks, judge(observation)
+
+
+def _as_observed(seen: StreamObservation) -> dict[str, Any]:
+    return {
+        "status": seen.status,
+        "content_encoding": seen.headers.get("content-encoding"),
+        "diagnostics_header": "x-helpline-diagnostics" in seen.headers,
+        "probes": [{"n": n, "phase": phase, "sent": sent, "received": got} for n, phase, sent, got in seen.arrivals],
+    }
+
+
+def _poll(base: str, hold: float = 1.0) -> dict[str, Any]:
+    started = time.time()
+    try:
+        response = httpx.get(f"{base}/api/v1/diagnostics/poll", params={"hold": hold}, timeout=hold + 15)
+    except httpx.HTTPError as exc:
+        return {"ok": False, "status": 0, "error": str(exc)}
+    took = time.time() - started
+    return {"ok": response.status_code == 200, "status": response.status_code, "took": took, "hold_seconds": hold}
 
 
 def as_json(checks: list[Check]) -> list[dict[str, Any]]:

@@ -75,6 +75,7 @@ class EventType(StrEnum):
     STREAM_HEARTBEAT = "stream.heartbeat", Stored.NO, THE_STREAM, "none: sent by default (with a `: heartbeat` comment in the same write) after every quiet interval, so page code, which never sees comments, can tell a silent stall; `HELPLINE_HEARTBEAT_EVENTS=0` sends the comment alone", False
     STREAM_RECONNECT = "stream.reconnect", Stored.NO, THE_STREAM, "`reason` (`lifetime`, `shutdown`, `revalidate`: the caller was disabled or its permissions changed, `slow`: the client fell too far behind): reconnect with your last id"
     DIAGNOSTICS_PROBE = "diagnostics.probe", Stored.NO, DOCTOR, "`n`, `phase` (`open`, `timed`, `after_quiet`), `server_time`", False
+    DIAGNOSTICS_HEARTBEAT = "diagnostics.heartbeat", Stored.NO, DOCTOR, "`server_time`: during the quiet period, when `heartbeat` asks for them (the browser's `/diagnostics` page)", False
     WEBHOOK_TEST = "webhook.test", Stored.NO, WEBHOOK, "`webhook_id`; its `id` is `test_…`, not an id of the log", False
     # fmt: on
 

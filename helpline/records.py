@@ -26,6 +26,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def isoformat(moment: datetime) -> str:
     if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
         moment = moment.replace(tzinfo=UTC)
@@ -83,12 +87,14 @@ class Queue:
     name: str
     created_at: datetime
     bot_user_id: str | None = None  # a service agent that takes new conversations first (issue 14)
+    dispositions: tuple[str, ...] = ()  # the wrap-up codes a rep picks from when closing (issue 11)
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "created_at": isoformat(self.created_at),
+            "dispositions": list(self.dispositions),
             "bot_user_id": self.bot_user_id,
         }
 
@@ -154,6 +160,17 @@ class Conversation:
     queue_position: int | None = None
     last_customer_at: datetime | None = None
     inactivity_warned_at: datetime | None = None
+    last_staff_at: datetime | None = None
+
+    @property
+    def waiting_since(self) -> datetime | None:
+        """Since when the customer has waited for an answer: its last word, if no staff reply came after."""
+        if self.status == "closed" or self.last_customer_at is None:
+            return None
+        if self.last_staff_at is not None and _utc(self.last_staff_at) >= _utc(self.last_customer_at):
+            return None
+        return self.last_customer_at
+
     rating: int | None = None
     rated_at: datetime | None = None
     bot_id: str | None = None  # the service agent that handled it first (issue 14)
@@ -173,6 +190,7 @@ class Conversation:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "closed_at": isoformat(self.closed_at) if self.closed_at else None,
+            "waiting_since": isoformat(self.waiting_since) if self.waiting_since else None,
             "bot_id": self.bot_id,
             "escalated_at": isoformat(self.escalated_at) if self.escalated_at else None,
         }
@@ -206,10 +224,21 @@ class RepLoad:
     active: int  # assigned, unclosed conversations
     pending: int  # offers waiting for an answer
     idle_since: datetime | None
+    routable: bool = True  # holds access_conversation_entries: can read and answer what it is given
+    last_stream_at: datetime | None = None  # a node last saw one of its streams open
+    stream_closed_at: datetime | None = None  # a node saw its last stream close
+    presence_since: datetime | None = None
 
     @property
     def free(self) -> int:
         return self.capacity - self.active - self.pending
+
+    @property
+    def stream_closed(self) -> bool:
+        """Its last stream closed and no node has seen one open since: no new work until one opens."""
+        if self.stream_closed_at is None:
+            return False
+        return self.last_stream_at is None or _utc(self.stream_closed_at) >= _utc(self.last_stream_at)
 
 
 @dataclass(frozen=True, slots=True)

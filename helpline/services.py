@@ -10,11 +10,13 @@ from helpline.bus import Bus, open_counters
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.domain.attachments import Attachments
+from helpline.domain.canned import CannedResponses
 from helpline.domain.conversations import Conversations
 from helpline.domain.delivery import LogFollower
 from helpline.domain.escalation import Escalations
 from helpline.domain.faults import injected
 from helpline.domain.invalidation import Invalidation
+from helpline.domain.notes import Notes
 from helpline.domain.offers import Offers
 from helpline.domain.outbox import Outbox
 from helpline.domain.ratings import Ratings
@@ -48,6 +50,8 @@ class Services:
     counters: SharedCounters | None  # cluster-wide counts, with a Redis bus
     rate_limiter: Limiter
     login_limiter: Limiter
+    notes: Notes
+    canned: CannedResponses
     webhooks: Webhooks
     deliveries: DeliveryWorker
     retention: Retention
@@ -98,6 +102,8 @@ class Services:
             counters=counters,
             rate_limiter=Limiter(settings.rate_limit_per_minute, counters),
             login_limiter=Limiter(settings.login_attempts_per_minute, counters),
+            notes=Notes(store),
+            canned=CannedResponses(store),
             webhooks=Webhooks(store, bus, settings, on_change=deliveries.wake),
             deliveries=deliveries,
             escalations=escalations,

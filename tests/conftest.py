@@ -96,7 +96,8 @@ async def empty_postgres(url: str) -> None:
     conn = await asyncpg.connect(_asyncpg_dsn(url))
     try:
         await conn.execute(
-            "TRUNCATE instance_marks, email_outbox, attachments, webhook_deliveries, webhooks, api_keys, offers, "
+            "TRUNCATE canned_responses, instance_marks, email_outbox, attachments, webhook_deliveries, webhooks, "
+            "api_keys, offers, "
             "queue_members, used_stream_tickets, event_recipients, events, participants, "
             "conversations, customers, deployments, queues, users, erasures RESTART IDENTITY CASCADE"
         )

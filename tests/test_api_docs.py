@@ -35,8 +35,8 @@ def test_swagger_ui_renders_the_operations_with_no_request_leaving_the_server(
 ) -> None:
     page = new_page()
     requests = record_requests(page)
-    page.goto(f"{demo_server.url}/docs")
-    page.locator(".opblock").first.wait_for()
+    page.goto(f"{demo_server.url}/docs", timeout=60_000)  # a 1.5 MB bundle, on a loaded machine
+    page.locator(".opblock").first.wait_for(timeout=60_000)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/api/v1/events" in p for p in paths), paths
     assert any(p.replace("\u200b", "").endswith("}/messages") for p in paths), paths

@@ -79,7 +79,7 @@ class Scene:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def scene(world: World) -> Scene:
+async def scene(app: FastAPI, world: World) -> Scene:
     made = Scene(world)
     for customer, whose in (("alice", "alice"), ("bob", "bob"), ("carol", "trainee")):
         conversation = await world.open_conversation(customer, id=f"conv-{whose}-{made.unique}")
@@ -88,7 +88,13 @@ async def scene(world: World) -> Scene:
         made.conversations[whose] = conversation
         made.first_entry[whose] = sent.json()["id"]
     await world.assign(made.conversations["alice"], "rep")
+    # Work goes only to reps who can answer it (issue 11): the trainee holds carol's conversation from
+    # before an admin withdrew its access_conversation_entries.
+    trainee = world.user_ids["trainee"]
+    accounts = app.state.services.accounts
+    await accounts.update_user(trainee, {"permissions": ["chat_user", "chat_rep", "access_conversation_entries"]})
     await world.assign(made.conversations["trainee"], "trainee")
+    await accounts.update_user(trainee, {"permissions": ["chat_user", "chat_rep"]})
     made.conversations["missing"] = f"conv-missing-{made.unique}"
     return made
 
@@ -191,6 +197,7 @@ class Row:
             queue_id=scene.world.queue_id,
             attachment_id="att-missing",
             customer_id="cus-missing",
+            canned_id="canned-missing",
         )
 
     @property
@@ -288,6 +295,34 @@ ROWS = [
     Row("GET /api/v1/queues/stats",
         answers(anonymous=401, alice=403, bob=403, rep=SUPERVISOR, rep2=SUPERVISOR, trainee=SUPERVISOR,
                 supervisor=200, admin=SUPERVISOR, nochat=SUPERVISOR)),
+    Row("GET /api/v1/me/presence",
+        answers(anonymous=401, alice=403, bob=403, rep=200, rep2=200, trainee=200, supervisor=CHAT_REP,
+                admin=CHAT_REP, nochat=CHAT_USER)),
+    Row("GET /api/v1/offers",
+        answers(anonymous=401, alice=403, bob=403, rep=200, rep2=200, trainee=200, supervisor=CHAT_REP,
+                admin=CHAT_REP, nochat=CHAT_USER)),
+    Row("GET /api/v1/queues",
+        answers(anonymous=401, alice=403, bob=403, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,
+                nochat=CHAT_USER)),
+    # the console: internal notes and canned responses
+    Row("POST /api/v1/conversations/{conversation_id}/notes",
+        answers(anonymous=401, alice=403, bob=403, rep=201, rep2=404, trainee=ACE, supervisor=201, admin=ACE,
+                nochat=CHAT_USER),
+        body=lambda s: {"id": f"n-{s.unique}", "text": "VIP, be kind"}),
+    Row("GET /api/v1/canned-responses",
+        answers(anonymous=401, alice=403, bob=403, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,
+                nochat=CHAT_USER)),
+    Row("POST /api/v1/canned-responses",
+        answers(anonymous=401, alice=403, bob=403, rep=201, rep2=201, trainee=201, supervisor=201, admin=201,
+                nochat=CHAT_USER),
+        body=lambda s: {"shortcut": f"s{s.unique}", "title": "Hello", "text": "Hi {customer.name}", "personal": True}),
+    Row("PATCH /api/v1/canned-responses/{canned_id}",
+        answers(anonymous=401, alice=403, bob=403, rep=404, rep2=404, trainee=404, supervisor=404, admin=404,
+                nochat=CHAT_USER),
+        body=lambda s: {"title": "Renamed"}),
+    Row("DELETE /api/v1/canned-responses/{canned_id}",
+        answers(anonymous=401, alice=403, bob=403, rep=404, rep2=404, trainee=404, supervisor=404, admin=404,
+                nochat=CHAT_USER)),
     # admin
     Row("GET /api/v1/admin/users", admins_only(200)),
     Row("POST /api/v1/admin/users", admins_only(201),
@@ -296,6 +331,7 @@ ROWS = [
     Row("PATCH /api/v1/admin/users/{user_id}", admins_only(200), body=lambda s: {"display_name": "Second Rep"}),
     Row("GET /api/v1/admin/queues", admins_only(200)),
     Row("POST /api/v1/admin/queues", admins_only(201), body=lambda s: {"name": f"queue-{s.unique}"}),
+    Row("PATCH /api/v1/admin/queues/{queue_id}", admins_only(200), body=lambda s: {"dispositions": ["Resolved"]}),
     Row("GET /api/v1/admin/deployments", admins_only(200)),
     Row("POST /api/v1/admin/deployments", admins_only(201),
         body=lambda s: {"key": f"site-{s.unique}", "queue": "support", "allowed_origins": ["https://a.example"]}),
@@ -350,6 +386,9 @@ ROWS = [
     Row("GET /readyz", everyone(200)),
     Row("GET /metrics", everyone(200)),
     Row("GET /api/v1/diagnostics/stream", everyone(200), query="count=1&interval=0.1"),  # for `helpline doctor`
+    Row("GET /api/v1/diagnostics/poll", everyone(200), query="hold=0"),  # the /diagnostics page's probes
+    Row("GET /api/v1/diagnostics/verdicts", everyone(200)),
+    Row("POST /api/v1/diagnostics/verdict", everyone(200), body=lambda s: {"reachable": False}),
     # events
     Row("GET /api/v1/events/poll", query="timeout=0",
         expect=answers(anonymous=401, alice=200, bob=200, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,

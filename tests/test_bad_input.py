@@ -290,6 +290,7 @@ def operation_path(world: World, template: str) -> str:
         delivery_id="1",
         key_id="key-1",
         queue_id=world.queue_id,
+        canned_id="canned-1",
         attachment_id="att_" + "0" * 32,
     )
 
@@ -297,7 +298,8 @@ def operation_path(world: World, template: str) -> str:
 def caller_for(path: str) -> str:
     if path.startswith("/api/v1/admin/"):
         return "admin"
-    return "rep" if path.startswith(("/api/v1/me/", "/api/v1/offers/")) else "alice"
+    staff_only = ("/api/v1/me/", "/api/v1/offers/", "/api/v1/canned-responses")
+    return "rep" if path.startswith(staff_only) or path.endswith("/notes") else "alice"
 
 
 # JSON that parses but breaks every schema: a missing body, a float that overflows to infinity.

@@ -130,6 +130,13 @@ async def test_a_busy_queue_ends_with_every_conversation_handled_once(tmp_path: 
                 await asyncio.sleep(0.2)
             log = await log_of(http, supervisor["access_token"])
             customer_logs = {cid: await log_of(http, token) for cid, token in customers.items()}
+            # Offers reach the offered rep alone (supervisors never see them, issue 11): read each agent's.
+            offer_logs = []
+            for n in range(REPS):
+                agent = (
+                    await http.post("/api/v1/auth/login", json={"username": f"agent{n}", "password": PASSWORD})
+                ).json()
+                offer_logs += await log_of(http, agent["access_token"])
     finally:
         for agent in agents:
             agent.cancel()
@@ -160,5 +167,6 @@ async def test_a_busy_queue_ends_with_every_conversation_handled_once(tmp_path: 
         positions = [e for e in events if e["type"] == "conversation.routing" and e.get("position")]
         assert positions, f"{conversation}: the customer was never told its position"
         assert all(e["conversation_id"] == conversation for e in events), "a customer saw another's events"
-    revoked = [e for e in log if e["type"] == "offer.revoked"]
+    assert not any(e["type"].startswith("offer.") for e in log), "a supervisor saw the reps' offers"
+    revoked = [e for e in offer_logs if e["type"] == "offer.revoked"]
     assert {"timeout", "declined"} <= {e["reason"] for e in revoked}, "the scenario should exercise both"

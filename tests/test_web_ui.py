@@ -146,7 +146,15 @@ def test_trainee_sees_no_reply_box(demo_server: DemoServer, new_page: Callable[[
     )
     assert opened.status_code == 201, opened.text
     conversation_id = opened.json()["id"]
+    # Work goes only to reps who can answer it (issue 11): the trainee holds this conversation from
+    # before an admin withdrew its access_conversation_entries.
+    admin = demo_server.login("admin")["access_token"]
+    trainee_id = demo_server.login("trainee")["user"]["id"]
+    path = f"/api/v1/admin/users/{trainee_id}"
+    granted = ["chat_user", "chat_rep", "access_conversation_entries"]
+    assert demo_server.call(admin, "PATCH", path, {"permissions": granted}).status_code == 200
     assign(demo_server, conversation_id, "trainee")
+    assert demo_server.call(admin, "PATCH", path, {"permissions": granted[:2]}).status_code == 200
 
     trainee = sign_in(new_page(), demo_server, "trainee")
     expect(trainee.locator("#presence-field")).to_be_visible()  # trainees are reps: they set presence
@@ -364,13 +372,14 @@ def test_supervisor_assigns_from_the_console_and_monitors_read_only(
     expect(texts(supervisor, "#transcript")).to_have_text(["Is anyone there?"])
     expect(supervisor.get_by_text("You are monitoring this conversation read-only.")).to_be_visible()
     expect(supervisor.locator("#reply-form")).to_be_hidden()
-    supervisor.get_by_label("Rep's user id").fill(rep_id)
+    # The pickers name people (issue 11): the rep is chosen by name, no id typed.
+    supervisor.get_by_label("Assign to").select_option(value=rep_id)
     supervisor.get_by_role("button", name="Assign", exact=True).click()
     expect(item.locator(".badge")).to_have_text("Assigned")
     expect(customer.locator(".status")).to_have_text("Riley (rep) joined")
 
     # What the server refuses is shown with the problem's detail.
-    supervisor.get_by_label("Rep's user id").fill(rep_id)
+    supervisor.get_by_label("Assign to").select_option(value=rep_id)
     supervisor.get_by_role("button", name="Assign", exact=True).click()
     expect(supervisor.locator("#conversation-error")).to_have_text("the conversation is already assigned to this rep")
 
@@ -397,8 +406,7 @@ def test_rep_sets_presence_transfers_and_closes(demo_server: DemoServer, new_pag
 
     # Transfer back to the queue: the conversation leaves the rep's list, the customer waits again.
     rep.locator(f'[data-conversation="{conversation["id"]}"]').click()
-    rep.get_by_label("to a queue").check()
-    rep.get_by_label("User or queue id").fill(conversation["queue_id"])
+    rep.get_by_label("Transfer to").select_option(value=f"queue:{conversation['queue_id']}")
     rep.get_by_role("button", name="Transfer").click()
     expect(rep.locator(f'[data-conversation="{conversation["id"]}"]')).to_have_count(0)
     expect(customer.get_by_text("You are being transferred; please wait")).to_be_visible()

@@ -14,6 +14,7 @@ from helpline.api.schemas import (
     DeploymentUpdate,
     QueueCreate,
     QueueOut,
+    QueueUpdate,
     UserCreate,
     UserOut,
     UserUpdate,
@@ -68,6 +69,14 @@ async def list_queues(accounts: AccountsDep) -> list[dict[str, Any]]:
 @router.post("/queues", status_code=201, response_model=QueueOut, responses=problems(401, 403, 409))
 async def create_queue(body: QueueCreate, accounts: AccountsDep) -> dict[str, Any]:
     return (await accounts.create_queue(body.name)).public()
+
+
+@router.patch("/queues/{queue_id}", response_model=QueueOut, responses=problems(401, 403, 404, 409))
+async def update_queue(
+    queue_id: Annotated[str, Path(max_length=40)], body: QueueUpdate, accounts: AccountsDep
+) -> dict[str, Any]:
+    """Rename a queue or set its wrap-up dispositions (what reps pick from when closing)."""
+    return (await accounts.update_queue(queue_id, body.model_dump(exclude_none=True))).public()
 
 
 @router.get("/deployments", response_model=list[DeploymentOut], responses=problems(401, 403))

@@ -11,6 +11,7 @@ from helpline.api.deps import AccountsDep, Caller, ConversationsDep, OffersDep, 
 from helpline.api.schemas import (
     AssignRequest,
     AvailableRep,
+    CloseRequest,
     ConversationOut,
     ConversationPage,
     CreateConversationRequest,
@@ -18,8 +19,10 @@ from helpline.api.schemas import (
     EntryPage,
     MessageRequest,
     OfferAnswer,
+    OfferOut,
     PresenceOut,
     PresenceRequest,
+    QueueListItem,
     QueueStats,
     ReceiptRequest,
     TransferRequest,
@@ -27,7 +30,7 @@ from helpline.api.schemas import (
 )
 from helpline.domain.permissions import Permission, require
 from helpline.edge.responses import NOSNIFF_HEADERS
-from helpline.errors import ValidationFailed
+from helpline.errors import BadRequest, ValidationFailed
 from helpline.records import StoredEvent
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -172,10 +175,23 @@ async def assign(
 @router.post(
     "/conversations/{conversation_id}/close",
     response_model=ConversationOut,
-    responses=problems(401, 403, 404),
+    responses=problems(401, 403, 404, 422),
 )
-async def close(conversation_id: ConversationId, caller: Caller, service: ConversationsDep) -> dict[str, Any]:
-    return await service.close(caller, conversation_id)
+async def close(
+    conversation_id: ConversationId,
+    caller: Caller,
+    service: ConversationsDep,
+    request: Request,
+    body: CloseRequest | None = None,
+) -> dict[str, Any]:
+    """Close; staff may give a wrap-up `disposition` from the queue's list (stored on the close entry).
+
+    The body is optional; an empty one that claims to be JSON is not JSON (400), as everywhere else.
+    """
+    content_type = request.headers.get("content-type", "")
+    if body is None and content_type.startswith("application/json") and not await request.body():
+        raise BadRequest("an empty body is not JSON: send {} or no Content-Type")
+    return await service.close(caller, conversation_id, body.disposition if body else None)
 
 
 @router.put("/me/presence", response_model=PresenceOut, responses=problems(401, 403))
@@ -183,7 +199,19 @@ async def set_presence(body: PresenceRequest, caller: Caller, accounts: Accounts
     return await accounts.set_presence(caller, body.status)
 
 
+@router.get("/me/presence", response_model=PresenceOut, responses=problems(401, 403))
+async def get_presence(caller: Caller, accounts: AccountsDep) -> dict[str, Any]:
+    """The caller's presence as the server has it (what the console's switch shows after a reload)."""
+    return await accounts.presence(caller)
+
+
 OfferId = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/offers", response_model=list[OfferOut], responses=problems(401, 403))
+async def list_offers(caller: Caller, service: ConversationsDep) -> list[dict[str, Any]]:
+    """The caller's pending offers with `expires_at`, customer and first message (after a reload)."""
+    return await service.pending_offers(caller)
 
 
 @router.post("/offers/{offer_id}/accept", response_model=ConversationOut, responses=problems(401, 403, 404, 409))
@@ -214,3 +242,9 @@ async def queue_stats(caller: Caller, request: Request) -> list[dict[str, Any]]:
     require(caller, Permission.SUPERVISOR)
     stats: list[dict[str, Any]] = await services(request).router.queue_stats()
     return stats
+
+
+@router.get("/queues", response_model=list[QueueListItem], responses=problems(401, 403))
+async def list_queues(caller: Caller, service: ConversationsDep) -> list[dict[str, Any]]:
+    """Queues by name with their waiting counts and wrap-up dispositions (for pickers)."""
+    return await service.queue_list(caller)

@@ -105,6 +105,10 @@ class ConversationOut(BaseModel):
     created_at: str
     updated_at: str
     closed_at: str | None
+    waiting_since: str | None = None  # the customer's last unanswered message (or arrival)
+    customer: dict[str, Any] | None = None  # {id, display_name, email, verified}
+    assignee: dict[str, Any] | None = None  # {id, display_name}
+    earlier_conversations: list[dict[str, Any]] | None = None  # a verified customer's history (staff)
     bot_id: str | None = None
     escalated_at: str | None = None
 
@@ -237,10 +241,89 @@ class QueueCreate(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
+Disposition = Annotated[str, StringConstraints(min_length=1, max_length=60, strip_whitespace=True)]
+
+
+class QueueUpdate(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] | None = None
+    dispositions: Annotated[list[Disposition], Field(max_length=50)] | None = None
+
+
 class QueueOut(BaseModel):
     id: str
     name: str
     created_at: str
+    dispositions: list[str] = []
+
+
+class QueueListItem(BaseModel):
+    """A queue as pickers show it: by name, with how many conversations wait in it."""
+
+    id: str
+    name: str
+    waiting: int
+    dispositions: list[str]
+
+
+class CloseRequest(Strict):
+    disposition: Disposition | None = None
+
+
+class NoteRequest(Strict):
+    id: ClientId
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+
+
+class OfferCustomer(BaseModel):
+    id: str
+    display_name: str
+    email: str | None
+    verified: bool
+
+
+class OfferOut(BaseModel):
+    """A pending offer, as ``offer.created`` carried it."""
+
+    offer_id: str
+    rep_id: str
+    offer_conversation_id: str
+    created_at: str
+    expires_at: str
+    conversation: ConversationOut
+    customer: OfferCustomer
+    preview: str | None
+
+
+Shortcut = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+CannedTitle = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+CannedText = Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+QueueRef = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
+class CannedCreate(Strict):
+    shortcut: Shortcut
+    title: CannedTitle
+    text: CannedText
+    queue_id: QueueRef | None = None
+    personal: bool | None = None  # default: shared for supervisors and admins, personal for reps
+
+
+class CannedUpdate(Strict):
+    shortcut: Shortcut | None = None
+    title: CannedTitle | None = None
+    text: CannedText | None = None
+    queue_id: QueueRef | None = None
+
+
+class CannedOut(BaseModel):
+    id: str
+    shortcut: str
+    title: str
+    text: str
+    queue_id: str | None
+    owner_id: str | None
+    created_at: str
+    updated_at: str
     bot_user_id: str | None = None
 
 
@@ -301,6 +384,7 @@ class OfferAnswer(BaseModel):
 class AvailableRep(BaseModel):
     id: str
     display_name: str
+    load: int
     active: int
     capacity: int
 
@@ -312,14 +396,23 @@ class RepStats(BaseModel):
     active: int
     pending_offers: int
     capacity: int
+    routable: bool = True  # holds access_conversation_entries (offered work at all)
+    presence_since: str | None = None
+    conversations: list[dict[str, str]] = []  # [{id, customer}]
 
 
 class QueueStats(BaseModel):
     queue_id: str
     name: str
     length: int
+    waiting: int = 0
     longest_wait_seconds: int
     reps_online: int
+    assigned: int = 0
+    avg_wait_seconds: int | None = None  # over the last hour
+    avg_handle_seconds: int | None = None  # over the last hour
+    service_level: float | None = None  # share answered within the target, last hour
+    service_level_target_seconds: float = 60.0
     rating_average: float | None = None
     ratings: int = 0
     bot_user_id: str | None = None

@@ -189,7 +189,10 @@ class Accounts:
         perms.require_rep(principal)
         async with self.store.write() as s:
             # Going online starts the disconnect grace period now, whether or not a stream is open yet.
-            await s.update_user(principal.id, presence=status, presence_before_disconnect=None, last_stream_at=utcnow())
+            now = utcnow()
+            await s.update_user(
+                principal.id, presence=status, presence_before_disconnect=None, last_stream_at=now, presence_since=now
+            )
             await s.append(
                 EventType.PRESENCE_CHANGED,
                 {"user_id": principal.id, "display_name": principal.display_name, "status": status},
@@ -198,6 +201,12 @@ class Accounts:
             )
         self.on_routing_change()
         return {"user_id": principal.id, "status": status}
+
+    async def presence(self, principal: Principal) -> dict[str, Any]:
+        perms.require_rep(principal)
+        async with self.store.read() as s:
+            user = await s.user(id=principal.id)
+        return {"user_id": principal.id, "status": user.presence if user else "offline"}
 
     # -- admin ----------------------------------------------------------------------------------
     async def create_user(
@@ -294,6 +303,23 @@ class Accounts:
             if await s.queue(name=name) is not None:
                 raise Conflict("a queue with this name exists")
             return await s.insert_queue(name)
+
+    async def update_queue(self, queue_id: str, changes: dict[str, Any]) -> Queue:
+        async with self.store.write() as s:
+            if await s.queue(id=queue_id) is None:
+                raise NotFound("no such queue")
+            name = changes.get("name")
+            if name is not None:
+                other = await s.queue(name=name)
+                if other is not None and other.id != queue_id:
+                    raise Conflict("a queue with this name exists")
+            if "dispositions" in changes:
+                changes["dispositions"] = list(dict.fromkeys(changes["dispositions"]))
+            if changes:
+                await s.update_queue(queue_id, **changes)
+            queue = await s.queue(id=queue_id)
+        assert queue is not None
+        return queue
 
     async def queues(self) -> list[Queue]:
         async with self.store.read() as s:

@@ -8,6 +8,7 @@ list cursors are encoded in ``cursor.py``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from helpline import events
@@ -27,8 +28,10 @@ from helpline.domain.log import (
     rep,
     revoke_pending_offers,
 )
+from helpline.domain.notes import STAFF_ONLY_TYPES
 from helpline.domain.outbox import Outbox
 from helpline.domain.permissions import Permission
+from helpline.domain.routing import offer_preview
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.events import EventType
 from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
@@ -142,7 +145,19 @@ class Conversations:
     async def get(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
         async with self.store.read() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
-            return conversation.public(await participants(s, conversation.id))
+            found = conversation.public(await participants(s, conversation.id))
+            if principal.is_customer:
+                return found
+            (named,) = await _with_names(s, [found])
+            if named["customer"] and named["customer"]["verified"]:
+                # A verified customer keeps one history: the rep sees what came before.
+                earlier = await s.list_conversations(customer_id=conversation.customer_id, limit=11)
+                named["earlier_conversations"] = [
+                    {"id": c.id, "status": c.status, "created_at": isoformat(c.created_at), "pre_chat": c.pre_chat}
+                    for c in earlier
+                    if c.id != conversation.id
+                ][:10]
+            return named
 
     async def page(self, principal: Principal, *, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
         perms.require_staff_chat(principal)
@@ -154,9 +169,12 @@ class Conversations:
             filters["assignee_id"] = principal.id
         async with self.store.read() as s:
             rows = await s.list_conversations(status=status, after=after, limit=limit + 1, **filters)
-        page = rows[:limit]
+            page = rows[:limit]
+            listed = [c.public() for c in page]
+            if not principal.is_customer:
+                listed = await _with_names(s, listed)
         next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-        return {"conversations": [c.public() for c in page], "next_cursor": next_cursor}
+        return {"conversations": listed, "next_cursor": next_cursor}
 
     async def entries(
         self, principal: Principal, conversation_id: str, *, after: int | None, before: int | None, limit: int
@@ -164,9 +182,13 @@ class Conversations:
         async with self.store.read() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
             perms.require_entries_access(principal, conversation)
-            rows = await s.conversation_events(conversation.id, after=after, before=before, limit=limit + 1)
-        if principal.is_customer:  # internal notes (an escalation's summary) are for staff only
-            rows = [row for row in rows if row.type != EventType.CONVERSATION_NOTE]
+            rows = await s.conversation_events(
+                conversation.id,
+                after=after,
+                before=before,
+                limit=limit + 1,
+                exclude_types=STAFF_ONLY_TYPES if principal.is_customer else None,
+            )
         more = len(rows) > limit
         if before is not None:
             page = rows[-limit:]
@@ -202,7 +224,10 @@ class Conversations:
             if conversation.status == "closed":
                 raise Conflict("the conversation is closed")
             # A customer's message restarts the inactivity clock; any message touches updated_at.
-            changes = {"last_customer_at": utcnow(), "inactivity_warned_at": None} if principal.is_customer else {}
+            if principal.is_customer:
+                changes: dict[str, Any] = {"last_customer_at": utcnow(), "inactivity_warned_at": None}
+            else:
+                changes = {"last_staff_at": utcnow()}  # the customer is answered: no longer waiting
             payload: dict[str, Any] = {"message_id": message_id, "text": text, "author": actor(principal)}
             files = await attach(s, principal, conversation, attachment_ids) if attachment_ids else []
             if files:
@@ -252,11 +277,21 @@ class Conversations:
                 recipients=audience(conversation),
             )
 
-    async def close(self, principal: Principal, conversation_id: str) -> dict[str, Any]:
+    async def close(self, principal: Principal, conversation_id: str, disposition: str | None = None) -> dict[str, Any]:
+        """Close; staff may give a wrap-up ``disposition`` from the queue's list, stored on the close entry."""
         async with self.store.write() as s:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id, for_update=True))
+            if disposition is not None:
+                if principal.is_customer:
+                    raise Forbidden("customers close without a disposition")
+                queue = await s.queue(id=conversation.queue_id)
+                if queue is None or disposition not in queue.dispositions:
+                    choices = ", ".join(queue.dispositions) if queue and queue.dispositions else "none configured"
+                    raise ValidationFailed(f"unknown disposition for this queue (choices: {choices})")
             if conversation.status != "closed":
-                conversation = await close_conversation(s, conversation, actor(principal), "closed")
+                conversation = await close_conversation(
+                    s, conversation, actor(principal), "closed", disposition=disposition
+                )
             result = conversation.public(await participants(s, conversation.id))
         self.on_routing_change()  # the rep has room for another conversation
         return result
@@ -274,9 +309,11 @@ class Conversations:
             if conversation.assignee_id != principal.id and not perms.sees_everything(principal):
                 raise Forbidden("only the assigned rep or a supervisor may transfer this conversation")
             if to_user_id is not None:
+                await _require_routable(s, to_user_id)
                 loads = await s.rep_loads(user_id=to_user_id)
                 if loads and (loads[0].presence != "online" or loads[0].active >= loads[0].capacity):
-                    raise Conflict("that rep is not online with free capacity; pick one from /api/v1/reps/available")
+                    name = loads[0].display_name
+                    raise Conflict(f"{name} is not online with free capacity; pick another rep or a queue")
             moved = await move(s, principal, conversation, to_user_id, to_queue_id, "transferred")
             result = moved.public(await participants(s, moved.id))
         self.on_routing_change()
@@ -290,22 +327,66 @@ class Conversations:
             conversation = await s.conversation(conversation_id, for_update=True)
             if conversation is None:
                 raise NotFound("no such conversation")
+            await _require_routable(s, user_id)
             moved = await move(s, principal, conversation, user_id, None, "assigned")
             result = moved.public(await participants(s, moved.id))
         self.on_routing_change()
         return result
 
     async def available_reps(self, principal: Principal, queue_id: str | None) -> list[dict[str, Any]]:
-        """Transfer targets: online reps with free capacity (in ``queue_id`` when given)."""
+        """Transfer targets: online reps who can answer (ACE), with free capacity (in ``queue_id`` when given)."""
         perms.require(principal, Permission.CHAT_USER)
         perms.require(principal, Permission.ACCESS_CONVERSATION_ENTRIES)
         async with self.store.read() as s:
             loads = await s.rep_loads(queue_id=queue_id)
         return [
-            {"id": r.id, "display_name": r.display_name, "active": r.active, "capacity": r.capacity}
+            {
+                "id": r.id,
+                "display_name": r.display_name,
+                "load": r.active,
+                "active": r.active,
+                "capacity": r.capacity,
+            }
             for r in loads
-            if r.presence == "online" and r.active < r.capacity and r.id != principal.id
+            if r.routable and r.presence == "online" and r.active < r.capacity and r.id != principal.id
         ]
+
+    async def pending_offers(self, principal: Principal) -> list[dict[str, Any]]:
+        """The caller's open offers, as ``offer.created`` carried them, so a reloaded console shows them."""
+        perms.require_rep(principal)
+        now = utcnow()
+        async with self.store.read() as s:
+            found = []
+            for offer in await s.offers_of(principal.id):
+                if _aware(offer.expires_at) <= now:
+                    continue  # the router revokes it on its next tick
+                conversation = await s.conversation(offer.conversation_id)
+                if conversation is None:
+                    continue
+                found.append(
+                    {
+                        "offer_id": offer.id,
+                        "rep_id": offer.user_id,
+                        "offer_conversation_id": conversation.id,
+                        "created_at": isoformat(offer.created_at),
+                        "expires_at": isoformat(offer.expires_at),
+                        "conversation": conversation.public(),
+                        **await offer_preview(s, conversation),
+                    }
+                )
+        return found
+
+    async def queue_list(self, principal: Principal) -> list[dict[str, Any]]:
+        """Queues by name for pickers, with how many wait in each and their wrap-up dispositions."""
+        perms.require(principal, Permission.CHAT_USER)
+        async with self.store.read() as s:
+            waiting: dict[str, int] = {}
+            for conversation in await s.queued_conversations():
+                waiting[conversation.queue_id] = waiting.get(conversation.queue_id, 0) + 1
+            return [
+                {"id": q.id, "name": q.name, "waiting": waiting.get(q.id, 0), "dispositions": list(q.dispositions)}
+                for q in await s.queues()
+            ]
 
 
 async def move(
@@ -327,8 +408,6 @@ async def move(
         target = await s.user(id=to_user_id)
         if target is None:
             raise NotFound("no such user")
-        if target.disabled or not {"chat_user", "chat_rep"} <= set(target.permissions):
-            raise ValidationFailed("the target user is not an active rep (chat_user and chat_rep)")
         if target.id == previous:
             raise Conflict("the conversation is already assigned to this rep")
         values: dict[str, Any] = {
@@ -387,6 +466,54 @@ async def move(
             greeting = deployment.greeting.replace("{rep}", target.display_name)
             await automatic_message(s, moved, greeting, "greeting", rep(target.id, target.display_name))
     return moved
+
+
+async def _with_names(s: StoreSession, conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Staff see people by name, never by id: the customer (with email, verified) and the assignee."""
+    customers = await s.customers_by_id({c["customer_id"] for c in conversations})
+    users = await s.user_names({c["assignee_id"] for c in conversations if c["assignee_id"]})
+    named = []
+    for c in conversations:
+        customer = customers.get(c["customer_id"])
+        assignee = c["assignee_id"]
+        named.append(
+            {
+                **c,
+                "customer": {
+                    "id": customer.id,
+                    "display_name": customer.display_name,
+                    "email": customer.email,
+                    "verified": customer.verified,
+                }
+                if customer
+                else None,
+                "assignee": {"id": assignee, "display_name": users.get(assignee, "")} if assignee else None,
+            }
+        )
+    return named
+
+
+ROUTABLE = (Permission.CHAT_USER, Permission.CHAT_REP, Permission.ACCESS_CONVERSATION_ENTRIES)
+
+
+async def _require_routable(s: StoreSession, user_id: str) -> None:
+    """Work goes only to reps who can answer it: 409 naming what the target lacks (issue 11)."""
+    target = await s.user(id=user_id)
+    if target is None:
+        raise NotFound("no such user")
+    if target.disabled:
+        raise Conflict(f"{target.display_name}'s account is disabled")
+    for permission in ROUTABLE:
+        if permission.value not in target.permissions:
+            raise Conflict(
+                f"{target.display_name} cannot take conversations: an admin must grant the "
+                f"'{permission.value}' permission",
+                permission=permission.value,
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
 async def participants(s: StoreSession, conversation_id: str) -> list[dict[str, Any]]:

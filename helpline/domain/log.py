@@ -59,7 +59,7 @@ async def revoke_offer(
     await s.answer_offer(offer_id, status, utcnow())
     await s.append(
         EventType.OFFER_REVOKED,
-        {"offer_id": offer_id, "offer_conversation_id": conversation_id, "reason": reason},
+        {"offer_id": offer_id, "rep_id": user_id, "offer_conversation_id": conversation_id, "reason": reason},
         conversation_id=None,
         recipients={user_id},
     )
@@ -72,13 +72,19 @@ async def revoke_pending_offers(s: StoreSession, conversation_id: str, reason: s
 
 
 async def close_conversation(
-    s: StoreSession, conversation: Conversation, closed_by: dict[str, str], reason: str
+    s: StoreSession,
+    conversation: Conversation,
+    closed_by: dict[str, str],
+    reason: str,
+    *,
+    disposition: str | None = None,
 ) -> Conversation:
     await s.update_conversation(conversation.id, status="closed", closed_at=utcnow(), queue_position=None)
     await revoke_pending_offers(s, conversation.id, "closed")
+    wrap_up = {"disposition": disposition} if disposition is not None else {}
     await s.append(
         EventType.CONVERSATION_CLOSED,
-        {"closed_by": closed_by, "reason": reason},
+        {"closed_by": closed_by, "reason": reason, **wrap_up},
         conversation_id=conversation.id,
         recipients=audience(conversation),
     )

@@ -25,6 +25,7 @@ from typing import Any
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
+from helpline.domain.notes import STAFF_ONLY_TYPES
 from helpline.errors import Conflict, Forbidden, RateLimited
 from helpline.events import EventType
 from helpline.mail import Mailer, parse_smtp_url
@@ -120,7 +121,9 @@ class Outbox:
             conversation = perms.require_visible(principal, await s.conversation(conversation_id))
             if await s.count_emails(conversation.id, "transcript") >= MAX_TRANSCRIPTS:
                 raise RateLimited("this conversation's transcript was sent often enough", retry_after=3600)
-            events = await s.conversation_events(conversation.id, after=None, before=None, limit=5000)
+            events = await s.conversation_events(
+                conversation.id, after=None, before=None, limit=5000, exclude_types=STAFF_ONLY_TYPES
+            )
             lines = [
                 _message_text(e.data().get("author", {}).get("display_name", ""), e.data())
                 for e in events

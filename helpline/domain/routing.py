@@ -7,6 +7,12 @@ rep who declined or let it expire is not offered the same conversation again for
 ``refusal_cooldown_seconds``. Customers in the queue are told their position and an estimated wait
 whenever it changes.
 
+Only reps who can answer are offered work (issue 11): they hold ``chat_rep`` *and*
+``access_conversation_entries``, and have a stream open, so the offer reaches a screen. When a node sees
+a rep's last stream close it records it (``stream_closed_at``); no new offer goes to that rep until a
+stream opens again (then at once), and offers it already holds are withdrawn, without the refusal
+cooldown, if it has not come back within ``presence_touch_seconds`` (a reload keeps them).
+
 Correctness under concurrency does not depend on timing: every decision is taken and written inside
 one ``Store.write()`` turn of the store's single writer (on PostgreSQL also holding the advisory lock),
 re-reading the state it decides on; so two nodes' routers, or a router and a rep's accept, are ordered.
@@ -19,6 +25,7 @@ import json
 import logging
 import statistics
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +35,7 @@ from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
 from helpline.events import EventType
-from helpline.records import Conversation, RepLoad, isoformat, new_id, utcnow
+from helpline.records import Conversation, Offer, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
 logger = logging.getLogger("helpline.routing")
@@ -92,11 +99,29 @@ class Router:
     # -- offers ----------------------------------------------------------------------------------
     async def expire_offers(self, now: datetime) -> None:
         async with self.store.read() as s:
-            if not await s.pending_offers(expired_by=now):
-                return
+            due = bool(await s.pending_offers(expired_by=now)) or bool(await self._unreachable_offers(s, now))
+        if not due:
+            return
         async with self.store.write() as s:
             for offer in await s.pending_offers(expired_by=now):
                 await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "timeout", status="expired")
+            for offer in await self._unreachable_offers(s, now):
+                # Not the rep's refusal: no cooldown, and the customer is offered to someone else now.
+                await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "unavailable")
+
+    async def _unreachable_offers(self, s: StoreSession, now: datetime) -> list[Offer]:
+        """Open offers of reps whose last stream closed over ``presence_touch_seconds`` ago."""
+        offers = await s.pending_offers()
+        if not offers:
+            return []
+        grace = now - timedelta(seconds=self.settings.presence_touch_seconds)
+        connected = self._connected()
+        gone = set()
+        for user_id in {o.user_id for o in offers} - connected:
+            loads = await s.rep_loads(user_id=user_id)
+            if loads and loads[0].stream_closed and _aware(loads[0].stream_closed_at) <= grace:
+                gone.add(user_id)
+        return [o for o in offers if o.user_id in gone]
 
     async def route(self, now: datetime) -> None:
         # Decide on a read whether anything is to be done: a write is a turn of the single writer, which
@@ -122,7 +147,7 @@ class Router:
             for queue_id, waiting in by_queue.items():
                 if any(c.queue_position != n for n, c in enumerate(waiting, start=1)):
                     return True  # a customer's position changed
-                reps = [r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online" and r.free > 0]
+                reps = [r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r) and r.free > 0]
                 if reps:
                     for conversation in waiting:
                         if not await s.pending_offers(conversation_id=conversation.id):
@@ -130,7 +155,7 @@ class Router:
         return False
 
     async def _offer_queue(self, s: StoreSession, queue_id: str, queued: list[Conversation], now: datetime) -> None:
-        reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online"}
+        reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r)}
         if not any(r.free > 0 for r in reps.values()):
             return
         cooldown = now - timedelta(seconds=self.settings.refusal_cooldown_seconds)
@@ -145,21 +170,30 @@ class Router:
             offer = await s.insert_offer(
                 id=new_id("ofr"), conversation_id=conversation.id, user_id=rep.id, created_at=now, expires_at=expires
             )
-            reps[rep.id] = RepLoad(
-                rep.id, rep.display_name, rep.presence, rep.capacity, rep.active, rep.pending + 1, rep.idle_since
-            )
+            reps[rep.id] = replace(rep, pending=rep.pending + 1)
             await s.append(
                 EventType.OFFER_CREATED,
                 {
                     "offer_id": offer.id,
+                    "rep_id": rep.id,
                     "offer_conversation_id": conversation.id,
                     "expires_at": isoformat(expires),
                     "timeout_seconds": self.settings.offer_timeout_seconds,
                     "conversation": conversation.public(),
+                    **await offer_preview(s, conversation),
                 },
                 conversation_id=None,
                 recipients={rep.id},
             )
+
+    def routable(self, rep: RepLoad) -> bool:
+        """Online, able to read and answer (ACE), and with a stream open (here, or not known closed)."""
+        if rep.presence != "online" or not rep.routable:
+            return False
+        return rep.id in self._connected() or not rep.stream_closed
+
+    def _connected(self) -> set[str]:
+        return set(self.connected_staff())
 
     async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
         waits = await s.recent_waits(queue_id)
@@ -207,7 +241,9 @@ class Router:
             for user_id, display_name, presence in await s.reps_gone_since(cutoff):
                 if user_id in connected:
                     continue
-                await s.update_user(user_id, presence="offline", presence_before_disconnect=presence)
+                await s.update_user(
+                    user_id, presence="offline", presence_before_disconnect=presence, presence_since=utcnow()
+                )
                 await s.append(
                     EventType.PRESENCE_CHANGED,
                     {"user_id": user_id, "display_name": display_name, "status": "offline", "reason": "disconnected"},
@@ -219,19 +255,24 @@ class Router:
                         await revoke_offer(s, offer.id, offer.conversation_id, user_id, "unavailable")
 
     async def rep_connected(self, user_id: str) -> None:
-        """A rep's stream opened: give back the presence it had before it was marked disconnected.
+        """A rep's stream opened: give back the presence it had before it was marked disconnected, and
+        route to it again at once if its last stream had been seen closing.
 
         Reads first, so the common case (nothing to restore) costs no write; ``keep_presence`` records
         open streams on its own schedule.
         """
-        if not await self.store.hot_read(lambda s: s.presence_to_restore(user_id)):
+        if not await self.store.hot_read(lambda s: s.rep_needs_reconnect(user_id)):
             return
         async with self.store.write() as s:
             restored = await s.presence_to_restore(user_id)
             user = await s.user(id=user_id)
-            if not restored or user is None:
+            if user is None:
                 return
-            await s.update_user(user_id, presence=restored, presence_before_disconnect=None, last_stream_at=utcnow())
+            await s.update_user(user_id, last_stream_at=utcnow())  # newer than stream_closed_at: routable
+            if not restored:
+                self.wake()
+                return
+            await s.update_user(user_id, presence=restored, presence_before_disconnect=None, presence_since=utcnow())
             await s.append(
                 EventType.PRESENCE_CHANGED,
                 {"user_id": user_id, "display_name": user.display_name, "status": restored, "reason": "reconnected"},
@@ -239,6 +280,11 @@ class Router:
                 recipients={user_id},
             )
         self.wake()
+
+    async def rep_disconnected(self, user_id: str) -> None:
+        """This node's last stream of a rep closed (the client went away): route nothing new to it."""
+        async with self.store.write() as s:
+            await s.update_user(user_id, stream_closed_at=utcnow())
 
     # -- inactivity --------------------------------------------------------------------------------
     async def sweep_inactivity(self, now: datetime) -> None:
@@ -275,6 +321,7 @@ class Router:
         async with self.store.read() as s:
             stats = []
             ratings = await s.rating_averages(now - timedelta(days=self.settings.rating_window_days))
+            target = self.settings.service_level_seconds
             # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
             bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             for queue in await s.queues():
@@ -282,14 +329,18 @@ class Router:
                 contained, escalated = bots.get(queue.id, (0, 0))
                 queued = await s.queued_conversations(queue.id)
                 reps = await s.rep_loads(queue_id=queue.id)
+                current = await s.assigned_to([r.id for r in reps])
                 oldest = min((c.queued_at or c.created_at for c in queued), default=None)
+                hour = hour_figures(await s.queue_hour(queue.id, now - timedelta(hours=1)), now, target)
                 stats.append(
                     {
                         "queue_id": queue.id,
                         "name": queue.name,
                         "length": len(queued),
+                        "waiting": len(queued),
                         "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
                         "reps_online": sum(1 for r in reps if r.presence == "online"),
+                        **hour,
                         # Satisfaction over the last rating_window_days (issue 12): None before any rating.
                         "rating_average": round(rating[0], 2) if rating else None,
                         "ratings": rating[1] if rating else 0,
@@ -304,6 +355,9 @@ class Router:
                                 "active": r.active,
                                 "pending_offers": r.pending,
                                 "capacity": r.capacity,
+                                "routable": r.routable,
+                                "presence_since": isoformat(r.presence_since) if r.presence_since else None,
+                                "conversations": current.get(r.id, []),
                             }
                             for r in reps
                         ],
@@ -320,6 +374,59 @@ class Router:
         self._last_stats = fingerprint
         body = events.encode(EventType.QUEUE_STATS, None, {"queues": queues})
         await self.bus.publish([ALL], Envelope(None, EventType.QUEUE_STATS, body))
+
+
+def hour_figures(rows: list[Any], now: datetime, target: float) -> dict[str, Any]:
+    """The wallboard's last hour of a queue: assigned now, average wait and handle time, service level.
+
+    Service level: of the conversations that waited in the last hour, the share answered (assigned) within
+    ``target`` seconds; one still waiting beyond the target counts as a miss, one waiting less is not
+    counted yet. ``None`` when there is nothing to count.
+    """
+    since = now - timedelta(hours=1)
+    waits, handles, met, counted = [], [], 0, 0
+    for status, queued_at, assigned_at, closed_at in rows:
+        if assigned_at is not None and _aware(assigned_at) >= since and queued_at is not None:
+            wait = max(0.0, (_aware(assigned_at) - _aware(queued_at)).total_seconds())
+            waits.append(wait)
+            counted += 1
+            met += wait <= target
+        elif status == "queued" and queued_at is not None:
+            waited = (now - _aware(queued_at)).total_seconds()
+            if waited > target:
+                counted += 1
+        if status == "closed" and closed_at is not None and assigned_at is not None and _aware(closed_at) >= since:
+            handles.append(max(0.0, (_aware(closed_at) - _aware(assigned_at)).total_seconds()))
+    return {
+        "assigned": sum(1 for row in rows if row[0] == "assigned"),
+        "avg_wait_seconds": round(statistics.fmean(waits)) if waits else None,
+        "avg_handle_seconds": round(statistics.fmean(handles)) if handles else None,
+        "service_level": round(met / counted, 3) if counted else None,
+        "service_level_target_seconds": target,
+    }
+
+
+async def offer_preview(s: StoreSession, conversation: Conversation) -> dict[str, Any]:
+    """What a rep sees before accepting: the customer's name and email, and their first message."""
+    customer = await s.customer(id=conversation.customer_id)
+    first = await s.conversation_events(conversation.id, after=None, before=None, limit=20)
+    preview = next(
+        (e.data().get("text", "") for e in first if e.type == "conversation.message" and _by_customer(e.data())), None
+    )
+    return {
+        "customer": {
+            "id": conversation.customer_id,
+            "display_name": customer.display_name if customer else "Customer",
+            "email": customer.email if customer else None,
+            "verified": customer.verified if customer else False,
+        },
+        "preview": preview[:280] if preview else None,
+    }
+
+
+def _by_customer(data: dict[str, Any]) -> bool:
+    author = data.get("author")
+    return isinstance(author, dict) and author.get("kind") == "customer"
 
 
 def _aware(moment: datetime | None) -> datetime:

@@ -3,6 +3,7 @@ participants, stream tickets. What is read by key on every request is in ``log.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +53,7 @@ class Directory(SessionConnection):
         q = schema.queues
         condition = q.c.id == id if id is not None else q.c.name == name
         row = (await self.conn.execute(select(q).where(condition))).first()
-        return None if row is None else Queue(row.id, row.name, row.created_at, row.bot_user_id)
+        return None if row is None else _queue(row)
 
     async def set_queue_bot(self, queue_id: str, user_id: str | None) -> None:
         q = schema.queues
@@ -60,7 +61,26 @@ class Directory(SessionConnection):
 
     async def queues(self) -> list[Queue]:
         rows = await self.conn.execute(select(schema.queues).order_by(schema.queues.c.name))
-        return [Queue(row.id, row.name, row.created_at, row.bot_user_id) for row in rows]
+        return [_queue(row) for row in rows]
+
+    async def update_queue(self, queue_id: str, **values: Any) -> None:
+        await self.conn.execute(update(schema.queues).where(schema.queues.c.id == queue_id).values(**values))
+
+    async def user_names(self, user_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(user_ids))
+        if not ids:
+            return {}
+        u = schema.users
+        rows = await self.conn.execute(select(u.c.id, u.c.display_name).where(u.c.id.in_(ids)))
+        return {row.id: row.display_name for row in rows}
+
+    async def customers_by_id(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return {}
+        c = schema.customers
+        rows = await self.conn.execute(select(c).where(c.c.id.in_(ids)))
+        return {row.id: Customer(**row._mapping) for row in rows}
 
     async def insert_deployment(self, **values: Any) -> Deployment:
         values = {"id": new_id("dep"), "created_at": utcnow(), **values}
@@ -183,3 +203,7 @@ def _deployment(row: Any) -> Deployment:
         attachment_max_bytes=row.get("attachment_max_bytes"),
         attachment_types=None if row.get("attachment_types") is None else tuple(row["attachment_types"]),
     )
+
+
+def _queue(row: Any) -> Queue:
+    return Queue(row.id, row.name, row.created_at, row.bot_user_id, tuple(row.dispositions or ()))

@@ -134,15 +134,37 @@ class EventLog(SessionConnection):
         return [_stored(row) for row in rows]
 
     async def conversation_events(
-        self, conversation_id: str, *, after: int | None, before: int | None, limit: int
+        self,
+        conversation_id: str,
+        *,
+        after: int | None,
+        before: int | None,
+        limit: int,
+        exclude_types: Iterable[str] | None = None,
     ) -> list[StoredEvent]:
-        """A page of one conversation's events, oldest first: after ``after``, or the last before ``before``."""
-        if before is not None:
-            rows = await self._fetch(self.statements.conversation_events(True), conversation_id, before, limit)
-            rows.reverse()
-        else:
-            rows = await self._fetch(self.statements.conversation_events(False), conversation_id, after or 0, limit)
-        return [_stored(row) for row in rows]
+        """A page of one conversation's events, oldest first: after ``after``, or the last before ``before``.
+
+        ``exclude_types`` leaves some types out (staff-only ones, for customers): read past them, so a page
+        still holds ``limit`` entries when there are that many.
+        """
+        excluded = frozenset(exclude_types or ())
+        found: list[StoredEvent] = []
+        while True:
+            if before is not None:
+                rows = await self._fetch(self.statements.conversation_events(True), conversation_id, before, limit)
+                rows.reverse()
+            else:
+                rows = await self._fetch(self.statements.conversation_events(False), conversation_id, after or 0, limit)
+            page = [_stored(row) for row in rows]
+            kept = [e for e in page if e.type not in excluded]
+            found = kept + found if before is not None else found + kept
+            if not excluded or len(page) < limit or len(found) >= limit:
+                break
+            if before is not None:
+                before = page[0].id
+            else:
+                after = page[-1].id
+        return found[-limit:] if before is not None else found[:limit]
 
     async def event_by_client_id(self, conversation_id: str, client_id: str) -> StoredEvent | None:
         rows = await self._fetch(self.statements.event_by_client_id(), conversation_id, client_id)
@@ -167,6 +189,16 @@ class EventLog(SessionConnection):
         """What a rep's presence was before it was marked disconnected; asked at every rep stream open."""
         row = await self._row(schema.users, user_id)
         return None if row is None else row["presence_before_disconnect"]
+
+    async def rep_needs_reconnect(self, user_id: str) -> bool:
+        """A rep's stream opens: is there a presence to give back, or a closed last stream to forget?"""
+        row = await self._row(schema.users, user_id)
+        if row is None:
+            return False
+        closed, seen = row.get("stream_closed_at"), row.get("last_stream_at")
+        if closed is not None and (seen is None or closed.replace(tzinfo=None) >= seen.replace(tzinfo=None)):
+            return True
+        return row["presence_before_disconnect"] is not None
 
     async def customer_by_id(self, customer_id: str) -> Customer | None:
         """A customer by id: every authentication refresh asks."""

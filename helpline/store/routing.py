@@ -43,6 +43,9 @@ class RoutingQueries(SessionConnection):
             u.c.permissions,
             u.c.disabled,
             u.c.idle_since,
+            u.c.last_stream_at,
+            u.c.stream_closed_at,
+            u.c.presence_since,
             active.label("active"),
             pending.label("pending"),
         )
@@ -63,6 +66,10 @@ class RoutingQueries(SessionConnection):
                     int(row.active),
                     int(row.pending),
                     row.idle_since,
+                    "access_conversation_entries" in row.permissions,
+                    row.last_stream_at,
+                    row.stream_closed_at,
+                    row.presence_since,
                 )
             )
         return loads
@@ -111,6 +118,39 @@ class RoutingQueries(SessionConnection):
         if expired_by is not None:
             query = query.where(o.c.expires_at <= expired_by)
         return [_offer(row) for row in await self.conn.execute(query.order_by(o.c.created_at))]
+
+    async def queue_hour(self, queue_id: str, since: datetime) -> list[Any]:
+        """(status, queued_at, assigned_at, closed_at) of the queue's conversations active since ``since``."""
+        c = schema.conversations
+        rows = await self.conn.execute(
+            select(c.c.status, c.c.queued_at, c.c.assigned_at, c.c.closed_at).where(
+                c.c.queue_id == queue_id,
+                or_(c.c.queued_at >= since, c.c.assigned_at >= since, c.c.closed_at >= since, c.c.status != "closed"),
+            )
+        )
+        return list(rows)
+
+    async def assigned_to(self, user_ids: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Each rep's open conversations with their customer's name (the wallboard's "current")."""
+        if not user_ids:
+            return {}
+        c, k = schema.conversations, schema.customers
+        rows = await self.conn.execute(
+            select(c.c.assignee_id, c.c.id, k.c.display_name)
+            .join(k, k.c.id == c.c.customer_id)
+            .where(c.c.assignee_id.in_(user_ids), c.c.status == "assigned")
+            .order_by(c.c.assigned_at)
+        )
+        found: dict[str, list[dict[str, str]]] = {}
+        for row in rows:
+            found.setdefault(row.assignee_id, []).append({"id": row.id, "customer": row.display_name})
+        return found
+
+    async def offers_of(self, user_id: str) -> list[Offer]:
+        """A rep's pending offers, oldest first (``GET /api/v1/offers``)."""
+        o = schema.offers
+        query = select(o).where(o.c.status == "pending", o.c.user_id == user_id).order_by(o.c.created_at)
+        return [_offer(row) for row in await self.conn.execute(query)]
 
     async def answer_offer(self, offer_id: str, status: str, when: datetime) -> None:
         o = schema.offers

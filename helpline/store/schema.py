@@ -46,6 +46,10 @@ users = Table(
     Column("idle_since", DateTime(timezone=True), nullable=True),
     Column("last_stream_at", DateTime(timezone=True), nullable=True),
     Column("presence_before_disconnect", String(16), nullable=True),
+    # The console (migration 0003_console): when this node saw the rep's last stream close (routing waits
+    # until one opens again; a touch by any node with a stream open is newer and wins).
+    Column("stream_closed_at", DateTime(timezone=True), nullable=True),
+    Column("presence_since", DateTime(timezone=True), nullable=True),  # the wallboard's time in status
 )
 
 queues = Table(
@@ -54,6 +58,7 @@ queues = Table(
     Column("id", String(40), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("dispositions", JSON, nullable=True),  # wrap-up codes a rep picks from when closing (0003_console)
     # Service agents (migration 0007): a bot user that takes every new conversation first.
     Column("bot_user_id", String(40), nullable=True),
 )
@@ -110,6 +115,7 @@ conversations = Table(
     Column("queue_position", Integer, nullable=True),
     Column("last_customer_at", DateTime(timezone=True), nullable=True),
     Column("inactivity_warned_at", DateTime(timezone=True), nullable=True),
+    Column("last_staff_at", DateTime(timezone=True), nullable=True),  # 0003_console: the last staff reply
     # Satisfaction (migration 0005): the customer's 1-5 score after close, for the queue averages.
     Column("rating", Integer, nullable=True),
     Column("rated_at", DateTime(timezone=True), nullable=True),
@@ -184,6 +190,20 @@ used_stream_tickets = Table(
     metadata,
     Column("jti", String(64), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("shortcut", String(40), nullable=False),
+    Column("title", String(120), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("queue_id", String(40), ForeignKey("queues.id"), nullable=True),
+    Column("owner_id", String(40), ForeignKey("users.id"), nullable=True),  # None: shared by everyone
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_canned_responses_owner", "owner_id", "shortcut"),
 )
 
 # Files sent in a conversation (migration 0005). ``content`` holds the bytes when the store keeps them in

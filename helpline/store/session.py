@@ -13,6 +13,7 @@ from helpline.records import Customer, User
 from helpline.store.api_keys import ApiKeyQueries
 from helpline.store.attachments import AttachmentQueries
 from helpline.store.bots import BotQueries
+from helpline.store.canned import CannedQueries
 from helpline.store.directory import Directory
 from helpline.store.log import EventLog
 from helpline.store.outbox import OutboxQueries
@@ -31,6 +32,7 @@ class StoreSession(
     AttachmentQueries,
     OutboxQueries,
     RatingQueries,
+    CannedQueries,
 ):
     async def user(self, *, id: str | None = None, username: str | None = None) -> User | None:
         return await self.user_by_id(id) if id is not None else await self.user_by_username(username)

@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
 
 from helpline import events
 from helpline.edge import problems
-from helpline.errors import Unavailable
+from helpline.errors import Unavailable, ValidationFailed
 from helpline.events import EventType
 from helpline.sse import encode_event, encode_preamble
+from helpline.verdicts import VERDICTS, Verdict, judge
 
 router = APIRouter(prefix="/api/v1/diagnostics", tags=["diagnostics"])
 MAX_CONCURRENT = 20
@@ -54,8 +56,13 @@ async def diagnostics_stream(
     count: Annotated[int, Query(ge=1, le=10)] = 5,
     interval: Annotated[float, Query(ge=0.1, le=5)] = 1.0,
     quiet: Annotated[float, Query(ge=0, le=45)] = 0.0,
+    heartbeat: Annotated[float, Query(ge=0, le=30, description="heartbeat events this often while quiet")] = 0.0,
 ) -> StreamingResponse:
-    """A test stream for `helpline doctor`: timestamped probes, then an optional silent period."""
+    """A test stream for `helpline doctor` and `/diagnostics`: timestamped probes, then an optional quiet period.
+
+    During the quiet period the stream is silent, or (with `heartbeat`) carries only `diagnostics.heartbeat`
+    events: a path that cuts the silent stream but keeps the other is one that heartbeats keep open.
+    """
     gate: DiagnosticsGate = request.app.state.diagnostics
     if gate.open >= MAX_CONCURRENT:
         raise Unavailable("too many diagnostic streams running; retry shortly", retry_after=10)
@@ -69,9 +76,54 @@ async def diagnostics_stream(
                 await asyncio.sleep(interval)
                 yield probe(n, "timed")
             if quiet > 0:
-                await asyncio.sleep(quiet)
+                deadline = time.monotonic() + quiet
+                while heartbeat > 0 and deadline - time.monotonic() > heartbeat:
+                    await asyncio.sleep(heartbeat)
+                    heartbeat_body = events.encode(EventType.DIAGNOSTICS_HEARTBEAT, None, {"server_time": time.time()})
+                    yield encode_event(heartbeat_body, event=EventType.DIAGNOSTICS_HEARTBEAT)
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
                 yield probe(count + 1, "after_quiet")
         finally:
             gate.open -= 1
 
     return StreamingResponse(body(), media_type="text/event-stream; charset=utf-8", headers=HEADERS)
+
+
+class PollAnswer(BaseModel):
+    server_time: float
+    held_seconds: float
+
+
+@router.get("/poll", response_model=PollAnswer)
+async def diagnostics_poll(hold: Annotated[float, Query(ge=0, le=5)] = 1.0) -> dict[str, float]:
+    """A long-poll stand-in: answers after `hold` seconds, so a client can see a held response get through."""
+    await asyncio.sleep(hold)
+    return {"server_time": time.time(), "held_seconds": hold}
+
+
+@router.get("/verdicts")
+async def verdict_list() -> list[dict[str, str]]:
+    """Every verdict the diagnostics can reach, worst first (shared by `helpline doctor` and `/diagnostics`)."""
+    return [v.public() for v in VERDICTS]
+
+
+class Observation(BaseModel):
+    """What a client measured (see docs/deployment.md, "Diagnosing from the browser")."""
+
+    model_config = ConfigDict(extra="allow")
+    reachable: bool
+    eventsource: dict[str, Any] | None = None
+    fetch: dict[str, Any] | None = None
+    idle: dict[str, Any] | None = None
+    heartbeat: dict[str, Any] | None = None
+    poll: dict[str, Any] | None = None
+
+
+@router.post("/verdict", responses=problems(400, 413, 422))
+async def verdict_for(observation: Observation) -> dict[str, str]:
+    """The verdict for an observation: the same judge as `helpline doctor`."""
+    try:
+        verdict: Verdict = judge(observation.model_dump())
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationFailed(f"malformed observation: {exc}") from None
+    return verdict.public()

@@ -38,6 +38,8 @@ async def poll(
     registry = request.app.state.streams
     metrics = request.app.state.metrics
     channel = channel_of(caller)
+    if caller.has("chat_rep"):
+        await svc.router.rep_connected(caller.id)  # a polling rep is reachable too
     lease = await registry.admit(caller, "poll")
     metrics.poll_requests.inc()
     try:

@@ -28,6 +28,15 @@ def recipient_filter(principal: Principal) -> str | None:
     return None if sees_everything(principal) else principal.id
 
 
+def foreign_offer(principal: Principal, event_type: str, payload: str) -> bool:
+    """An offer is for the offered rep alone; the all-seeing channel of supervisors carries everyone's.
+
+    Offer events name their rep in ``rep_id`` (domain/routing.py); a supervisor who is also a rep keeps
+    its own offers and never sees another's (issue 11).
+    """
+    return event_type.startswith("offer.") and f'"rep_id":"{principal.id}"' not in payload
+
+
 def parse_event_id(raw: str | None) -> int | None:
     """An event id from a header or query string; -1 for something that is not one (→ reset)."""
     if raw is None or raw == "":
@@ -70,8 +79,11 @@ async def replay(store: Store, principal: Principal, after: int | None, limit: i
         elif after > 0 and after < oldest - 1:
             reason = "expired"
         if reason is None:
-            events = await s.events_after(recipient_filter(principal), after, limit + 1)
+            who = recipient_filter(principal)
+            events = await s.events_after(who, after, limit + 1)
             if len(events) <= limit:
+                if who is None:
+                    events = [e for e in events if not foreign_offer(principal, e.type, e.payload)]
                 last = events[-1].id if events else after
                 hidden = hidden_events(principal)  # re-checked now, whatever the recipients said then
                 if hidden:

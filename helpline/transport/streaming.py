@@ -29,7 +29,7 @@ from helpline.bus import SlowConsumer
 
 if TYPE_CHECKING:
     from helpline.bus.counters import SharedCounters
-from helpline.bus.base import Subscription
+from helpline.bus.base import ALL, Subscription
 from helpline.config import Settings
 from helpline.domain.permissions import hidden_events
 from helpline.edge.auth import authenticate
@@ -45,7 +45,7 @@ from helpline.metrics import Metrics
 from helpline.records import Principal
 from helpline.services import Services
 from helpline.sse import encode_comment, encode_event, encode_preamble
-from helpline.transport.resume import channel_of, parse_event_id, replay
+from helpline.transport.resume import channel_of, foreign_offer, parse_event_id, replay
 
 logger = logging.getLogger("helpline.stream")
 
@@ -226,6 +226,8 @@ class EventStream:
             await send_problem(send, error)
         finally:
             registry.release(principal, "sse", lease)
+            if principal.has("chat_rep") and principal.id not in registry.per_identity:
+                await _last_stream_closed(services, principal.id)
 
     async def _serve(
         self,
@@ -278,7 +280,10 @@ class EventStream:
                 lifetime = settings.stream_lifetime_seconds * random.uniform(0.8, 1.0)  # noqa: S311 - jitter
                 deadline = time.monotonic() + lifetime
                 hidden = hidden_events(principal)
-                reason = await self._live(subscription, send, last_sent, deadline, heartbeat, settings, metrics, hidden)
+                hide = principal if channel == ALL else None  # supervisors: others' offers stay out
+                reason = await self._live(
+                    subscription, send, last_sent, deadline, heartbeat, settings, metrics, hidden, hide
+                )
                 if reason in ("slow", "overflow"):
                     metrics.slow_consumers.inc()
                 if reason in ("lifetime", "shutdown", REVALIDATE, "overflow"):
@@ -303,6 +308,7 @@ class EventStream:
         settings: Settings,
         metrics: Metrics,
         hidden: frozenset[str],
+        hide_offers_from_others: Principal | None = None,
     ) -> str:
         """``hidden``: event types this caller may not read now (message text without ACE), skipped
         here since the ``all`` channel of supervisors carries every event."""
@@ -326,6 +332,10 @@ class EventStream:
                         last_sent = envelope.id
                     if envelope.type in hidden:
                         continue
+                    if hide_offers_from_others and foreign_offer(
+                        hide_offers_from_others, envelope.type, envelope.payload
+                    ):
+                        continue
                     chunks.append(envelope.frame)  # encoded once, shared by every stream
                 if chunks:
                     if not await _write(send, b"".join(chunks), write_timeout):
@@ -339,6 +349,14 @@ class EventStream:
                 if subscription.closed_by == "client":
                     return "disconnected"
                 return REVALIDATE if subscription.closed_by == REVALIDATE else "shutdown"
+
+
+async def _last_stream_closed(services: Services, user_id: str) -> None:
+    """A rep's last stream on this node closed: routing waits until one opens again (domain/routing.py)."""
+    try:
+        await services.router.rep_disconnected(user_id)
+    except Exception:  # the store restarting must not turn a closed stream into an error
+        logger.warning("could not record that %s's last stream closed", user_id, exc_info=True)
 
 
 def resume_point(scope: Scope) -> str:

@@ -91,6 +91,12 @@ async def console() -> FileResponse:
     return FileResponse(WEB_ROOT / "console.html", headers=PAGE_HEADERS)
 
 
+@web_router.get("/diagnostics")
+async def diagnostics_page() -> FileResponse:
+    """The network doctor in the visitor's own browser (no login): tests streams, fetch and polling."""
+    return FileResponse(WEB_ROOT / "diagnostics.html", headers=PAGE_HEADERS)
+
+
 @web_router.get("/console/integrations")
 async def integrations() -> FileResponse:
     """Admins: webhooks (and a paused one's banner), API keys, the bots in front of queues (issue 14)."""

@@ -69,7 +69,7 @@ def install(app: FastAPI) -> None:
 
 
 def event_types() -> list[str]:
-    """The event types the browser code listens for, from the event catalogue (helpline/events.py)."""
+    """The stream's event types as the event catalogue (``helpline/events.py``) lists them for page code."""
     return handled_types()
 
 

@@ -1,13 +1,19 @@
-// The rep and supervisor console: sign in, the conversation list, one conversation's transcript,
-// replies, transfer, close, presence, and (supervisors) assignment. Live updates come from stream.js;
-// what the server refuses is shown with the problem's `detail`.
+// The rep and supervisor console: sign in, offers, the conversation list, one conversation's
+// transcript with its customer card, replies (canned responses with `/`), internal notes, transfer and
+// assign pickers, wrap-up on close, presence; supervisors' wallboard; canned responses and admin pages.
+// Live updates come from stream.js; what the server refuses is shown with the problem's `detail`.
+// People are shown by name, never by id.
 
+import { AdminPages } from './admin.js';
 import { ApiError, createApi, latestEntries, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
+import { CannedResponses, cannedPage } from './canned.js';
 import { formatTime, h } from './dom.js';
 import { EventType } from './events.js';
+import { Offers, askForNotifications } from './offers.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
+import { Wallboard, duration } from './wallboard.js';
 
 const $ = (id) => document.getElementById(id);
 const STORAGE_KEY = 'helpline:console';
@@ -24,6 +30,7 @@ const state = {
   conversations: new Map(),
   unread: new Map(),
   offers: new Map(),
+  justClosed: new Set(),
   selected: null,
   earlierCursor: null,
   refreshTimers: new Map(),
@@ -38,8 +45,44 @@ const transcript = new Transcript($('transcript'), {
 const tray = new AttachmentTray({
   api, getToken: token, conversationId: async () => state.selected, dropTargets: [$('reply-form')], pasteTargets: [$('reply')],
 });
-$('reply-form').insertBefore(tray.control, $('reply'));
+$('reply-form').insertBefore(tray.control, $('reply').closest('.composer__box'));
 $('reply-form').before(tray.list);
+const offers = new Offers({
+  api,
+  section: $('offers'),
+  list: $('offer-list'),
+  onAnswered: (answer, offer) => {
+    if (answer === 'accept' && offer.offer_conversation_id) {
+      refreshSoon(offer.offer_conversation_id);
+      select(offer.offer_conversation_id);
+    }
+  },
+  onError: (error) => handleFailure(error, $('app-error')),
+});
+const canned = new CannedResponses({
+  api,
+  box: $('reply'),
+  list: $('canned-suggestions'),
+  context: () => {
+    const conversation = state.conversations.get(state.selected);
+    return { customerName: conversation?.customer?.display_name, repName: session.user?.display_name, queueId: conversation?.queue_id };
+  },
+});
+const wallboard = new Wallboard({
+  api, queuesBody: $('wallboard-queues'), repsBody: $('wallboard-reps'), updated: $('wallboard-updated'),
+  onOpen: (id) => { showView('inbox'); select(id); },
+});
+const admin = new AdminPages({
+  api,
+  elements: {
+    users: $('admin-users'), queues: $('admin-queues'), deployments: $('admin-deployments'),
+    userForm: $('user-form'), newUsername: $('new-username'), newDisplayName: $('new-display-name'), newPassword: $('new-password'),
+    queueForm: $('queue-form'), newQueue: $('new-queue'),
+  },
+  onError: (error) => showError($('admin-error'), error),
+});
+let cannedManager = null;
+let queueNames = new Map(); // queue id → {name, waiting, dispositions}
 
 function loadSession() {
   try {
@@ -102,6 +145,8 @@ function signOut(message) {
   saveSession();
   state.conversations.clear();
   state.selected = null;
+  offers.clear();
+  for (const id of ['wallboard-view', 'canned-view', 'admin-view', 'no-work']) $(id).hidden = true;
   $('workspace').hidden = true;
   $('session').hidden = true;
   $('login-view').hidden = false;
@@ -114,9 +159,27 @@ function enterWorkspace() {
   $('login-view').hidden = true;
   $('workspace').hidden = false;
   $('session').hidden = false;
-  $('whoami').textContent = `${user.display_name} · id ${user.id}`;
+  $('whoami').textContent = user.display_name;
   $('presence-field').hidden = !can('chat_rep');
   $('supervisor-note').hidden = !can('supervisor');
+  // A rep who cannot read entries is never routed work (issue 11): say why, instead of an empty list.
+  $('no-work').hidden = !(can('chat_rep') && !can('access_conversation_entries'));
+  const managesShared = can('supervisor') || can('admin');
+  tab('wallboard').hidden = !can('supervisor');
+  tab('canned').hidden = !(can('chat_rep') || managesShared);
+  tab('admin').hidden = !can('admin');
+  $('note-mode').closest('label').hidden = !can('access_conversation_entries');
+  cannedManager = cannedPage({
+    api,
+    userId: user.id,
+    managesShared,
+    onChange: (items) => { canned.items = items; },
+    elements: {
+      list: $('canned-list'), form: $('canned-form'), shortcut: $('canned-shortcut'), title: $('canned-title-input'),
+      text: $('canned-text'), personal: $('canned-personal'), personalField: $('canned-personal-field'),
+      error: $('canned-error'), heading: $('canned-form-title'),
+    },
+  });
   stream = new LiveEvents({
     api,
     onEvent,
@@ -128,15 +191,53 @@ function enterWorkspace() {
     onAuthError: () => signOut('Your session has expired; please sign in again.'),
   });
   stream.start();
+  showView('inbox');
   reloadAll();
+  if (can('chat_rep')) canned.load();
+}
+
+// -- pages ---------------------------------------------------------------------------------------
+function tab(view) {
+  return document.querySelector(`.view-tab[data-view="${view}"]`);
+}
+
+function showView(view) {
+  $('workspace').hidden = view !== 'inbox';
+  $('wallboard-view').hidden = view !== 'wallboard';
+  $('canned-view').hidden = view !== 'canned';
+  $('admin-view').hidden = view !== 'admin';
+  for (const button of document.querySelectorAll('.view-tab')) {
+    button.setAttribute('aria-current', button.dataset.view === view ? 'page' : 'false');
+  }
+  if (view === 'wallboard') wallboard.load().catch((error) => handleFailure(error, $('app-error')));
+  if (view === 'canned') cannedManager?.refresh().catch((error) => handleFailure(error, $('app-error')));
+  if (view === 'admin') admin.load();
+}
+
+for (const button of document.querySelectorAll('.view-tab')) {
+  button.addEventListener('click', () => showView(button.dataset.view));
 }
 
 // -- the conversation list ------------------------------------------------------------------------
 async function reloadAll() {
   try {
-    const answer = await withRetry(() => api.get('/api/v1/conversations', { query: { status: $('status-filter').value, limit: 100 } }));
+    const filter = $('status-filter').value;
+    const status = filter === 'open' ? '' : filter;
+    const [answer, queues] = await Promise.all([
+      withRetry(() => api.get('/api/v1/conversations', { query: { status, limit: 100 } })),
+      api.get('/api/v1/queues'),
+    ]);
+    queueNames = new Map(queues.map((q) => [q.id, q]));
+    state.justClosed.clear();
     state.conversations = new Map(answer.conversations.map((c) => [c.id, c]));
     renderList();
+    // What the server holds, not what we last saw: pending offers with their time left, our presence,
+    // and (supervisors) the wallboard's figures, right after sign-in, a reload or a stream reset.
+    if (can('chat_rep')) {
+      offers.load().catch(() => {});
+      api.get('/api/v1/me/presence').then((p) => ($('presence').value = p.status)).catch(() => {});
+    }
+    if (can('supervisor')) wallboard.load().catch(() => {});
     if (state.selected) await select(state.selected, { keepScroll: true });
   } catch (error) {
     handleFailure(error, $('app-error'));
@@ -149,7 +250,8 @@ function renderList() {
   const list = $('conversation-list');
   const filter = $('status-filter').value;
   const conversations = [...state.conversations.values()]
-    .filter((c) => !filter || c.status === filter)
+    // "Open" keeps a chat closed just now in view (marked Closed) until the list is reloaded.
+    .filter((c) => !filter || (filter === 'open' ? c.status !== 'closed' || state.justClosed.has(c.id) : c.status === filter))
     .sort((a, b) => (b.updated_at || '').localeCompare(a.updated_at || ''));
   // Rebuilding the list must not steal keyboard focus from the item being used.
   const focused = document.activeElement?.dataset?.conversation;
@@ -158,17 +260,23 @@ function renderList() {
   $('list-empty').hidden = conversations.length > 0;
 }
 
+function customerName(conversation) {
+  return conversation.customer?.display_name || 'Customer';
+}
+
 function listItem(conversation) {
-  const unread = state.unread.get(conversation.id) || 0;
+  const unread = conversation.status === 'closed' ? 0 : state.unread.get(conversation.id) || 0;
   const topic = conversation.pre_chat?.topic;
+  const waiting = conversation.waiting_since ? (Date.now() - Date.parse(conversation.waiting_since)) / 1000 : null;
+  const meta = [topic, waiting !== null ? `waiting ${duration(waiting)}` : formatTime(conversation.updated_at)].filter(Boolean).join(' · ');
   const button = h('button', {
     type: 'button', className: 'conv',
     attrs: { 'aria-current': conversation.id === state.selected ? 'true' : null, 'data-conversation': conversation.id },
     on: { click: () => select(conversation.id) },
   },
-  h('span', { className: 'conv__title', textContent: topic || `Customer ${conversation.customer_id.slice(-6)}` }),
+  h('span', { className: 'conv__title', textContent: customerName(conversation) }),
   h('span', { className: `badge badge--${conversation.status}`, textContent: STATUS_LABEL[conversation.status] || conversation.status }),
-  h('span', { className: 'conv__meta', textContent: `${conversation.id.slice(0, 8)} · ${formatTime(conversation.updated_at)}` }),
+  h('span', { className: `conv__meta${waiting !== null ? ' conv__meta--waiting' : ''}`, textContent: meta }),
   unread ? h('span', { className: 'unread', textContent: String(unread), attrs: { 'aria-label': `${unread} unread` } }) : null);
   return h('li', {}, button);
 }
@@ -249,16 +357,79 @@ function showConversation(conversation) {
   const open = conversation.status !== 'closed';
   const mine = isMine(conversation);
   const supervisor = can('supervisor');
-  $('conversation-title').textContent = conversation.pre_chat?.topic || `Conversation ${conversation.id.slice(0, 8)}`;
-  const assignee = conversation.assignee_id ? (mine ? 'you' : conversation.assignee_id) : 'nobody';
-  $('conversation-meta').textContent = `${STATUS_LABEL[conversation.status] || conversation.status} · assigned to ${assignee}`;
-  $('conversation-ids').textContent = `conversation ${conversation.id} · queue ${conversation.queue_id}`
-    + ` · customer ${conversation.customer_id}`;
+  $('conversation-title').textContent = conversation.pre_chat?.topic || customerName(conversation);
+  const assignee = conversation.assignee_id ? (mine ? 'you' : conversation.assignee?.display_name || 'another rep') : 'nobody';
+  const queue = queueNames.get(conversation.queue_id);
+  $('conversation-meta').textContent = `${STATUS_LABEL[conversation.status] || conversation.status} · assigned to ${assignee}`
+    + (queue ? ` · queue ${queue.name}` : '');
+  $('conversation-ids').textContent = conversation.pre_chat?.topic ? customerName(conversation) : '';
+  renderCustomerCard(conversation);
+  // Supervisors monitoring may still whisper: the composer opens in note mode for them.
   setComposerVisible(open && mine && can('access_conversation_entries'));
+  // Supervisors monitoring read-only may still whisper to the rep: an internal note, never the customer.
+  $('whisper-form').hidden = !(open && supervisor && !mine);
+  updateComposer();
   $('monitor-note').hidden = !(supervisor && !mine);
-  $('close-conversation').hidden = !(open && (mine || supervisor));
-  $('transfer-form').hidden = !(open && can('access_conversation_entries') && (mine || supervisor));
-  $('assign-form').hidden = !(open && (supervisor || can('admin')));
+  $('close-form').hidden = !(open && (mine || supervisor));
+  const dispositions = queue?.dispositions || [];
+  $('disposition').replaceChildren(h('option', { value: '', textContent: 'No wrap-up code' }),
+    ...dispositions.map((d) => h('option', { value: d, textContent: d })));
+  $('disposition').hidden = $('disposition-label').hidden = dispositions.length === 0;
+  const transfers = open && can('access_conversation_entries') && (mine || supervisor);
+  const assigns = open && (supervisor || can('admin'));
+  $('transfer-form').hidden = !transfers;
+  $('assign-form').hidden = !assigns;
+  if (transfers || assigns) loadPickers();
+}
+
+function renderCustomerCard(conversation) {
+  const customer = conversation.customer || {};
+  const answers = Object.entries(conversation.pre_chat || {}).filter(([key]) => key !== 'page');
+  const page = conversation.pre_chat?.page || conversation.page_url;
+  const earlier = conversation.earlier_conversations || [];
+  $('customer-card').replaceChildren(...[
+    h('p', { className: 'customer-card__name' },
+      h('strong', { textContent: customer.display_name || 'Customer' }), ' ',
+      h('span', { className: `badge${customer.verified ? ' badge--assigned' : ''}`, textContent: customer.verified ? 'verified' : 'guest' }),
+      customer.email ? h('span', { className: 'customer-card__email', textContent: ` ${customer.email}` }) : null),
+    answers.length ? h('dl', { className: 'customer-card__answers' }, ...answers.flatMap(([k, v]) => [h('dt', { textContent: k }), h('dd', { textContent: String(v) })])) : null,
+    page ? h('p', { className: 'hint', textContent: `Came from ${page}` }) : null,
+    earlier.length ? h('details', {}, h('summary', { textContent: `${earlier.length} earlier conversation(s)` }),
+      h('ul', {}, ...earlier.map((c) => h('li', { textContent: `${new Date(c.created_at).toLocaleDateString()} · ${STATUS_LABEL[c.status] || c.status}${c.pre_chat?.topic ? ` · ${c.pre_chat.topic}` : ''}` })))) : null,
+  ].filter(Boolean)); // replaceChildren would show a null as the text "null"
+}
+
+/** The pickers: online reps with room (name, load) and queues by name (with waiting counts). */
+async function loadPickers() {
+  const id = state.selected;
+  try {
+    const [reps, queues, stats] = await Promise.all([
+      can('access_conversation_entries') ? api.get('/api/v1/reps/available') : [],
+      api.get('/api/v1/queues'),
+      can('supervisor') ? api.get('/api/v1/queues/stats') : [],
+    ]);
+    if (state.selected !== id) return;
+    queueNames = new Map(queues.map((q) => [q.id, q]));
+    const chosen = { transfer: $('transfer-target').value, assign: $('assign-user').value };
+    const repOptions = reps.map((r) => h('option', { value: `user:${r.id}`, textContent: `${r.display_name} (${r.load}/${r.capacity})` }));
+    const queueOptions = queues.map((q) => h('option', { value: `queue:${q.id}`, textContent: `${q.name} queue (${q.waiting} waiting)` }));
+    $('transfer-target').replaceChildren(...[
+      h('option', { value: '', textContent: reps.length ? 'Choose a rep or a queue…' : 'Choose a queue (no rep has room)…' }),
+      reps.length ? h('optgroup', { label: 'Reps online with room' }, ...repOptions) : null,
+      h('optgroup', { label: 'Queues' }, ...queueOptions),
+    ].filter(Boolean));
+    // Supervisors assign past presence and capacity, to anyone who can answer (routable reps).
+    const everyone = new Map();
+    for (const queue of stats) for (const rep of queue.reps || []) if (rep.routable !== false) everyone.set(rep.id, rep);
+    $('assign-user').replaceChildren(h('option', { value: '', textContent: everyone.size ? 'Choose a rep…' : 'No rep can take conversations' }),
+      ...[...everyone.values()].map((r) => h('option', { value: r.id, textContent: `${r.display_name} · ${r.presence} · ${r.active}/${r.capacity}` })));
+    // A refresh (any event about the conversation) must not undo what the rep is picking.
+    for (const [select, value] of [[$('transfer-target'), chosen.transfer], [$('assign-user'), chosen.assign]]) {
+      if (value && [...select.options].some((option) => option.value === value)) select.value = value;
+    }
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 403)) handleFailure(error);
+  }
 }
 
 function setComposerVisible(visible) {
@@ -287,10 +458,11 @@ function onEvent(event) {
       return;
     case EventType.OFFER_CREATED:
     case EventType.OFFER_REVOKED:
-      onOffer(event);
+      if (can('chat_rep') && (!event.rep_id || event.rep_id === session.user?.id)) offers.onEvent(event);
       return;
     case EventType.QUEUE_STATS:
       $('queue-stats').textContent = queueStatsText(event);
+      wallboard.apply(event.queues);
       return;
     default:
       break;
@@ -313,9 +485,12 @@ function onEvent(event) {
       $('typing').textContent = '';
       sendRead();
     }
-  } else if (event.type === EventType.CONVERSATION_MESSAGE) {
+  } else if (event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== session.user.id) {
     state.unread.set(id, (state.unread.get(id) || 0) + 1);
+  } else if (event.type === 'conversation.closed') {
+    state.unread.delete(id); // a closed chat keeps no badge
   }
+  if (event.type === 'conversation.closed' && state.conversations.has(id)) state.justClosed.add(id);
   refreshSoon(id);
 }
 
@@ -327,39 +502,6 @@ function queueStatsText(event) {
     const rating = queue.ratings ? `, rating ${queue.rating_average} of 5 (${queue.ratings})` : '';
     return `${waiting}${longest}, ${queue.reps_online ?? 0} rep(s) online${rating}`;
   }).join(' · ');
-}
-
-/** Offers from the router: accept or decline before they expire (offer.revoked withdraws one). */
-function onOffer(event) {
-  const offerId = event.offer_id;
-  if (!offerId) return;
-  if (event.type === EventType.OFFER_REVOKED) state.offers.delete(offerId);
-  else state.offers.set(offerId, event);
-  const items = [...state.offers.entries()].map(([id, offer]) => {
-    const conversation = offer.conversation || {};
-    const label = conversation.pre_chat?.topic || `Conversation ${(offer.offer_conversation_id || '').slice(0, 8)}`;
-    const expires = offer.expires_at ? ` · until ${formatTime(offer.expires_at)}` : '';
-    return h('li', { className: 'offer' },
-      h('span', { textContent: `${label}${expires}` }),
-      h('button', { type: 'button', textContent: 'Accept', on: { click: () => answerOffer(id, 'accept') } }),
-      h('button', { type: 'button', className: 'secondary', textContent: 'Decline', on: { click: () => answerOffer(id, 'decline') } }));
-  });
-  $('offer-list').replaceChildren(...items);
-  $('offers').hidden = items.length === 0;
-}
-
-async function answerOffer(id, answer) {
-  try {
-    const offer = state.offers.get(id);
-    await api.post(`/api/v1/offers/${encodeURIComponent(id)}/${answer}`, {});
-    onOffer({ type: EventType.OFFER_REVOKED, offer_id: id });
-    if (answer === 'accept' && offer?.offer_conversation_id) {
-      refreshSoon(offer.offer_conversation_id);
-      select(offer.offer_conversation_id);
-    }
-  } catch (error) {
-    handleFailure(error, $('app-error'));
-  }
 }
 
 // -- acting on the selected conversation ----------------------------------------------------------
@@ -391,9 +533,26 @@ function postTyping(id, typingState) {
   api.post(`/api/v1/conversations/${encodeURIComponent(id)}/typing`, { state: typingState }).catch(() => {});
 }
 
+function updateComposer() {
+  const note = $('note-mode').checked;
+  $('reply-form').classList.toggle('composer--note', note);
+  $('send-button').textContent = note ? 'Add note' : 'Send';
+  $('reply').placeholder = note
+    ? 'Internal note: only staff see it, never the customer'
+    : 'Write a reply (Enter sends, Shift+Enter adds a line, / for canned responses)';
+}
+
+$('note-mode').addEventListener('change', updateComposer);
+
 $('reply-form').addEventListener('submit', (event) => {
   event.preventDefault();
   const text = $('reply').value.trim();
+  if ($('note-mode').checked) { // a note is text for staff: files stay in the tray for the next reply
+    if (!text || !state.selected) return;
+    $('reply').value = '';
+    addNote(state.selected, crypto.randomUUID(), text);
+    return;
+  }
   if (tray.busy) {
     showError($('conversation-error'), 'Please wait until the files have uploaded.');
     return;
@@ -423,18 +582,42 @@ async function sendReply(conversationId, clientId, text, attachmentIds = []) {
   }
 }
 
-$('close-conversation').addEventListener('click', () => act('close', {}));
+async function addNote(conversationId, noteId, text, box = $('reply')) {
+  try {
+    const entry = await withRetry(() => api.post(`/api/v1/conversations/${encodeURIComponent(conversationId)}/notes`, { id: noteId, text }));
+    if (state.selected === conversationId) transcript.apply(entry);
+    showError($('conversation-error'), null);
+  } catch (error) {
+    box.value = text; // nothing lost: the note is back in the box to retry
+    handleFailure(error);
+  }
+}
+
+$('whisper-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('whisper').value.trim();
+  if (!text || !state.selected) return;
+  $('whisper').value = '';
+  addNote(state.selected, crypto.randomUUID(), text, $('whisper'));
+});
+
+$('close-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const disposition = $('disposition').value;
+  act('close', disposition ? { disposition } : {});
+});
 
 $('transfer-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  const target = new FormData(event.target).get('target');
-  const value = $('transfer-id').value.trim();
-  act('transfer', target === 'queue' ? { to_queue_id: value } : { to_user_id: value }).then((ok) => ok && ($('transfer-id').value = ''));
+  const [kind, id] = $('transfer-target').value.split(':');
+  if (!id) return;
+  act('transfer', kind === 'queue' ? { to_queue_id: id } : { to_user_id: id });
 });
 
 $('assign-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  act('assign', { user_id: $('assign-user').value.trim() }).then((ok) => ok && ($('assign-user').value = ''));
+  const userId = $('assign-user').value;
+  if (userId) act('assign', { user_id: userId });
 });
 
 async function act(action, body) {
@@ -457,6 +640,7 @@ async function act(action, body) {
 $('presence').addEventListener('change', async () => {
   const status = $('presence').value;
   if (!status) return;
+  if (status === 'online') askForNotifications(); // once, from this gesture: desktop cues for offers
   try {
     await api.put('/api/v1/me/presence', { status });
     showError($('app-error'), null);
@@ -464,6 +648,9 @@ $('presence').addEventListener('change', async () => {
     handleFailure(error, $('app-error'));
   }
 });
+
+// Waiting times in the list move on their own.
+setInterval(() => { if (session.user && !$('workspace').hidden) renderList(); }, 15000);
 
 // -- start ----------------------------------------------------------------------------------------
 if (session.token && session.user) enterWorkspace();

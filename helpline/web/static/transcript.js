@@ -86,6 +86,7 @@ export class Transcript {
   apply(entry) {
     if (typeof entry.id !== 'number' || this.byId.has(entry.id)) return null;
     if (entry.type === EventType.CONVERSATION_MESSAGE) return this.applyMessage(entry);
+    if (entry.type === EventType.CONVERSATION_NOTE) return this.applyNote(entry);
     if (entry.type === EventType.CONVERSATION_READ) {
       if (entry.by?.id !== this.selfId()) this.markRead(entry.entry_id);
       return null;
@@ -122,6 +123,16 @@ export class Transcript {
     });
     node.dataset.incoming = String(!own);
     if (own) this.setState(node, entry.id <= this.readUpTo ? 'Read' : 'Sent', 'sent');
+    this.place(entry.id, node);
+    return node;
+  }
+
+  /** An internal note (staff only; the server never sends one to a customer): set apart, labelled. */
+  applyNote(entry) {
+    const node = h('div', { className: 'note-entry', attrs: { role: 'note' } },
+      h('p', { className: 'note-entry__label', textContent: `Internal note · ${entry.author?.display_name || 'staff'}` }),
+      h('p', { className: 'note-entry__text', textContent: entry.text ?? '' }),
+      h('p', { className: 'msg__meta' }, h('time', { dateTime: entry.at || '', textContent: formatTime(entry.at) })));
     this.place(entry.id, node);
     return node;
   }

@@ -169,7 +169,11 @@ class ChatWidget {
       this.personButton,
       this.endButton,
       h('button', { type: 'button', className: 'minimize', attrs: { 'aria-label': 'Minimize chat' }, textContent: '–', on: { click: () => this.minimize() } })),
-    this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended);
+    this.notice, this.log, this.newMessages, this.typing, this.composer, this.ended,
+    // The network doctor (GET /diagnostics) runs in the customer's own browser, through their network.
+    h('p', { className: 'help' }, h('a', {
+      href: `${this.config.server}/diagnostics`, textContent: 'Connection problems?', attrs: { target: '_blank', rel: 'noopener' },
+    })));
     this.buildCustomerSide();
     root.append(stylesheet, extras, this.panel, this.launcher);
     document.body.append(host);
