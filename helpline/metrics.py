@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -61,3 +63,41 @@ class Metrics:
         self.webhook_endpoints_paused = Gauge(
             "helpline_webhook_endpoints_paused", "Webhook endpoints paused after repeated failures", registry=r
         )
+        # The contact center (issue 11). Counters count what this process committed (offers, closes);
+        # the gauges are read from the database at every scrape (so every node reports the same).
+        self.offers = Counter(
+            "helpline_offers", "Offers by outcome (created, accepted, declined, expired)", ["outcome"], registry=r
+        )
+        for outcome in ("created", "accepted", "declined", "expired"):
+            self.offers.labels(outcome)
+        self.conversations_closed = Counter(
+            "helpline_conversations_closed",
+            'Conversations closed, by wrap-up disposition ("none" without one)',
+            ["disposition"],
+            registry=r,
+        )
+        self.handle_time = Histogram(
+            "helpline_handle_time_seconds",
+            "From assignment to close, for conversations a rep (or bot) handled",
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.queue_waiting = Gauge(
+            "helpline_queue_waiting", "Conversations waiting in the queue", ["queue"], registry=r
+        )
+        self.queue_longest_wait = Gauge(
+            "helpline_queue_longest_wait_seconds",
+            "How long the oldest waiting conversation has waited",
+            ["queue"],
+            registry=r,
+        )
+        self.reps = Gauge("helpline_reps", "Reps (chat_rep users in any queue) by presence", ["presence"], registry=r)
+
+    def handled(self, assigned_at: datetime | None, closed_at: datetime | None) -> None:
+        """A conversation closed: its handle time, when someone had it."""
+        if assigned_at is not None and closed_at is not None:
+            self.handle_time.observe(max(0.0, (_aware(closed_at) - _aware(assigned_at)).total_seconds()))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC

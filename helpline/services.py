@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,10 +24,13 @@ from helpline.domain.retention import Retention
 from helpline.domain.routing import Router
 from helpline.domain.webhook_delivery import DeliveryWorker, waking
 from helpline.domain.webhooks import Webhooks
+from helpline.events import EventType
 from helpline.metrics import Metrics
 from helpline.ratelimit import Limiter
+from helpline.records import StoredEvent
 from helpline.store import Store
 from helpline.store.attachments import choose_blobs
+from helpline.store.commit import Publisher
 
 if TYPE_CHECKING:
     from helpline.bus.counters import SharedCounters  # imports redis: only where the bus is Redis
@@ -72,8 +75,10 @@ class Services:
         follower = LogFollower(store, bus, interval=settings.log_check_seconds, metrics=metrics)
         deliveries = DeliveryWorker(store, bus, settings, metrics)
         published = follower.publisher(injected(settings.fault_injection, bus.publish_events))
+        if metrics is not None:
+            published = counted(published, metrics)
         store.on_commit(waking(published, store, deliveries.wake))
-        router = Router(store, bus, settings, connected_staff=connected)
+        router = Router(store, bus, settings, connected_staff=connected, metrics=metrics)
         invalidation = Invalidation(bus, settings.principal_cache_seconds)
         counters = open_counters(settings.bus_url)
         blobs = choose_blobs(settings.database_url, settings.attachment_storage, settings.attachment_dir)
@@ -90,8 +95,9 @@ class Services:
                 on_routing_change=router.wake,
                 outbox=outbox,
                 after_customer_message=escalations.after_customer_message,
+                metrics=metrics,
             ),
-            offers=Offers(store, router.wake),
+            offers=Offers(store, router.wake, metrics),
             router=router,
             follower=follower,
             attachments=Attachments(store, blobs, settings),
@@ -108,3 +114,25 @@ class Services:
             deliveries=deliveries,
             escalations=escalations,
         )
+
+
+def counted(publish: Publisher, metrics: Metrics) -> Publisher:
+    """Count the contact-center events of each commit (offers made, refused, timed out; closes by
+    disposition) on their way to the bus: cheap, in process, and only what was durably stored."""
+
+    async def count_and_publish(events: Sequence[StoredEvent]) -> None:
+        for event in events:
+            if event.type == EventType.OFFER_CREATED:
+                metrics.offers.labels("created").inc()
+            elif event.type == EventType.OFFER_REVOKED:
+                reason = event.data().get("reason")
+                if reason in REFUSALS:
+                    metrics.offers.labels(REFUSALS[reason]).inc()
+            elif event.type == EventType.CONVERSATION_CLOSED:
+                metrics.conversations_closed.labels(event.data().get("disposition") or "none").inc()
+        await publish(events)
+
+    return count_and_publish
+
+
+REFUSALS = {"declined": "declined", "timeout": "expired"}  # offer.revoked reasons that end an offer unanswered

@@ -270,3 +270,45 @@ async def test_supervisors_see_queue_stats_live(app: FastAPI, world: World) -> N
     await router(app).publish_stats()
     assert waiting  # queue.stats is ephemeral: proven on the stream by the scenario test
     waiting.cancel()
+
+
+def scraped(text: str, series: str) -> float:
+    """The value of one series in a /metrics scrape (fails when it is missing)."""
+    (line,) = [line for line in text.splitlines() if line.startswith(series + " ")]
+    return float(line.split()[-1])
+
+
+async def test_metrics_show_the_contact_center(app: FastAPI, world: World, client: httpx.AsyncClient) -> None:
+    """A scripted scene (an offer declined, one expired, one accepted, a wrap-up) and the scrape after it."""
+    await world.call("admin", "PATCH", f"/api/v1/admin/queues/{world.queue_id}", {"dispositions": ["Resolved"]})
+    await online(world, "rep2")
+    await router(app).tick()
+    (offer,) = await open_offers(world, "rep2")
+    assert (await world.call("rep2", "POST", f"/api/v1/offers/{offer['offer_id']}/decline")).status_code == 200
+    await online(world, "rep")
+    await router(app).tick()
+    (offer,) = await open_offers(world, "rep")
+    await router(app).tick(utcnow() + timedelta(seconds=31))  # rep lets it time out; bob keeps waiting
+    assert await open_offers(world, "rep") == []
+    closed = await world.call(
+        "rep", "POST", f"/api/v1/conversations/{world.conversations['alice']}/close", {"disposition": "Resolved"}
+    )
+    assert closed.status_code == 200, closed.text
+    await world.open_conversation("alice")
+    await router(app).tick()
+    (offer,) = await open_offers(world, "rep") + await open_offers(world, "rep2")
+    taker = "rep" if offer["rep_id"] == world.user_ids["rep"] else "rep2"
+    assert (await accept(world, taker, offer["offer_id"])).status_code == 200
+
+    text = (await client.get("/metrics")).text
+    assert scraped(text, 'helpline_offers_total{outcome="created"}') == 3
+    assert scraped(text, 'helpline_offers_total{outcome="declined"}') == 1
+    assert scraped(text, 'helpline_offers_total{outcome="expired"}') == 1
+    assert scraped(text, 'helpline_offers_total{outcome="accepted"}') == 1
+    assert scraped(text, 'helpline_conversations_closed_total{disposition="Resolved"}') == 1
+    assert scraped(text, "helpline_handle_time_seconds_count") == 1
+    assert scraped(text, 'helpline_handle_time_seconds_bucket{le="+Inf"}') == 1
+    assert scraped(text, 'helpline_queue_waiting{queue="support"}') == 1  # bob
+    assert 0 <= scraped(text, 'helpline_queue_longest_wait_seconds{queue="support"}') < 600
+    assert scraped(text, 'helpline_reps{presence="online"}') == 2
+    assert scraped(text, 'helpline_reps{presence="offline"}') == 1  # the trainee

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from helpline.api import problems
 from helpline.api.deps import services
 from helpline.errors import HelplineError, Unavailable
+from helpline.metrics import Metrics
+from helpline.records import Presence
 
 router = APIRouter(tags=["operations"])
 
@@ -44,11 +46,27 @@ async def metrics(request: Request) -> Response:
     if svc is not None:
         try:
             averages = await svc.ratings.averages()
-            names = {q.id: q.name for q in await svc.accounts.queues()}
+            queues = await svc.router.queue_stats()  # the wallboard's figures, so the two always agree
         except HelplineError:
-            averages, names = {}, {}  # the database is away: the counters still answer
+            averages, queues = {}, []  # the database is away: the counters still answer
+        names = {q["queue_id"]: q["name"] for q in queues}
         for queue_id, (average, count) in averages.items():
             metrics.satisfaction.labels(names.get(queue_id, queue_id)).set(average)
             metrics.satisfaction_ratings.labels(names.get(queue_id, queue_id)).set(count)
+        if queues:
+            contact_center(metrics, queues)
     registry = metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def contact_center(metrics: Metrics, queues: list[dict[str, Any]]) -> None:
+    """Waiting and longest wait per queue, and reps by presence (each rep once, whatever its queues)."""
+    metrics.queue_waiting.clear()  # a deleted or renamed queue leaves no stale series
+    metrics.queue_longest_wait.clear()
+    presence: dict[str, str] = {}
+    for queue in queues:
+        metrics.queue_waiting.labels(queue["name"]).set(queue["waiting"])
+        metrics.queue_longest_wait.labels(queue["name"]).set(queue["longest_wait_seconds"])
+        presence.update({rep["id"]: rep["presence"] for rep in queue["reps"]})
+    for state in get_args(Presence):
+        metrics.reps.labels(state).set(sum(1 for p in presence.values() if p == state))

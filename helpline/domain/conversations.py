@@ -34,6 +34,7 @@ from helpline.domain.permissions import Permission
 from helpline.domain.routing import offer_preview
 from helpline.errors import Conflict, Forbidden, NotFound, PermissionDenied, ValidationFailed
 from helpline.events import EventType
+from helpline.metrics import Metrics
 from helpline.records import Conversation, Principal, StoredEvent, User, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
@@ -51,8 +52,10 @@ class Conversations:
         on_routing_change: Callable[[], None] = lambda: None,
         outbox: Outbox | None = None,
         after_customer_message: CustomerMessageHook | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics  # handle times of the conversations closed here
         self.bus = bus
         self.on_routing_change = on_routing_change  # the router's wake(): work or capacity appeared
         self.outbox = outbox  # emails a rep's reply to a customer who is away (domain/outbox.py)
@@ -288,11 +291,14 @@ class Conversations:
                 if queue is None or disposition not in queue.dispositions:
                     choices = ", ".join(queue.dispositions) if queue and queue.dispositions else "none configured"
                     raise ValidationFailed(f"unknown disposition for this queue (choices: {choices})")
-            if conversation.status != "closed":
+            closing = conversation.status != "closed"
+            if closing:
                 conversation = await close_conversation(
                     s, conversation, actor(principal), "closed", disposition=disposition
                 )
             result = conversation.public(await participants(s, conversation.id))
+        if closing and self.metrics is not None:
+            self.metrics.handled(conversation.assigned_at, conversation.closed_at)
         self.on_routing_change()  # the rep has room for another conversation
         return result
 

@@ -14,13 +14,15 @@ from helpline.domain import permissions as perms
 from helpline.domain.conversations import move, participants
 from helpline.domain.log import revoke_offer
 from helpline.errors import Conflict, NotFound
+from helpline.metrics import Metrics
 from helpline.records import Offer, Principal, utcnow
 from helpline.store import Store, StoreSession
 
 
 class Offers:
-    def __init__(self, store: Store, on_routing_change: Callable[[], None]) -> None:
+    def __init__(self, store: Store, on_routing_change: Callable[[], None], metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics  # accepted offers (created, declined and expired ones are counted from the log)
         self.on_routing_change = on_routing_change  # the router's wake(): a rep took work or refused it
 
     async def accept(self, principal: Principal, offer_id: str) -> dict[str, Any]:
@@ -42,6 +44,8 @@ class Offers:
             await s.answer_offer(offer.id, "accepted", utcnow())
             moved = await move(s, principal, conversation, principal.id, None, "assigned")
             result = moved.public(await participants(s, moved.id))
+        if self.metrics is not None:
+            self.metrics.offers.labels("accepted").inc()
         self.on_routing_change()
         return result
 

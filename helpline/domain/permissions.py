@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from helpline.errors import Forbidden, NotFound, PermissionDenied
+from helpline.events import EventType
 from helpline.records import Conversation, Principal
 
 
@@ -51,7 +52,7 @@ def is_party(principal: Principal, conversation: Conversation) -> bool:
 
 
 # The events that carry what people wrote: readable only by whoever :func:`sees_text`.
-TEXT_EVENTS = frozenset({"conversation.message", "conversation.note"})
+TEXT_EVENTS: frozenset[str] = frozenset({EventType.CONVERSATION_MESSAGE, EventType.CONVERSATION_NOTE})
 
 
 def sees_text(principal: Principal) -> bool:

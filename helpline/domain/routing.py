@@ -35,6 +35,7 @@ from helpline.bus.base import ALL
 from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
 from helpline.events import EventType
+from helpline.metrics import Metrics
 from helpline.records import Conversation, Offer, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
@@ -61,8 +62,10 @@ class Router:
         settings: Settings,
         *,
         connected_staff: Callable[[], Iterable[str]] = lambda: (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics  # handle times of conversations closed for inactivity
         self.bus = bus
         self.settings = settings
         self._wake = asyncio.Event()
@@ -313,7 +316,9 @@ class Router:
                     text = f"Are you still there? This chat will close in {minutes} minute(s)."
                     await automatic_message(s, conversation, text, "inactivity-warning")
                 elif _aware(conversation.inactivity_warned_at) + close_after <= now:
-                    await close_conversation(s, conversation, SYSTEM, reason="inactivity")
+                    closed = await close_conversation(s, conversation, SYSTEM, reason="inactivity")
+                    if self.metrics is not None:  # counted before the commit: a rare rollback overcounts
+                        self.metrics.handled(closed.assigned_at, closed.closed_at)
 
     # -- supervision -------------------------------------------------------------------------------
     async def queue_stats(self) -> list[dict[str, Any]]:
@@ -411,7 +416,12 @@ async def offer_preview(s: StoreSession, conversation: Conversation) -> dict[str
     customer = await s.customer(id=conversation.customer_id)
     first = await s.conversation_events(conversation.id, after=None, before=None, limit=20)
     preview = next(
-        (e.data().get("text", "") for e in first if e.type == "conversation.message" and _by_customer(e.data())), None
+        (
+            e.data().get("text", "")
+            for e in first
+            if e.type == EventType.CONVERSATION_MESSAGE and _by_customer(e.data())
+        ),
+        None,
     )
     return {
         "customer": {

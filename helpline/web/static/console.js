@@ -487,10 +487,10 @@ function onEvent(event) {
     }
   } else if (event.type === EventType.CONVERSATION_MESSAGE && event.author?.id !== session.user.id) {
     state.unread.set(id, (state.unread.get(id) || 0) + 1);
-  } else if (event.type === 'conversation.closed') {
+  } else if (event.type === EventType.CONVERSATION_CLOSED) {
     state.unread.delete(id); // a closed chat keeps no badge
   }
-  if (event.type === 'conversation.closed' && state.conversations.has(id)) state.justClosed.add(id);
+  if (event.type === EventType.CONVERSATION_CLOSED && state.conversations.has(id)) state.justClosed.add(id);
   refreshSoon(id);
 }
 

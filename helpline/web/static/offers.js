@@ -3,6 +3,7 @@
 // hidden). Pending offers are fetched again after a reload (GET /api/v1/offers), so none is lost.
 
 import { h } from './dom.js';
+import { EventType } from './events.js';
 
 const TITLE = document.title;
 
@@ -75,7 +76,7 @@ export class Offers {
 
   onEvent(event) {
     if (!event.offer_id) return;
-    if (event.type === 'offer.revoked') {
+    if (event.type === EventType.OFFER_REVOKED) {
       this.offers.delete(event.offer_id);
     } else if (!this.offers.has(event.offer_id)) {
       this.offers.set(event.offer_id, event);
