@@ -161,6 +161,13 @@ def admins_only(status: int) -> dict[str, Outcome]:
     return refused | staff | {"admin": status}
 
 
+@dataclass(frozen=True)
+class Files:
+    """A multipart body (``files=`` of httpx) instead of JSON, for uploads."""
+
+    files: dict[str, tuple[str, bytes, str]]
+
+
 Body = Callable[[Scene], Any]
 
 
@@ -188,6 +195,8 @@ class Row:
             delivery_id=1,
             key_id="key-missing",
             queue_id=scene.world.queue_id,
+            attachment_id="att-missing",
+            customer_id="cus-missing",
             canned_id="canned-missing",
         )
 
@@ -347,11 +356,39 @@ ROWS = [
         answers(anonymous=401, alice=409, bob=404, rep=202, rep2=404, trainee=404, supervisor=403, admin=404,
                 nochat=CHAT_USER),
         body=lambda s: {"summary": "over to a person"}),
+    # customers' extras: attachments, ratings, email, erasure
+    Row("POST /api/v1/conversations/{conversation_id}/attachments",
+        answers(anonymous=401, alice=201, bob=404, rep=201, rep2=404, trainee=404, supervisor=403, admin=404,
+                nochat=CHAT_USER),
+        body=lambda s: Files({"file": ("note.txt", b"hello there", "text/plain")})),
+    Row("POST /api/v1/conversations/{conversation_id}/attachments", on="trainee",
+        expect=answers(anonymous=401, alice=404, bob=404, rep=404, rep2=404, trainee=ACE, supervisor=403, admin=404,
+                       nochat=CHAT_USER),
+        body=lambda s: Files({"file": ("note.txt", b"hello there", "text/plain")})),
+    Row("GET /api/v1/attachments/{attachment_id}",
+        answers(anonymous=401, alice=404, bob=404, rep=404, rep2=404, trainee=404, supervisor=404, admin=404,
+                nochat=CHAT_USER)),
+    Row("POST /api/v1/conversations/{conversation_id}/rating",  # 409: alice's chat has not ended
+        answers(anonymous=401, alice=409, bob=404, rep=403, rep2=403, trainee=403, supervisor=403, admin=403,
+                nochat=403),
+        body=lambda s: {"score": 5}),
+    Row("POST /api/v1/conversations/{conversation_id}/transcript",  # 409: this server sends no email
+        answers(anonymous=401, alice=409, bob=409, rep=403, rep2=403, trainee=403, supervisor=403, admin=403,
+                nochat=403),
+        body=lambda s: {"email": "alice@example.com"}),
+    Row("PUT /api/v1/me/contact",  # 409: this server sends no email
+        answers(anonymous=401, alice=409, bob=409, rep=403, rep2=403, trainee=403, supervisor=403, admin=403,
+                nochat=403),
+        body=lambda s: {"email": "alice@example.com"}),
+    Row("DELETE /api/v1/admin/customers/{customer_id}", admins_only(404)),
     # operations
     Row("GET /healthz", everyone(200)),
     Row("GET /readyz", everyone(200)),
     Row("GET /metrics", everyone(200)),
     Row("GET /api/v1/diagnostics/stream", everyone(200), query="count=1&interval=0.1"),  # for `helpline doctor`
+    Row("GET /api/v1/diagnostics/poll", everyone(200), query="hold=0"),  # the /diagnostics page's probes
+    Row("GET /api/v1/diagnostics/verdicts", everyone(200)),
+    Row("POST /api/v1/diagnostics/verdict", everyone(200), body=lambda s: {"reachable": False}),
     # events
     Row("GET /api/v1/events/poll", query="timeout=0",
         expect=answers(anonymous=401, alice=200, bob=200, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,
@@ -412,6 +449,8 @@ async def perform(app: FastAPI, world: World, row: Row, caller: str, scene: Scen
         return await open_stream(app, world.auth(caller), row.query)
     body = row.body(scene) if row.body else None
     url = f"{path}?{row.query}" if row.query else path
+    if isinstance(body, Files):
+        return await world.call(caller, row.method, url, files=body.files)
     return await world.call(caller, row.method, url, body)
 
 
