@@ -4,16 +4,19 @@ The bot is the example as shipped, with the FAQ file as shipped, on the Python c
 acting as its user. It answers a known question, escalates an unknown one (the summary becomes a staff
 note the rep who takes over reads; the customer sees "Connecting you with a person" and never the
 note), a customer's "talk to a person" escalates at once, and the queue stats count contained vs
-escalated.
+escalated. In Chromium, the rep's console shows the summary labelled and on top, and the wallboard the
+bot's figures and the rating.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +28,9 @@ from helpline.client import Client
 from helpline.config import Settings
 from helpline.domain.accounts import Accounts
 from helpline.store import open_store
-from tests.conftest import LiveServer, make_settings
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, console_error
+from tests.conftest import LiveServer, make_settings, skip_or_fail
+from tests.test_web_ui import expect
 
 pytestmark = pytest.mark.timeout(120)
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -78,6 +83,41 @@ def server(database_url: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
         yield live, ids
     finally:
         live.stop()
+
+
+@contextmanager
+def chromium() -> Iterator[Callable[[], Any]]:
+    """Pages for the console checks, in a Chromium started and stopped inside the test: Playwright's sync
+    API holds the thread's event loop while it runs, and the PostgreSQL fixtures need that loop after."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium); browser tests need Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
+
+        def open_page() -> Any:
+            context = instance.new_context(viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(10_000)
+            page = context.new_page()
+            page.errors = []
+            page.on("pageerror", lambda error: page.errors.append(str(error)))
+            page.on("console", lambda message: console_error(page, message))
+            return page
+
+        try:
+            yield open_page
+        finally:
+            instance.close()
+
+
+def console(page: Any, live: LiveServer, username: str) -> Any:
+    page.goto(f"{live.url}/console")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#connection")).to_have_text(re.compile("Live"))
+    return page
 
 
 def test_the_faq_bot_answers_what_it_knows_and_hands_the_rest_to_a_person(
@@ -177,6 +217,25 @@ def test_the_faq_bot_answers_what_it_knows_and_hands_the_rest_to_a_person(
         assert supervisor_view.status_code == 200, supervisor_view.text
         (stats,) = [q for q in supervisor_view.json() if q["queue_id"] == ids["queue"]]
         assert (stats["bot_contained_today"], stats["bot_escalated_today"]) == (1, 3)
+
+        # The console: the rep reads the summary labelled, on top; the wallboard shows the bot and the rating.
+        assert call(cleo, "POST", f"/api/v1/conversations/{third}/rating", {"score": 4}).status_code == 201
+        with chromium() as new_page:
+            riley = console(new_page(), live, "riley")
+            riley.locator("#conversation-list .conv", has_text="Ada").click()
+            pinned = riley.locator("#escalation-summary")
+            expect(pinned).to_be_visible()
+            expect(pinned).to_contain_text("Escalation summary")
+            expect(pinned).to_contain_text(question)
+            expect(riley.locator("#transcript .note-entry--escalation")).to_contain_text("Escalation summary")
+            expect(riley.locator("#integrations-link")).to_be_hidden()  # not an admin
+            board = console(new_page(), live, "admin")
+            expect(board.get_by_role("link", name="Integrations")).to_have_attribute("href", "/console/integrations")
+            board.get_by_role("button", name="Wallboard").click()
+            support = board.locator('#wallboard-queues tr[data-queue="support"]')
+            expect(support.locator('[data-field="bot"]')).to_have_text("1 / 3")
+            expect(support.locator('[data-field="rating"]')).to_have_text("4.0 / 5 (1 rating)")
+            assert riley.errors == [] and board.errors == []
     finally:
         bot_client.close()
         running.join(timeout=15)

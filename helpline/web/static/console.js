@@ -11,6 +11,7 @@ import { AttachmentTray, attachmentList } from './attachments.js';
 import { CannedResponses, cannedPage } from './canned.js';
 import { formatTime, h } from './dom.js';
 import { EventType } from './events.js';
+import { showPausedWebhooks } from './integrations.js';
 import { Offers, askForNotifications } from './offers.js';
 import { LiveEvents } from './stream.js';
 import { Transcript } from './transcript.js';
@@ -20,6 +21,7 @@ const $ = (id) => document.getElementById(id);
 const STORAGE_KEY = 'helpline:console';
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 8000;
+const WEBHOOK_CHECK_MS = 60000; // how often an admin's console looks for paused webhooks
 const STATUS_LABEL = { queued: 'Queued', assigned: 'Assigned', closed: 'Closed' };
 const CONNECTION_LABEL = {
   connecting: 'Connecting…', live: 'Live', polling: 'Live (polling)', reconnecting: 'Reconnecting…', stopped: 'Offline',
@@ -43,7 +45,9 @@ let stream = null;
 const token = () => session.token;
 const transcript = new Transcript($('transcript'), {
   selfId: () => session.user?.id, perspective: 'staff', files: (list) => attachmentList(api, token, list),
+  onEscalation: (entry) => pinEscalation(entry),
 });
+let webhookTimer = null;
 // Files for the reply: the paperclip, drop on the conversation, paste into the reply (attachments.js).
 const tray = new AttachmentTray({
   api, getToken: token, conversationId: async () => state.selected, dropTargets: [$('reply-form')], pasteTargets: [$('reply')],
@@ -149,7 +153,8 @@ function signOut(message) {
   state.conversations.clear();
   state.selected = null;
   offers.clear();
-  for (const id of ['wallboard-view', 'canned-view', 'admin-view', 'no-work']) $(id).hidden = true;
+  for (const id of ['wallboard-view', 'canned-view', 'admin-view', 'no-work', 'webhooks-paused', 'integrations-link']) $(id).hidden = true;
+  clearInterval(webhookTimer);
   $('workspace').hidden = true;
   $('session').hidden = true;
   $('login-view').hidden = false;
@@ -171,6 +176,13 @@ function enterWorkspace() {
   tab('wallboard').hidden = !can('supervisor');
   tab('canned').hidden = !(can('chat_rep') || managesShared);
   tab('admin').hidden = !can('admin');
+  $('integrations-link').hidden = !can('admin');
+  if (can('admin')) { // issue 14: a paused webhook is announced in the console too, checked now and every minute
+    const checkWebhooks = () => showPausedWebhooks(api, $('webhooks-paused'), checkWebhooks);
+    checkWebhooks();
+    clearInterval(webhookTimer);
+    webhookTimer = setInterval(checkWebhooks, WEBHOOK_CHECK_MS);
+  }
   $('note-mode').closest('label').hidden = !can('access_conversation_entries');
   cannedManager = cannedPage({
     api,
@@ -314,6 +326,8 @@ async function select(id, { keepScroll = false } = {}) {
   if (changed) {
     stopTyping();
     transcript.clear();
+    $('escalation-summary').replaceChildren();
+    $('escalation-summary').hidden = true;
     tray.clear();
     $('typing').textContent = '';
     showError($('conversation-error'), null);
@@ -355,6 +369,15 @@ $('load-earlier').addEventListener('click', async () => {
 
 function isMine(conversation) {
   return conversation.assignee_id === session.user.id;
+}
+
+/** A bot's hand-off summary (issue 14) goes on top of the conversation, above the transcript, too. */
+function pinEscalation(entry) {
+  const box = $('escalation-summary');
+  box.replaceChildren(h('div', { className: 'note-entry note-entry--escalation' },
+    h('p', { className: 'note-entry__label', textContent: `Escalation summary · ${entry.author?.display_name || 'bot'}` }),
+    h('p', { className: 'note-entry__text', textContent: entry.text ?? '' })));
+  box.hidden = false;
 }
 
 function showConversation(conversation) {

@@ -16,8 +16,9 @@ export class Transcript {
    * @param {'customer'|'staff'} options.perspective  wording of system lines
    * @param {(attachments: object[]) => Node} [options.files]  renders a message's attachments (attachments.js)
    */
-  constructor(log, { selfId, perspective, files = null, onUnseen = () => {} }) {
+  constructor(log, { selfId, perspective, files = null, onUnseen = () => {}, onEscalation = () => {} }) {
     this.log = log;
+    this.onEscalation = onEscalation; // a bot's hand-off summary arrived (the console pins it on top)
     this.onUnseen = onUnseen; // an entry arrived below the fold while the reader had scrolled up
     this.selfId = selfId;
     this.perspective = perspective;
@@ -127,13 +128,17 @@ export class Transcript {
     return node;
   }
 
-  /** An internal note (staff only; the server never sends one to a customer): set apart, labelled. */
+  /** An internal note (staff only; the server never sends one to a customer): set apart, labelled.
+   * A bot's hand-off summary (`escalation: true`, issue 14) is labelled as such. */
   applyNote(entry) {
-    const node = h('div', { className: 'note-entry', attrs: { role: 'note' } },
-      h('p', { className: 'note-entry__label', textContent: `Internal note · ${entry.author?.display_name || 'staff'}` }),
+    const label = entry.escalation ? 'Escalation summary' : 'Internal note';
+    const className = entry.escalation ? 'note-entry note-entry--escalation' : 'note-entry';
+    const node = h('div', { className, attrs: { role: 'note' } },
+      h('p', { className: 'note-entry__label', textContent: `${label} · ${entry.author?.display_name || 'staff'}` }),
       h('p', { className: 'note-entry__text', textContent: entry.text ?? '' }),
       h('p', { className: 'msg__meta' }, h('time', { dateTime: entry.at || '', textContent: formatTime(entry.at) })));
     this.place(entry.id, node);
+    if (entry.escalation) this.onEscalation(entry);
     return node;
   }
 

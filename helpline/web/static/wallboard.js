@@ -1,6 +1,7 @@
 // The supervisor's wallboard: per queue waiting, longest wait, assigned, last-hour averages and service
 // level; per rep presence, time in status, load and current conversations. Fetched at once (so it is
-// right just after sign-in), then kept live from `queue.stats`; waits and times tick every second.
+// right just after sign-in), then kept live from `queue.stats`; waits and times tick every second. With
+// issue 12 and 14: the satisfaction average, and today's bot conversations contained vs escalated.
 
 import { h } from './dom.js';
 
@@ -51,7 +52,17 @@ export class Wallboard {
         textContent: q.service_level === null || q.service_level === undefined ? '—'
           : `${Math.round(q.service_level * 100)} % in ${q.service_level_target_seconds} s`,
       }),
-      h('td', { className: 'num', textContent: String(q.reps_online ?? 0), attrs: { 'data-field': 'online' } }))));
+      h('td', { className: 'num', textContent: String(q.reps_online ?? 0), attrs: { 'data-field': 'online' } }),
+      h('td', {
+        className: 'num', attrs: { 'data-field': 'rating' },
+        textContent: q.rating_average === null || q.rating_average === undefined ? '—'
+          : `${q.rating_average.toFixed(1)} / 5 (${q.ratings} rating${q.ratings === 1 ? '' : 's'})`,
+      }),
+      h('td', {
+        className: 'num', attrs: { 'data-field': 'bot' },
+        textContent: q.bot_user_id || q.bot_contained_today || q.bot_escalated_today
+          ? `${q.bot_contained_today ?? 0} / ${q.bot_escalated_today ?? 0}` : '—',
+      }))));
     const reps = new Map();
     for (const queue of this.queues) for (const rep of queue.reps || []) reps.set(rep.id, rep);
     this.repsBody.replaceChildren(...[...reps.values()].map((rep) => {
