@@ -15,7 +15,7 @@ from helpline import create_app
 from helpline.domain import filetypes
 from tests.conftest import make_settings
 from tests.files import EXECUTABLE, HTML, SVG, pdf, png
-from tests.world import World
+from tests.world import World, assign_to_trainee
 
 CEILING = 64 * 1024  # the server's limit in these tests, so that "too large" stays cheap
 
@@ -161,7 +161,7 @@ async def test_downloads_are_for_those_who_may_read_the_conversation(app: FastAP
     assert (await world.call("rep2", "GET", path)).status_code == 404  # staff who is not a party
     assert (await world.call("nochat", "GET", path)).status_code == 403  # no chat_user
     assert (await world.client.get(path)).status_code == 401
-    await world.assign(conversation, "trainee")  # handles the session, may not read its entries
+    await assign_to_trainee(app, world, conversation)  # handles the session, may not read its entries
     denied = await world.call("trainee", "GET", path)
     assert denied.status_code == 403 and denied.json()["permission"] == "access_conversation_entries"
     assert (await world.call("bob", "GET", "/api/v1/attachments/att_" + "0" * 32)).status_code == 404
@@ -171,7 +171,7 @@ async def test_uploading_and_sending_are_for_parties_who_may_write(app: FastAPI,
     alice, bob = world.conversations["alice"], world.conversations["bob"]
     assert (await upload(world, "bob", alice, "x.png", png(), "image/png")).status_code == 404
     assert (await upload(world, "supervisor", alice, "x.png", png(), "image/png")).status_code == 403
-    await world.assign(bob, "trainee")
+    await assign_to_trainee(app, world, bob)
     assert (await upload(world, "trainee", bob, "x.png", png(), "image/png")).status_code == 403
     mine = (await upload(world, "alice", alice, "x.png", png(), "image/png")).json()["id"]
     # Someone else's upload, or one from another conversation, cannot be sent.

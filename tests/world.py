@@ -70,6 +70,19 @@ class World:
         assert response.status_code == 200, response.text
 
 
+async def assign_to_trainee(app: FastAPI, world: World, conversation_id: str) -> None:
+    """Give a conversation to the trainee, who handles the session but may not read its entries.
+
+    Work goes only to reps who can answer it (issue 11), so the trainee holds
+    ``access_conversation_entries`` while it is assigned and loses it afterwards: the state a rep is in
+    when an admin withdraws the permission."""
+    accounts = app.state.services.accounts
+    trainee = world.user_ids["trainee"]
+    await accounts.update_user(trainee, {"permissions": ["chat_user", "chat_rep", "access_conversation_entries"]})
+    await world.assign(conversation_id, "trainee")
+    await accounts.update_user(trainee, {"permissions": STAFF["trainee"]})
+
+
 async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
     accounts = app.state.services.accounts
     world = World(client)
