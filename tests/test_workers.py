@@ -7,6 +7,7 @@ which process serves each connection (from ``/proc``) instead of hoping that bot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,8 +86,14 @@ def served(database_url: str, redis_bus_url: str, tmp_path: Path) -> Iterator[tu
             time.sleep(0.2)
         yield server, port
     finally:
+        workers: list[int] = []
+        with contextlib.suppress(OSError):  # the supervisor may be gone already
+            workers = children(server.pid)
         if server.poll() is None:
             server.kill()
+        for pid in workers:  # a killed supervisor leaves its spawned workers behind: stop exactly those
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         output, _ = server.communicate(timeout=20)
         print(output)
 
