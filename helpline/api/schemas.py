@@ -255,6 +255,7 @@ class QueueOut(BaseModel):
     name: str
     created_at: str
     dispositions: list[str] = []
+    bot_user_id: str | None = None  # a service agent in front of the queue (issue 14)
 
 
 class QueueListItem(BaseModel):
