@@ -379,6 +379,10 @@ def test_a_customer_with_a_stream_open_gets_no_email_until_the_stream_is_gone(tm
 
 async def test_an_address_from_the_pre_chat_form_is_used(database_url: str, smtp: SmtpServer) -> None:
     async with running(database_url, smtp.url, outbox_enabled=False) as application, world_on(application) as world:
+        email_field = {"name": "email", "label": "Email", "type": "email", "required": False, "options": []}
+        await application.state.services.accounts.update_deployment(
+            world.deployment_id, {"pre_chat_fields": [email_field]}
+        )  # the form must ask for an address before an answer to it is accepted
         await world.customer("hal")
         conversation = await world.open_conversation("hal", id="conv-hal", pre_chat={"email": "hal@example.com"})
         await world.assign(conversation, "rep")

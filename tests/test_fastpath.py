@@ -27,7 +27,7 @@ from helpline.api import fastpath
 from helpline.ratelimit import Limiter
 from tests.conftest import LiveServer, make_settings, unlimited_app
 from tests.streams import LiveWorld, messages, open_stream, opened
-from tests.world import World, build_world
+from tests.world import World, assign_to_trainee, build_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -261,8 +261,10 @@ async def closed_conversation(world: World) -> str:
     return conversation
 
 
-async def trainees_conversation(world: World) -> str:
-    return await fresh_conversation(world, customer="carol", rep="trainee")
+async def trainees_conversation(app: FastAPI, world: World) -> str:
+    conversation = await fresh_conversation(world, customer="carol", rep=None)
+    await assign_to_trainee(app, world, conversation)
+    return conversation
 
 
 ANSWERED_ERRORS: dict[str, tuple[str | None, str, dict[str, str], int]] = {
@@ -283,11 +285,15 @@ ANSWERED_ERRORS: dict[str, tuple[str | None, str, dict[str, str], int]] = {
 
 @pytest.mark.parametrize("case", ANSWERED_ERRORS.values(), ids=ANSWERED_ERRORS.keys())
 async def test_refusals_are_answered_by_the_fast_path_exactly_as_by_the_route(
-    world: World, full: httpx.AsyncClient, counts: Counts, case: tuple[str | None, str, dict[str, str], int]
+    app: FastAPI,
+    world: World,
+    full: httpx.AsyncClient,
+    counts: Counts,
+    case: tuple[str | None, str, dict[str, str], int],
 ) -> None:
     who, whose, headers, status = case
     if whose == "trainee":
-        conversation = await trainees_conversation(world)
+        conversation = await trainees_conversation(app, world)
     elif whose == "closed":
         conversation = await closed_conversation(world)
     else:
