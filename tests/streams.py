@@ -143,6 +143,24 @@ class LiveWorld:
             await self.post("supervisor", f"/api/v1/conversations/{conversation_id}/assign", {"user_id": self.ids[rep]})
         return conversation_id
 
+    async def assign_to_trainee(self, conversation_id: str) -> None:
+        """The live-server twin of ``tests.world.assign_to_trainee``: work goes only to reps who can answer
+        it (issue 11), so the trainee holds ``access_conversation_entries`` while it is assigned, then an
+        admin withdraws it."""
+        await self.set_permissions("trainee", ["chat_user", "chat_rep", "access_conversation_entries"])
+        await self.post(
+            "supervisor", f"/api/v1/conversations/{conversation_id}/assign", {"user_id": self.ids["trainee"]}
+        )
+        await self.set_permissions("trainee", ["chat_user", "chat_rep"])
+
+    async def set_permissions(self, who: str, permissions: list[str]) -> None:
+        response = await self.http.patch(
+            f"/api/v1/admin/users/{self.ids[who]}",
+            json={"permissions": permissions},
+            headers={"Authorization": f"Bearer {self.tokens['admin']}"},
+        )
+        assert response.is_success, response.text
+
     async def send(self, who: str, conversation_id: str, text: str, message_id: str) -> dict[str, Any]:
         body = {"id": message_id, "text": text}
         result: dict[str, Any] = await self.post(who, f"/api/v1/conversations/{conversation_id}/messages", body)

@@ -381,9 +381,12 @@ __all__ = ["StreamReader", "httpx"]
 async def test_a_rep_without_entry_access_never_receives_message_text(world: LiveWorld) -> None:
     """The trainee handles the session (routing, participants) but may not read entries (docs/protocol.md)."""
     await world.customer("alice")
-    async with open_stream(world.base_url, world.tokens["trainee"]) as trainee_stream:
+    conversation = await world.conversation("alice", "c-trainee")
+    await world.assign_to_trainee(conversation)  # before the stream: a permission change ends open streams
+    async with open_stream(
+        world.base_url, world.tokens["trainee"], headers={"Last-Event-ID": "0"}
+    ) as trainee_stream:  # from the start, so the assignment is replayed
         await opened(trainee_stream)
-        conversation = await world.conversation("alice", "c-trainee", rep="trainee")
         await world.send("alice", conversation, "my account number is 1234", "secret-text")
         await world.post("alice", f"/api/v1/conversations/{conversation}/close")
         seen = await trainee_stream.until(lambda e: e.event == "conversation.closed")

@@ -30,7 +30,7 @@ from helpline.api.schemas import (
 )
 from helpline.domain.permissions import Permission, require
 from helpline.edge.responses import NOSNIFF_HEADERS
-from helpline.errors import BadRequest, ValidationFailed
+from helpline.errors import ValidationFailed
 from helpline.records import StoredEvent
 
 router = APIRouter(prefix="/api/v1", tags=["conversations"])
@@ -186,11 +186,12 @@ async def close(
 ) -> dict[str, Any]:
     """Close; staff may give a wrap-up `disposition` from the queue's list (stored on the close entry).
 
-    The body is optional; an empty one that claims to be JSON is not JSON (400), as everywhere else.
+    The body is optional; an empty one that claims to be JSON is refused as on every route whose body is
+    required (422: there is no JSON value to validate), rather than read as "no body".
     """
     content_type = request.headers.get("content-type", "")
     if body is None and content_type.startswith("application/json") and not await request.body():
-        raise BadRequest("an empty body is not JSON: send {} or no Content-Type")
+        raise ValidationFailed("an empty JSON body: send {} or no Content-Type")
     return await service.close(caller, conversation_id, body.disposition if body else None)
 
 

@@ -94,7 +94,7 @@ class PollAnswer(BaseModel):
     held_seconds: float
 
 
-@router.get("/poll", response_model=PollAnswer)
+@router.get("/poll", response_model=PollAnswer, responses=problems(422))
 async def diagnostics_poll(hold: Annotated[float, Query(ge=0, le=5)] = 1.0) -> dict[str, float]:
     """A long-poll stand-in: answers after `hold` seconds, so a client can see a held response get through."""
     await asyncio.sleep(hold)
