@@ -119,6 +119,9 @@ class Settings:
     # Where files go: "database" (PostgreSQL's default: every node serves them) or "disk" (SQLite's
     # default: a folder beside the database file, ``<database>-attachments``, or ``attachment_dir``).
     attachment_storage: str = ""
+    # Images get a thumbnail on upload (domain/thumbnails.py); one with more pixels than this is refused
+    # (413) before it is decoded: a small file may expand to gigabytes (a decompression bomb).
+    attachment_max_pixels: int = 40_000_000
     attachment_dir: str = ""
     # Email (offline replies, transcripts): smtp://[user:pass@]host[:port][?starttls=1], smtps:// for TLS.
     smtp_url: str = ""

@@ -338,6 +338,7 @@ class AttachmentRecord:
     storage: str
     message_event_id: int | None
     created_at: datetime
+    thumbnail_type: str | None = None  # images only: the thumbnail's type (domain/thumbnails.py)
 
     def public(self) -> dict[str, Any]:
         """What a message carries, and what an upload answers (docs/protocol.md "Customers' extras")."""

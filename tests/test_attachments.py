@@ -3,6 +3,7 @@ types judged by content; size limits per deployment; storage by backend. On SQLi
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from PIL import Image
+from sqlalchemy import func, select
 
 from helpline import create_app
 from helpline.domain import filetypes
+from helpline.store import schema
 from tests.conftest import make_settings
-from tests.files import EXECUTABLE, HTML, SVG, pdf, png
+from tests.files import EXECUTABLE, HTML, SVG, bilevel_png, pdf, png, png_claiming
 from tests.world import World, assign_to_trainee
 
 CEILING = 64 * 1024  # the server's limit in these tests, so that "too large" stays cheap
@@ -237,3 +241,132 @@ async def test_a_backup_of_sqlite_takes_the_files_along(app: FastAPI, world: Wor
     done = backup_sqlite(database_url, target)
     assert done.attachments == 1
     assert (Path(f"{target}-attachments") / attachment).read_bytes() == image
+    thumbnail = (await world.call("alice", "GET", f"/api/v1/attachments/{attachment}/thumbnail")).content
+    assert (Path(f"{target}-attachments") / f"{attachment}_thumb").read_bytes() == thumbnail
+
+
+# -- thumbnails ---------------------------------------------------------------------------------
+def photo_with_metadata(width: int, height: int) -> bytes:
+    """A JPEG as a phone writes it: EXIF with a camera, a GPS position and "turn me 90°" (orientation 6)."""
+    image = Image.new("RGB", (width, height), (30, 120, 200))
+    exif = image.getexif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to show
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 24.0)  # GPSLatitude
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif, comment=b"taken at home")
+    return out.getvalue()
+
+
+async def sent_attachment(world: World, who: str, name: str, content: bytes, content_type: str) -> str:
+    conversation = world.conversations["alice"]
+    uploaded = await upload(world, who, conversation, name, content, content_type)
+    assert uploaded.status_code == 201, uploaded.text
+    attachment: str = uploaded.json()["id"]
+    assert (await send(world, who, conversation, f"with-{attachment}", [attachment])).status_code == 201
+    return attachment
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected"),
+    [(1000, 600, (320, 192)), (300, 1200, (80, 320)), (24, 16, (24, 16))],
+)
+async def test_an_image_has_a_thumbnail_bounded_on_its_long_side(
+    app: FastAPI, world: World, width: int, height: int, expected: tuple[int, int]
+) -> None:
+    attachment = await sent_attachment(world, "alice", "photo.png", png(width, height), "image/png")
+    served = await world.call("rep", "GET", f"/api/v1/attachments/{attachment}/thumbnail")
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    full = await world.call("rep", "GET", f"/api/v1/attachments/{attachment}")
+    for header in ("cache-control", "content-security-policy", "cross-origin-resource-policy"):
+        assert served.headers[header] == full.headers[header], header
+    assert served.headers["content-disposition"].startswith("inline;")
+    with Image.open(io.BytesIO(served.content)) as thumbnail:
+        assert thumbnail.format == "PNG" and thumbnail.size == expected
+
+
+async def test_a_photo_thumbnail_is_upright_and_carries_no_metadata(app: FastAPI, world: World) -> None:
+    photo = photo_with_metadata(1200, 900)
+    with Image.open(io.BytesIO(photo)) as original:  # the test's own photo does carry it
+        assert original.getexif()[0x010F] == "PhoneMaker" and "comment" in original.info
+    attachment = await sent_attachment(world, "alice", "IMG_0001.jpg", photo, "image/jpeg")
+    served = await world.call("alice", "GET", f"/api/v1/attachments/{attachment}/thumbnail")
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert b"PhoneMaker" not in served.content and b"taken at home" not in served.content
+    with Image.open(io.BytesIO(served.content)) as thumbnail:
+        assert thumbnail.size == (240, 320)  # turned as orientation 6 says, then bounded
+        assert not thumbnail.getexif() and "exif" not in thumbnail.info and "icc_profile" not in thumbnail.info
+        assert "comment" not in thumbnail.info
+    # The file itself is served as it was uploaded.
+    assert (await world.call("alice", "GET", f"/api/v1/attachments/{attachment}")).content == photo
+
+
+async def test_files_that_are_not_images_have_no_thumbnail(app: FastAPI, world: World) -> None:
+    for name, content, kind in [("invoice.pdf", pdf(), "application/pdf"), ("notes.txt", b"hello\n", "text/plain")]:
+        attachment = await sent_attachment(world, "alice", name, content, kind)
+        assert (await world.call("alice", "GET", f"/api/v1/attachments/{attachment}")).status_code == 200
+        missing = await world.call("alice", "GET", f"/api/v1/attachments/{attachment}/thumbnail")
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["code"] == "not_found"
+
+
+async def test_thumbnails_are_served_exactly_to_who_may_download_the_file(app: FastAPI, world: World) -> None:
+    conversation = world.conversations["alice"]
+    attachment = (await upload(world, "alice", conversation, "photo.png", png(), "image/png")).json()["id"]
+    paths = [f"/api/v1/attachments/{attachment}", f"/api/v1/attachments/{attachment}/thumbnail"]
+
+    async def statuses(who: str) -> list[int]:
+        return [(await world.call(who, "GET", path)).status_code for path in paths]
+
+    assert await statuses("alice") == [200, 200]
+    assert await statuses("rep") == [404, 404]  # not sent yet: its uploader's alone
+    assert (await send(world, "alice", conversation, "sent", [attachment])).status_code == 201
+    for who, status in [("rep", 200), ("supervisor", 200), ("bob", 404), ("rep2", 404), ("nochat", 403)]:
+        assert await statuses(who) == [status, status], who
+    assert [(await world.client.get(path)).status_code for path in paths] == [401, 401]
+    await assign_to_trainee(app, world, conversation)  # handles the session, may not read its entries
+    for path in paths:
+        denied = await world.call("trainee", "GET", path)
+        assert denied.status_code == 403 and denied.json()["permission"] == "access_conversation_entries"
+    unknown = "/api/v1/attachments/att_" + "0" * 32 + "/thumbnail"
+    assert (await world.call("bob", "GET", unknown)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        pytest.param(bilevel_png(7000, 7000), id="49-megapixels-in-6-KiB"),  # over our limit, decodable
+        pytest.param(png_claiming(100_000, 100_000), id="10-gigapixels-claimed"),  # past Pillow's own fence
+    ],
+)
+async def test_a_decompression_bomb_is_refused_before_it_is_decoded(app: FastAPI, world: World, bomb: bytes) -> None:
+    assert len(bomb) < CEILING
+    refused = await upload(world, "alice", world.conversations["alice"], "bomb.png", bomb, "image/png")
+    assert refused.status_code == 413, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["code"] == "payload_too_large" and problem["max_pixels"] == 40_000_000
+    async with app.state.services.store.read() as s:
+        assert (await s.conn.execute(select(func.count()).select_from(schema.attachments))).scalar_one() == 0
+    blobs = app.state.services.attachments.blobs
+    if blobs.kind == "disk":
+        assert not blobs.folder.exists() or not any(blobs.folder.iterdir())  # nothing kept
+
+
+async def test_an_image_that_cannot_be_decoded_is_refused(app: FastAPI, world: World) -> None:
+    damaged = png(64, 64)[:60]  # the signature and header, then cut off
+    refused = await upload(world, "alice", world.conversations["alice"], "photo.png", damaged, "image/png")
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+
+
+async def test_thumbnails_are_kept_where_the_files_are(app: FastAPI, world: World, database_url: str) -> None:
+    attachment = await sent_attachment(world, "alice", "photo.png", png(640, 640), "image/png")
+    served = (await world.call("alice", "GET", f"/api/v1/attachments/{attachment}/thumbnail")).content
+    if database_url.startswith("sqlite"):
+        folder = Path(database_url.removeprefix("sqlite:///") + "-attachments")
+        assert (folder / f"{attachment}_thumb").read_bytes() == served
+    else:
+        async with app.state.services.store.read() as s:
+            assert await s.attachment_thumbnail(attachment) == served

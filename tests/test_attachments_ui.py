@@ -54,7 +54,7 @@ def test_an_image_reaches_the_rep_as_a_thumbnail_and_a_pdf_downloads_in_the_widg
     assign(demo_server, conversation["id"], "rep")
 
     # Dropped on the chat panel: it uploads at once, then goes with the next message (no text needed).
-    photo = png(24, 16)
+    photo = png(640, 400)
     drop_file(customer, ".panel", "torn-bag.png", "image/png", photo)
     expect(customer.locator(".chip[data-state=ready]")).to_contain_text("torn-bag.png")
     customer.get_by_label("Message", exact=True).press("Enter")
@@ -66,8 +66,14 @@ def test_an_image_reaches_the_rep_as_a_thumbnail_and_a_pdf_downloads_in_the_widg
     rep.locator(f'[data-conversation="{conversation["id"]}"]').click()
     thumbnail = rep.locator("#transcript img.thumb")
     expect(thumbnail).to_have_attribute("src", re.compile("^blob:"))
-    rep.wait_for_function("(img) => img.complete && img.naturalWidth === 24", arg=thumbnail.element_handle())
+    # The server's thumbnail (320 px on the long side), not the 640 px file; the file opens on a click.
+    rep.wait_for_function("(img) => img.complete && img.naturalWidth === 320", arg=thumbnail.element_handle())
     assert loaded(thumbnail)
+    with rep.expect_popup() as opened:
+        thumbnail.click()
+    full = opened.value
+    full.wait_for_function("() => document.images.length === 1 && document.images[0].naturalWidth === 640")
+    full.close()
 
     # A file that is not what its name says is refused, in words a person understands.
     customer.locator("input[type=file]").set_input_files(

@@ -100,6 +100,12 @@ async def test_retention_removes_expired_conversations_in_batches_and_moves_the_
     bad = await world.call("admin", "PATCH", f"/api/v1/admin/deployments/{world.deployment_id}", {"retention_days": 0})
     assert bad.status_code == 422
 
+    blobs = app.state.services.attachments.blobs
+    if blobs.kind == "disk":  # the image and its thumbnail
+        assert sorted(p.name for p in blobs.folder.glob("att_*")) == sorted(
+            [uploaded.json()["id"], f"{uploaded.json()['id']}_thumb"]
+        )
+
     # Writers keep writing while the sweep runs.
     retention = app.state.services.retention
     writes = [say(world, "bob", bob, f"during {n}", f"during-{n}") for n in range(10)]
@@ -116,7 +122,6 @@ async def test_retention_removes_expired_conversations_in_batches_and_moves_the_
     assert await count(app, schema.event_recipients, schema.event_recipients.c.event_id.in_(old_ids)) == 0
     assert await count(app, schema.participants, schema.participants.c.conversation_id.in_(expired)) == 0
     assert await count(app, schema.attachments) == 0
-    blobs = app.state.services.attachments.blobs
     if blobs.kind == "disk":
         assert not any(blobs.folder.glob("att_*"))
     kept = await world.call("bob", "GET", f"/api/v1/conversations/{bob}/entries")

@@ -1,4 +1,5 @@
-"""Attachments (docs/protocol.md "Customers' extras"): upload into a conversation, download by id.
+"""Attachments (docs/protocol.md "Customers' extras"): upload into a conversation, download by id, and
+an image's thumbnail.
 
 The upload's body is multipart and may be as large as the server's attachment limit, so it has its own
 body cap (``app.py`` gives ``BodySizeLimit`` a larger one for this path); the deployment's own, possibly
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 from helpline.api import problems
 from helpline.api.deps import Caller, services
 from helpline.api.schemas import AttachmentOut
+from helpline.domain.attachments import Download
 from helpline.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/api/v1", tags=["attachments"])
@@ -34,15 +36,16 @@ AttachmentId = Annotated[str, Path(max_length=40)]
     "/conversations/{conversation_id}/attachments",
     status_code=201,
     response_model=AttachmentOut,
-    responses=problems(401, 403, 404, 409, 415),
+    responses=problems(401, 403, 404, 409, 413, 415),
 )
 async def upload(
     conversation_id: ConversationId, request: Request, caller: Caller, file: Annotated[UploadFile, File()]
 ) -> dict[str, Any]:
     """Upload one file (multipart field `file`); send it with `POST …/messages {attachment_ids}`.
 
-    413 over the deployment's limit; 415 for a type it does not accept, judged by the content; 422 when
-    the declared type or the file name says something other than the content.
+    413 over the deployment's limit, or for an image of more pixels than the server decodes; 415 for a
+    type it does not accept, judged by the content; 422 when the declared type or the file name says
+    something other than the content, or for an image that cannot be read.
     """
     service = services(request).attachments
     limit = service.settings.attachment_max_bytes
@@ -59,16 +62,31 @@ async def upload(
 )
 async def download(attachment_id: AttachmentId, request: Request, caller: Caller) -> Response:
     """The file, for whoever may read its conversation. Images and PDF inline, anything else as a download."""
-    found = await services(request).attachments.download(caller, attachment_id)
+    return _served(await services(request).attachments.download(caller, attachment_id), "")
+
+
+@router.get(
+    "/attachments/{attachment_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, **problems(401, 403, 404)},
+)
+async def thumbnail(attachment_id: AttachmentId, request: Request, caller: Caller) -> Response:
+    """An image's thumbnail (at most 320 pixels on its long side, PNG or JPEG, no metadata), for exactly
+    those who may download the image; 404 for a file that is not an image."""
+    return _served(await services(request).attachments.thumbnail(caller, attachment_id), "thumbnail-")
+
+
+def _served(found: Download, prefix: str) -> Response:
     record = found.record
     disposition = "inline" if found.inline else "attachment"
-    fallback = record.name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    name = prefix + record.name
+    fallback = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
     headers = {
-        "Content-Disposition": f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(record.name)}",
+        "Content-Disposition": f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}",
         "X-Content-Type-Options": "nosniff",
         # Opened as a page of our origin, it can run nothing and load nothing.
-        "Content-Security-Policy": "default-src 'none'" + ("" if record.content_type == PDF else "; sandbox"),
+        "Content-Security-Policy": "default-src 'none'" + ("" if found.content_type == PDF else "; sandbox"),
         "Cache-Control": "private, max-age=86400",
         "Cross-Origin-Resource-Policy": "same-site",
     }
-    return Response(found.content, media_type=record.content_type, headers=headers)
+    return Response(found.content, media_type=found.content_type, headers=headers)

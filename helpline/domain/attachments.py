@@ -2,8 +2,9 @@
 
 An upload is checked before anything is kept: the caller may write in the conversation, the file is
 within the deployment's size limit (413), its content is a type the deployment accepts (415), and what
-it claims to be, by its declared type or its name, is what its content is (422). Until a message
-carries it, only its uploader sees it; a message may carry it once.
+it claims to be, by its declared type or its name, is what its content is (422). An image must also
+decode within the pixel limit, and gets a thumbnail (domain/thumbnails.py). Until a message carries it,
+only its uploader sees it; a message may carry it once.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from typing import Any
 from helpline.config import Settings
 from helpline.domain import filetypes
 from helpline.domain import permissions as perms
+from helpline.domain.thumbnails import Thumbnailer
 from helpline.errors import Conflict, NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from helpline.records import AttachmentRecord, Conversation, Deployment, Principal, new_id, utcnow
 from helpline.store import Store, StoreSession
-from helpline.store.attachments import Blobs
+from helpline.store.attachments import Blobs, thumbnail_key
 
 __all__ = ["Attachments", "Download", "attach"]
 
@@ -32,11 +34,12 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 class Download:
     record: AttachmentRecord
     content: bytes
+    content_type: str  # the file's, or its thumbnail's
 
     @property
     def inline(self) -> bool:
         """Images and PDF are shown in the browser; everything else downloads (never inline HTML or SVG)."""
-        return self.record.content_type in filetypes.INLINE_TYPES
+        return self.content_type in filetypes.INLINE_TYPES
 
 
 class Attachments:
@@ -45,6 +48,7 @@ class Attachments:
         self.blobs = blobs
         self.settings = settings
         self.default_types = tuple(t.strip() for t in settings.attachment_types.split(",") if t.strip())
+        self.thumbnails = Thumbnailer(settings.attachment_max_pixels)
 
     def limits(self, deployment: Deployment | None) -> tuple[int, tuple[str, ...]]:
         """The deployment's size limit and accepted types (the server's where it sets none)."""
@@ -68,6 +72,7 @@ class Attachments:
         if not content:
             raise ValidationFailed("the file is empty")
         content_type = check_type(safe_name(name), declared, content, accepted)
+        thumbnail = await self.thumbnails.make(content, content_type)  # 413/422 for an image it cannot draw
         record = AttachmentRecord(
             id=new_id("att"),
             conversation_id=conversation.id,
@@ -79,18 +84,47 @@ class Attachments:
             storage=self.blobs.kind,
             message_event_id=None,
             created_at=utcnow(),
+            thumbnail_type=thumbnail.content_type if thumbnail else None,
         )
-        column = await self.blobs.save(record.id, content)
+        keys = [record.id]
         try:
+            column = await self.blobs.save(record.id, content)
+            thumbnail_column = None
+            if thumbnail is not None:
+                keys.append(thumbnail_key(record.id))
+                thumbnail_column = await self.blobs.save(keys[-1], thumbnail.content)
             async with self.store.side_write() as s:  # no event: beside the single writer
-                await s.insert_attachment(record, column)
+                await s.insert_attachment(record, column, thumbnail_column)
         except BaseException:
-            await self.blobs.discard(record.id)
+            for key in keys:
+                await self.blobs.discard(key)
             raise
         return record.public()
 
     async def download(self, principal: Principal, attachment_id: str) -> Download:
         """The file, for whoever may read its conversation's entries (its uploader, before it is sent)."""
+        record, column = await self._readable(principal, attachment_id, thumbnail=False)
+        try:
+            content = await self.blobs.load(record.id, column)
+        except OSError:
+            raise NotFound("the attachment's file is missing") from None
+        return Download(record, content, record.content_type)
+
+    async def thumbnail(self, principal: Principal, attachment_id: str) -> Download:
+        """An image's thumbnail, for exactly those who may download the image; 404 for other files."""
+        record, column = await self._readable(principal, attachment_id, thumbnail=True)
+        if record.thumbnail_type is None:
+            raise NotFound("this attachment has no thumbnail (it is not an image)")
+        try:
+            content = await self.blobs.load(thumbnail_key(record.id), column)
+        except OSError:
+            raise NotFound("the thumbnail's file is missing") from None
+        return Download(record, content, record.thumbnail_type)
+
+    async def _readable(
+        self, principal: Principal, attachment_id: str, *, thumbnail: bool
+    ) -> tuple[AttachmentRecord, bytes | None]:
+        """The attachment and, when the database keeps the bytes, the file's (or its thumbnail's)."""
         async with self.store.read() as s:
             record = await s.attachment(attachment_id)
             if record is None:
@@ -100,12 +134,11 @@ class Attachments:
             perms.require_entries_access(principal, conversation)
             if record.message_event_id is None and record.uploader_id != principal.id:
                 raise NotFound("no such attachment")  # not sent yet: its uploader's alone
-            column = await s.attachment_content(record.id) if record.storage == "database" else None
-        try:
-            content = await self.blobs.load(record.id, column)
-        except OSError:
-            raise NotFound("the attachment's file is missing") from None
-        return Download(record, content)
+            column = None
+            if record.storage == "database":
+                read = s.attachment_thumbnail if thumbnail else s.attachment_content
+                column = await read(record.id)
+        return record, column
 
 
 async def attach(

@@ -29,7 +29,7 @@ from helpline.domain.invalidation import Invalidation
 from helpline.errors import NotFound, Unavailable
 from helpline.records import isoformat, utcnow
 from helpline.store import Store, purge
-from helpline.store.attachments import Blobs
+from helpline.store.attachments import Blobs, thumbnail_key
 from helpline.store.migrate import pending
 
 __all__ = ["Retention", "SchemaBehind"]
@@ -131,6 +131,7 @@ class Retention:
             ids = await choose(s.conn)
             removed = await purge.delete_conversations(s.conn, ids)
         for attachment_id in removed.attachment_ids:  # committed: the rows are gone, now the files
-            with contextlib.suppress(OSError, ValueError):
-                await self.blobs.discard(attachment_id)
+            for key in (attachment_id, thumbnail_key(attachment_id)):
+                with contextlib.suppress(OSError, ValueError):
+                    await self.blobs.discard(key)
         return removed

@@ -20,18 +20,25 @@ from helpline.records import AttachmentRecord
 from helpline.store import schema
 from helpline.urls import async_url
 
-__all__ = ["AttachmentQueries", "Blobs", "DatabaseBlobs", "DiskBlobs", "choose_blobs"]
+__all__ = ["AttachmentQueries", "Blobs", "DatabaseBlobs", "DiskBlobs", "choose_blobs", "thumbnail_key"]
 
 
-_META = [c for c in schema.attachments.c if c.name != "content"]
+_META = [c for c in schema.attachments.c if c.name not in ("content", "thumbnail")]
+
+
+def thumbnail_key(attachment_id: str) -> str:
+    """Where a ``Blobs`` keeps an attachment's thumbnail: beside the file, under its own name."""
+    return f"{attachment_id}_thumb"
 
 
 class AttachmentQueries:
     conn: AsyncConnection
 
-    async def insert_attachment(self, record: AttachmentRecord, content: bytes | None) -> None:
+    async def insert_attachment(
+        self, record: AttachmentRecord, content: bytes | None, thumbnail: bytes | None = None
+    ) -> None:
         values = {c.name: getattr(record, c.name) for c in _META}
-        await self.conn.execute(insert(schema.attachments).values(**values, content=content))
+        await self.conn.execute(insert(schema.attachments).values(**values, content=content, thumbnail=thumbnail))
 
     async def attachment(self, attachment_id: str) -> AttachmentRecord | None:
         a = schema.attachments
@@ -48,13 +55,19 @@ class AttachmentQueries:
         row = (await self.conn.execute(select(a.c.content).where(a.c.id == attachment_id))).first()
         return None if row is None else row.content
 
+    async def attachment_thumbnail(self, attachment_id: str) -> bytes | None:
+        a = schema.attachments
+        row = (await self.conn.execute(select(a.c.thumbnail).where(a.c.id == attachment_id))).first()
+        return None if row is None else row.thumbnail
+
     async def mark_attached(self, attachment_ids: list[str], event_id: int) -> None:
         a = schema.attachments
         await self.conn.execute(update(a).where(a.c.id.in_(attachment_ids)).values(message_event_id=event_id))
 
 
 class Blobs(Protocol):
-    """Where an attachment's bytes live. ``save`` runs before the row is inserted."""
+    """Where an attachment's bytes live, by key: its id for the file, ``thumbnail_key(id)`` for its
+    thumbnail. ``save`` runs before the row is inserted."""
 
     kind: str
 
@@ -89,7 +102,8 @@ class DiskBlobs:
         self.folder = folder
 
     def _path(self, attachment_id: str) -> Path:
-        if not attachment_id.replace("_", "").isalnum():  # ids are ours ("att_<hex>"); never a path
+        # Keys are ours ("att_<hex>", "att_<hex>_thumb"); never a path.
+        if not attachment_id.replace("_", "").isalnum():
             raise ValueError("malformed attachment id")
         return self.folder / attachment_id
 

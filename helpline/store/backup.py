@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from helpline.config import ConfigurationError
+from helpline.store.attachments import thumbnail_key
 from helpline.urls import async_url, redact
 
 
@@ -105,5 +106,8 @@ def _copy_attachments(ids: list[str], source: Path, target: Path) -> int:
             continue  # erased since the snapshot
         target.mkdir(exist_ok=True)
         shutil.copyfile(source / attachment_id, target / attachment_id)
+        thumbnail = thumbnail_key(attachment_id)
+        if (source / thumbnail).is_file():  # an image's, written before its row like the file
+            shutil.copyfile(source / thumbnail, target / thumbnail)
         copied += 1
     return copied

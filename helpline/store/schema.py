@@ -232,6 +232,10 @@ attachments = Table(
     Column("content", LargeBinary, nullable=True),
     Column("message_event_id", EventId, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # An image's thumbnail (migration 0009): its type, NULL for other files (and images stored before),
+    # and its bytes where ``content`` keeps the file's (on disk: ``<id>_thumb`` beside the file).
+    Column("thumbnail_type", String(100), nullable=True),
+    Column("thumbnail", LargeBinary, nullable=True),
     Index("ix_attachments_conversation", "conversation_id"),
 )
 

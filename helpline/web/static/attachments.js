@@ -1,7 +1,8 @@
 // Attachments in the widget and the console (issue 12): pick, drop or paste files into a composer; they
 // upload at once and ride on the next message as `attachment_ids`. In the transcript, images show as
-// thumbnails and other files as download buttons. Files are fetched with the bearer token (never in a
-// URL) and shown from blob: URLs, so a file's bytes never run as a page of ours.
+// the server's thumbnails (…/thumbnail, at most 320 px: the full file is fetched only when opened) and
+// other files as download buttons. Files are fetched with the bearer token (never in a URL) and shown
+// from blob: URLs, so a file's bytes never run as a page of ours.
 
 import { ApiError, NetworkError } from './api.js';
 import { h, icon } from './dom.js';
@@ -169,12 +170,11 @@ export function attachmentList(api, getToken, attachments) {
     const label = `${attachment.name} (${formatSize(attachment.size)})`;
     if (IMAGE_TYPES.has(attachment.content_type)) {
       const image = h('img', { className: 'thumb', alt: attachment.name, attrs: { 'data-attachment': attachment.id } });
-      const open = h('a', { className: 'file file--image', href: '#', attrs: { 'aria-label': `Open ${label}` } }, image);
-      loadBlob(api, getToken, attachment).then((url) => {
+      const open = h('a', { className: 'file file--image', href: '#', attrs: { 'aria-label': `Open ${label}` },
+        on: { click: (event) => openFull(event, api, getToken, attachment, open) } }, image);
+      // An image stored before thumbnails existed has none (404): the file itself stands in.
+      loadBlob(api, getToken, attachment, 'thumbnail').catch(() => loadBlob(api, getToken, attachment)).then((url) => {
         image.src = url;
-        open.href = url;
-        open.target = '_blank';
-        open.rel = 'noopener';
       }, () => image.replaceWith(h('span', { className: 'file__error', textContent: `${attachment.name} could not be loaded` })));
       return h('li', {}, open);
     }
@@ -184,14 +184,31 @@ export function attachmentList(api, getToken, attachments) {
   }));
 }
 
-const blobs = new Map(); // attachment id → object URL (files never change)
+const blobs = new Map(); // "id" or "id/thumbnail" → object URL (files never change)
 
-async function loadBlob(api, getToken, attachment) {
-  if (!blobs.has(attachment.id)) {
-    const response = await authorizedFetch(api, getToken, 'GET', `/api/v1/attachments/${encodeURIComponent(attachment.id)}`);
-    blobs.set(attachment.id, URL.createObjectURL(await response.blob()));
+async function loadBlob(api, getToken, attachment, part = '') {
+  const key = part ? `${attachment.id}/${part}` : attachment.id;
+  if (!blobs.has(key)) {
+    const path = `/api/v1/attachments/${encodeURIComponent(attachment.id)}${part ? `/${part}` : ''}`;
+    const response = await authorizedFetch(api, getToken, 'GET', path);
+    blobs.set(key, URL.createObjectURL(await response.blob()));
   }
-  return blobs.get(attachment.id);
+  return blobs.get(key);
+}
+
+/** The full image in a new tab: fetched on the first click, a plain link after that. */
+async function openFull(event, api, getToken, attachment, link) {
+  if (link.href.startsWith('blob:')) return;
+  event.preventDefault();
+  try {
+    const url = await loadBlob(api, getToken, attachment);
+    link.href = url;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    window.open(url, '_blank', 'noopener');
+  } catch (error) {
+    link.title = `The image could not be opened: ${error.message}`;
+  }
 }
 
 async function download(api, getToken, attachment, button) {
