@@ -1,14 +1,14 @@
 """The router's indexes (issue 16): a queue's head, length and positions, the wallboard's last hour, the
 offers to expire, each read by index instead of by scanning the conversations.
 
-Revision ID: 0009_router
-Revises: 0003_console
+Revision ID: 0010_router
+Revises: 0009_thumbnails
 """
 
 from alembic import op
 
-revision = "0009_router"
-down_revision = "0003_console"
+revision = "0010_router"
+down_revision = "0009_thumbnails"
 
 CONVERSATIONS = {
     "ix_conversations_queue": ["status", "queue_id", "queued_at", "created_at", "id"],
