@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import nchan
+from bench import nchan, queued
 from bench.report import PHASE_KEYS, SCENARIO_KEYS
 from bench.run import main
 from tests.conftest import REQUIRE_SERVICES, skip_or_fail
@@ -65,3 +65,17 @@ def test_every_scenario_runs_and_loses_nothing(tmp_path: Path) -> None:
                 assert result["reopen_failed"] == 0, where
                 assert result["catch_up_missing"] == 0, where
     assert (tmp_path / "tables.md").read_text().startswith("## Figures")
+
+
+@pytest.mark.timeout(120)
+def test_the_queue_size_scenario_runs_and_every_customer_is_told_its_position(tmp_path: Path) -> None:
+    """bench/queued.py at toy sizes (issue 16): it fails by itself when a customer is not told the
+    position it was queued at, so a router that loses count breaks it."""
+    out = tmp_path / "queued.json"
+    arguments = ["--backends", "sqlite", "--sizes", "0,25", "--hold", "1", "--pairs", "5", "--settle", "20"]
+    assert queued.main([*arguments, "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [r["queued"] for r in results] == [0, 25]
+    for r in results:
+        assert {"idle_cpu_percent", "pair_wall_ms", "pair_cpu_ms", "fill_pairs_per_second"} <= r.keys()
+        assert r["pair_wall_ms"] > 0 and r["idle_cpu_percent"] >= 0

@@ -121,16 +121,18 @@ class Router:
             self._changed = True
         if pulse.pending_offers and await self.expire_offers(now):
             self._changed = True
-        full = self._changed or pulse.head != self._seen_head or self._full_pass_due(now)
+        woken = self._changed
+        full = woken or pulse.head != self._seen_head or self._full_pass_due(now)
+        summaries = None
         if full or self._held_back:
             self._changed = False
             self._seen_head = pulse.head
-            await self.route(now)
+            summaries = await self.route(now, woken=woken)
         if pulse.inactive and warn_after > 0:
             await self.sweep_inactivity(now)
         if full:
             self._last_full = now
-            await self.publish_stats()
+            await self.publish_stats(summaries)  # the queues as the turn just counted them, if it did
 
     def _full_pass_due(self, now: datetime) -> bool:
         return abs((now - self._last_full).total_seconds()) >= FULL_PASS_SECONDS
@@ -164,21 +166,27 @@ class Router:
                 gone.add(user_id)
         return [o for o in offers if o.user_id in gone]
 
-    async def route(self, now: datetime) -> None:
-        # Decide on a read whether anything is to be done: a write is a turn of the single writer, which
-        # every message send needs too, so a tick with nothing to do must not take one.
-        work = await self._work()
+    async def route(self, now: datetime, *, woken: bool = False) -> dict[str, QueueSummary] | None:
+        """Offer and tell positions; return the queues' summaries as the write turn counted them (None
+        when there was nothing to do and no turn was taken).
+
+        Woken by a change on this node (a conversation queued, an offer answered), the router goes straight
+        to the write turn and counts the queues once, in it. Otherwise it decides on a read whether anything
+        is to be done: a write is a turn of the single writer, which every message send needs too, so a
+        tick with nothing to do must not take one.
+        """
+        work = None if woken else await self._work()
         self._held_back = False
-        if not work:
-            return
+        if work is not None and not work:
+            return None
         async with self.store.write() as s:
-            for queue_id in work:
-                # Re-read inside the turn: what is decided and written is what is there now.
-                summary = (await s.queue_summaries(queue_id)).get(queue_id)
-                if summary is None:
-                    continue  # nobody waits any more
-                await self._offer_queue(s, queue_id, now)
-                await self._tell_positions(s, summary)
+            # Read inside the turn: what is decided and written is what is there now.
+            summaries = await s.queue_summaries()
+            for queue_id, summary in summaries.items():
+                if work is None or queue_id in work:
+                    await self._offer_queue(s, queue_id, now)
+                    await self._tell_positions(s, summary)
+        return summaries
 
     async def _work(self) -> list[str]:
         """The queues with something to do: a customer to tell a position, or one to offer to a rep."""
@@ -384,7 +392,8 @@ class Router:
                         self.metrics.handled(closed.assigned_at, closed.closed_at)
 
     # -- supervision -------------------------------------------------------------------------------
-    async def queue_stats(self) -> list[dict[str, Any]]:
+    async def queue_stats(self, summaries: dict[str, QueueSummary] | None = None) -> list[dict[str, Any]]:
+        """The wallboard's figures; ``summaries``: the queues' counts if a write turn just took them."""
         now = utcnow()
         async with self.store.read() as s:
             stats = []
@@ -393,7 +402,8 @@ class Router:
             # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
             bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
             # Counted on indexes, never loaded: a queue of 10,000 costs what one of ten does (issue 16).
-            summaries = await s.queue_summaries()
+            if summaries is None:
+                summaries = await s.queue_summaries()
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
                 contained, escalated = bots.get(queue.id, (0, 0))
@@ -439,9 +449,9 @@ class Router:
                 )
         return stats
 
-    async def publish_stats(self) -> None:
+    async def publish_stats(self, summaries: dict[str, QueueSummary] | None = None) -> None:
         """``queue.stats`` to supervisors when something changed: ephemeral, like typing."""
-        queues = await self.queue_stats()
+        queues = await self.queue_stats(summaries)
         fingerprint = json.dumps([{k: v for k, v in q.items() if k != "longest_wait_seconds"} for q in queues])
         if fingerprint == self._last_stats:
             return
