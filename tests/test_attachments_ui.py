@@ -173,6 +173,6 @@ def test_with_no_one_online_the_customer_leaves_an_email_and_the_reply_goes_ther
             time.sleep(0.05)
         (message,) = smtp.inbox.received()
         assert message["To"] == "gus@example.com" and "Yes: the Harbor Decaf." in body_of(message)
-        assert f"{server.url}/#helpline-chat" in body_of(message)
+        assert f"{server.url}/?helpline_resume=" in body_of(message)  # tests/test_resume_links.py opens it
     finally:
         smtp.stop()

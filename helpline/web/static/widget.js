@@ -7,6 +7,9 @@
 // The session (token, its expiry, conversation, last event id) is kept in localStorage: every tab of
 // the site shows the same conversation, and a visit days later resumes it until the session expires.
 // The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
+// A page opened from an offline-reply email carries `?helpline_resume=<token>`: the widget exchanges it
+// for a session of that customer (any browser, even one that never saw the chat), opens the
+// conversation, and takes the token out of the address bar and the history.
 
 import { ApiError, createApi, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
@@ -22,6 +25,35 @@ import { Transcript } from './transcript.js';
 const CHAT_ICON = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
 const TYPING_IDLE_MS = 4000; // send "stopped" after this long without a keystroke
 const TYPING_SHOWN_MS = 8000; // hide the rep's indicator if "stopped" never arrives
+const RESUME_PARAMETER = 'helpline_resume'; // domain/outbox.py puts it in the email's link
+
+/** The resume token of the page's address, removed from it (and so from the history) at once. */
+function takeResumeToken() {
+  let url;
+  try {
+    url = new URL(window.location.href);
+  } catch {
+    return null;
+  }
+  const token = url.searchParams.get(RESUME_PARAMETER);
+  if (token === null) return null;
+  url.searchParams.delete(RESUME_PARAMETER);
+  try {
+    window.history.replaceState(window.history.state, '', url.href);
+  } catch {
+    // a sandboxed page may refuse; the token still works once and expires
+  }
+  return token || null;
+}
+
+/** Why an email's link did not open the chat, in words. */
+function resumeRefused(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    if (error.problem?.reason === 'expired') return 'This link has expired. You can start a new chat here.';
+    return 'This link no longer opens a chat. You can start a new chat here.';
+  }
+  return `We could not open your chat from the link. ${sayProblem(error)}`;
+}
 
 function findConfig() {
   const scripts = [...document.querySelectorAll('script[src]')];
@@ -102,11 +134,50 @@ class ChatWidget {
       onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
     });
     this.renewTimer = null;
-    // Renewed by use: a returning guest whose token has lived half its life (or expired) gets a fresh
-    // one, and the session's lifetime starts again, before anything else asks for it.
-    this.renewing = this.sessionRenewable() && this.tokenAgeing() ? this.renewSession().catch(() => false) : Promise.resolve(false);
+    // A link from an email comes first: its session replaces whatever this browser had. Otherwise (or
+    // when the link is refused) renewed by use: a returning guest whose token has lived half its life
+    // (or expired) gets a fresh one, and the session's lifetime starts again, before anything else asks.
+    const resumeToken = takeResumeToken();
+    const resumed = resumeToken ? this.resumeFromLink(resumeToken) : Promise.resolve(false);
+    this.renewing = resumed.then((done) => done || (this.sessionRenewable() && this.tokenAgeing()
+      ? this.renewSession().catch(() => false) : false));
     if (this.sessionValid()) this.scheduleRenewal();
-    this.renewing.then(() => this.resume());
+    this.renewing.then(() => {
+      this.resume();
+      if (this.linkRefused) { // the panel says why the link did not open the chat
+        if (this.panel.hidden) this.openPanel(false);
+        this.showNotice(this.linkRefused);
+      }
+    });
+  }
+
+  /**
+   * Exchange an email link's token for a session of its customer, stored like any session, with the
+   * link's conversation open (docs/widget.md "Coming back from an email"). False when refused: the
+   * panel opens with the reason, and the browser's own session (if any) carries on.
+   */
+  async resumeFromLink(token) {
+    let session;
+    try {
+      session = await withRetry(() => this.api.post('/api/v1/sessions/resume', { token }));
+    } catch (error) {
+      this.linkRefused = resumeRefused(error);
+      return false;
+    }
+    this.store.set({
+      token: session.access_token,
+      customerId: session.customer_id,
+      expiresAt: Date.now() + session.expires_in * 1000,
+      tokenSeconds: session.expires_in,
+      sessionUntil: Date.now() + session.session_expires_in * 1000,
+      lastEventId: session.last_event_id,
+      conversationId: session.conversation_id,
+      readUpTo: 0,
+      preChatFields: session.pre_chat_fields || [],
+    });
+    this.tab.set({ open: true }); // resume() opens the panel on the conversation
+    this.scheduleRenewal();
+    return true;
   }
 
   resume() {
