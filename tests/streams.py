@@ -137,8 +137,10 @@ class LiveWorld:
             assert response.is_success, response.text
         return response.json() if response.content else None
 
-    async def conversation(self, customer: str, conversation_id: str, rep: str | None = None) -> str:
-        await self.post(customer, "/api/v1/conversations", {"id": conversation_id})
+    async def conversation(self, customer: str, client_id: str, rep: str | None = None) -> str:
+        """Open (or find again) the customer's conversation with this client id; its server id comes back."""
+        opened = await self.post(customer, "/api/v1/conversations", {"id": client_id})
+        conversation_id: str = opened["id"]
         if rep is not None:
             await self.post("supervisor", f"/api/v1/conversations/{conversation_id}/assign", {"user_id": self.ids[rep]})
         return conversation_id

@@ -417,14 +417,29 @@ async def test_the_same_message_sent_20_times_at_once_is_stored_once(world: Worl
 
 
 async def test_the_same_conversation_opened_20_times_at_once_is_created_once(world: World) -> None:
-    conversation_id = unique("conv")
+    client_id = unique("conv")
     responses = await asyncio.gather(
-        *(world.call("alice", "POST", "/api/v1/conversations", {"id": conversation_id}) for _ in range(20))
+        *(world.call("alice", "POST", "/api/v1/conversations", {"id": client_id}) for _ in range(20))
     )
     assert sorted(r.status_code for r in responses) == [200] * 19 + [201], [r.text for r in responses]
-    assert {r.json()["id"] for r in responses} == {conversation_id}
+    (conversation_id,) = {r.json()["id"] for r in responses}
     entries = await world.call("alice", "GET", f"/api/v1/conversations/{conversation_id}/entries")
     assert [e["type"] for e in entries.json()["entries"]].count("conversation.created") == 1
+
+
+async def test_a_client_id_is_the_customers_own_so_reusing_anothers_reveals_nothing(world: World) -> None:
+    """Client ids are retry keys scoped per customer (issue 13): bob choosing alice's key gets his own
+    conversation, not a 409 that would tell him hers exists."""
+    client_id = unique("conv")
+    alices = await world.call("alice", "POST", "/api/v1/conversations", {"id": client_id})
+    bobs = await world.call("bob", "POST", "/api/v1/conversations", {"id": client_id})
+    assert (alices.status_code, bobs.status_code) == (201, 201), bobs.text
+    assert alices.json()["id"] != bobs.json()["id"]
+    assert client_id not in (alices.json()["id"], bobs.json()["id"])  # the server names conversations
+    again = await world.call("bob", "POST", "/api/v1/conversations", {"id": client_id})
+    assert (again.status_code, again.json()["id"]) == (200, bobs.json()["id"])
+    peek = await world.call("bob", "GET", f"/api/v1/conversations/{alices.json()['id']}")
+    assert peek.status_code == 404
 
 
 async def test_a_retry_with_another_text_returns_the_message_first_stored(world: World) -> None:

@@ -93,6 +93,7 @@ class Watch:
     node: Node
     reader: StreamReader
     messages: list[tuple[int, str]] = field(default_factory=list)
+    arrived: dict[str, float] = field(default_factory=dict)  # text -> monotonic time it was read here
     others: list[str] = field(default_factory=list)
     ended: bool = False
 
@@ -101,7 +102,9 @@ class Watch:
             while True:
                 event = await self.reader.next(timeout=600)
                 if event.event == "conversation.message":
-                    self.messages.append((int(event.id or 0), event.json()["text"]))
+                    text = event.json()["text"]
+                    self.messages.append((int(event.id or 0), text))
+                    self.arrived.setdefault(text, time.monotonic())
                 elif event.event not in ("stream.open",):
                     self.others.append(event.event)
         except (StopAsyncIteration, httpx.HTTPError):
@@ -117,6 +120,7 @@ class Scene:
     stack: AsyncExitStack
     http: httpx.AsyncClient
     acknowledged: list[str] = field(default_factory=list)
+    acknowledged_at: dict[str, float] = field(default_factory=dict)  # text -> monotonic time of its 2xx
 
     async def send(self, node: Node | str, who: str, text: str) -> bool:
         """Post a message to ``node``; True when acknowledged (2xx). Unanswered posts are not retried
@@ -133,6 +137,7 @@ class Scene:
             return False
         if response.is_success:
             self.acknowledged.append(text)
+            self.acknowledged_at[text] = time.monotonic()
         else:
             assert response.status_code == 503, response.text  # never a 500
         return response.is_success
@@ -152,8 +157,13 @@ class Scene:
             await conn.close()
         return [(int(r["id"]), json.loads(r["payload"])["text"]) for r in rows]
 
-    async def everyone_has_the_log(self, timeout: float = 20.0) -> list[tuple[int, str]]:
-        """Wait until every living stream holds the whole log; then check exactly-once and order."""
+    async def everyone_has_the_log(self, timeout: float = 20.0, within: float | None = None) -> list[tuple[int, str]]:
+        """Wait until every living stream holds the whole log; then check exactly-once and order.
+
+        With ``within``, every acknowledged message must also have reached every living stream at most
+        that many seconds after its 2xx (the bound of issue 13: a lost publish is a delay of at most the
+        head check's interval, 1 s by default).
+        """
         truth = await self.log()
         assert set(self.acknowledged) <= {t for _, t in truth}, "an acknowledged message is missing from the log"
         deadline = time.monotonic() + timeout
@@ -167,6 +177,14 @@ class Scene:
                 f"missing {sorted(set(truth) - set(watch.messages))}, "
                 f"twice {[m for m in watch.messages if watch.messages.count(m) > 1]}"
             )
+        if within is not None:
+            for watch in watching:
+                late = {
+                    text: round(watch.arrived[text] - at, 2)
+                    for text, at in self.acknowledged_at.items()
+                    if watch.arrived[text] - at > within
+                }
+                assert not late, f"{watch.party}@{watch.node.name}: later than {within} s after the 2xx: {late}"
         return truth
 
 
@@ -201,11 +219,13 @@ async def scene(cluster: Cluster) -> AsyncIterator[Scene]:
         rep = await login(http, base, rep_name, "long-enough-password")
         session = (await http.post(f"{base}/api/v1/deployments/demo/sessions", json={"display_name": "Ada"})).json()
         customer = session["access_token"]
-        conversation = f"c-{uuid.uuid4().hex[:8]}"
         opened = await http.post(
-            f"{base}/api/v1/conversations", json={"id": conversation}, headers={"Authorization": f"Bearer {customer}"}
+            f"{base}/api/v1/conversations",
+            json={"id": f"c-{uuid.uuid4().hex[:8]}"},
+            headers={"Authorization": f"Bearer {customer}"},
         )
         assert opened.status_code == 201, opened.text
+        conversation = opened.json()["id"]
         assigned = await http.post(
             f"{base}/api/v1/conversations/{conversation}/assign",
             json={"user_id": created.json()["id"]},
@@ -245,7 +265,7 @@ async def test_a_publish_that_fails_is_a_delay_not_a_loss(scene: Scene) -> None:
     for n in range(12):
         text = f"{NO_PUBLISH}-{n}" if n % 3 == 0 else f"plain-{n}"
         assert await scene.send(nodes[1] if n % 3 == 0 else nodes[n % 3], who(n), text)
-    truth = await scene.everyone_has_the_log()
+    truth = await scene.everyone_has_the_log(within=2.0)
     assert [t for _, t in truth] == scene.acknowledged
 
 
@@ -267,7 +287,7 @@ async def test_three_nodes_behind_haproxy_deliver_every_message_to_every_stream(
                 readers.append(reader)
         for n in range(9):
             assert await scene.send(proxy, who(n), f"via-proxy-{n}")
-        truth = await scene.everyone_has_the_log()
+        truth = await scene.everyone_has_the_log(within=2.0)
         for reader in readers:
             events = await reader.until(
                 lambda e: e.event == "conversation.message" and e.json()["text"] == "via-proxy-8", timeout=15
@@ -332,10 +352,13 @@ async def test_a_node_that_dies_between_commit_and_publish_loses_no_delivery(sce
         assert await scene.send(nodes[n % 3], who(n), f"before-{n}")
     assert not await scene.send(nodes[0], "customer", DIE)  # no answer: the node is gone
     assert nodes[0].wait_dead() != 0
+    died_at = time.monotonic()
     for n in range(4):
         assert await scene.send(nodes[1 + n % 2], who(n), f"after-{n}")
-    truth = await scene.everyone_has_the_log()
+    truth = await scene.everyone_has_the_log(within=2.0)
     assert DIE in [t for _, t in truth]  # committed, though never acknowledged nor published
+    for watch in (w for w in scene.watches if w.node.alive):
+        assert watch.arrived[DIE] - died_at <= 2.0, f"{watch.party}@{watch.node.name}: the orphan came late"
     # It arrived through the head check: the survivors got it within their check interval, not at "after-0".
     assert [t for _, t in truth] == [f"before-{n}" for n in range(4)] + [DIE] + [f"after-{n}" for n in range(4)]
 

@@ -150,7 +150,7 @@ async def test_slowloris_sockets_are_closed_while_healthz_and_a_customer_are_ser
             created = await http.post("/api/v1/conversations", json={"id": "conv-slowloris"}, headers=auth)
             assert created.status_code == 201, created.text
             sent = await http.post(
-                "/api/v1/conversations/conv-slowloris/messages", json={"id": "m1", "text": "hi"}, headers=auth
+                f"/api/v1/conversations/{created.json()['id']}/messages", json={"id": "m1", "text": "hi"}, headers=auth
             )
             assert sent.status_code == 201, sent.text
             await stream.until(lambda e: e.event == "conversation.message")

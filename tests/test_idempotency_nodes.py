@@ -56,5 +56,7 @@ async def test_the_same_conversation_opened_on_two_nodes_at_once_is_created_once
         )
     )
     assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
     listed = await world.call("bob", "GET", "/api/v1/conversations")
-    assert sorted(c["id"] for c in listed.json()["conversations"]) == ["conv-bob-1", "conv-race"]
+    expected = [world.conversations["bob"], responses[0].json()["id"]]
+    assert sorted(c["id"] for c in listed.json()["conversations"]) == sorted(expected)

@@ -78,10 +78,10 @@ async def test_a_supervisor_who_loses_supervision_sees_only_their_own_on_reconne
     node: LiveServer, world: LiveWorld
 ) -> None:
     await world.customer("carol")
-    await world.conversation("carol", "conv-inv-carol")  # queued: only supervisors see it
+    conversation = await world.conversation("carol", "conv-inv-carol")  # queued: only supervisors see it
     async with open_stream(node.url, world.tokens["supervisor"], headers={"Last-Event-ID": "0"}) as stream:
         seen = await stream.until(lambda e: e.event == "conversation.created")
-        assert seen[-1].json()["conversation_id"] == "conv-inv-carol"
+        assert seen[-1].json()["conversation_id"] == conversation
         response = await world.http.patch(
             f"/api/v1/admin/users/{world.ids['supervisor']}",
             json={"permissions": ["chat_user", "access_conversation_entries"]},
@@ -92,7 +92,7 @@ async def test_a_supervisor_who_loses_supervision_sees_only_their_own_on_reconne
     assert events[-1].event == "stream.reconnect" and events[-1].json()["reason"] == "revalidate"
     async with open_stream(node.url, world.tokens["supervisor"], headers={"Last-Event-ID": "0"}) as again:
         await opened(again)
-        await world.send("carol", "conv-inv-carol", "only staff of this conversation may read this", "m-inv-1")
+        await world.send("carol", conversation, "only staff of this conversation may read this", "m-inv-1")
         # A heartbeat-free wait: nothing of carol's conversation may arrive; the stream stays quiet.
         with pytest.raises(TimeoutError):
             await again.next(timeout=1.0)

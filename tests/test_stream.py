@@ -152,16 +152,16 @@ async def test_a_stream_carries_only_what_its_caller_may_see(world: LiveWorld) -
     ):
         for stream in (bob_stream, rep2_stream, supervisor_stream):
             await opened(stream)
-        await world.conversation("alice", "c-private", rep="rep")
-        await world.send("alice", "c-private", "my card number is secret", "secret")
-        await world.conversation("bob", "c-bob", rep="rep2")
-        await world.send("bob", "c-bob", "hello from bob", "bob-1")
+        private = await world.conversation("alice", "c-private", rep="rep")
+        await world.send("alice", private, "my card number is secret", "secret")
+        bobs = await world.conversation("bob", "c-bob", rep="rep2")
+        await world.send("bob", bobs, "hello from bob", "bob-1")
         seen_by_supervisor = await supervisor_stream.until(lambda e: e.id is not None and "bob-1" in e.data)
         seen_by_bob = await bob_stream.until(lambda e: "bob-1" in e.data)
         seen_by_rep2 = await rep2_stream.until(lambda e: "bob-1" in e.data)
     assert any("secret" in e.data for e in seen_by_supervisor)
     for events in (seen_by_bob, seen_by_rep2):
-        assert all("c-private" not in e.data for e in events), "another customer's conversation leaked"
+        assert all(private not in e.data for e in events), "another customer's conversation leaked"
     assert alice
 
 
@@ -181,9 +181,9 @@ async def test_after_a_transfer_the_previous_rep_stops_receiving_the_conversatio
         assert left[-1].json()["action"] == "left"
         await world.send("rep2", conversation, "after the transfer", "after")
         await world.send("alice", conversation, "customer after the transfer", "after-2")
-        await world.conversation("alice", "c-marker", rep="rep")  # something rep may see, to end the wait
-        rest = await rep_stream.until(lambda e: "c-marker" in e.data)
-    assert all("after" not in e.data or "c-marker" in e.data for e in rest), "the old rep still sees new messages"
+        marker = await world.conversation("alice", "c-marker", rep="rep")  # something rep may see, to end the wait
+        rest = await rep_stream.until(lambda e: marker in e.data)
+    assert all("after" not in e.data or marker in e.data for e in rest), "the old rep still sees new messages"
     history = await world.http.get(
         f"/api/v1/conversations/{conversation}/entries", headers={"Authorization": f"Bearer {world.tokens['rep2']}"}
     )
@@ -196,12 +196,12 @@ async def test_after_a_transfer_the_previous_rep_stops_receiving_the_conversatio
 @pytest.mark.parametrize("resume_from", ["999999999", "not-a-number", "-5"])
 async def test_an_unknown_or_malformed_resume_point_yields_one_reset(world: LiveWorld, resume_from: str) -> None:
     token = await world.customer("alice")
-    await world.conversation("alice", "c-reset")
+    conversation = await world.conversation("alice", "c-reset")
     async with open_stream(world.base_url, token, headers={"Last-Event-ID": resume_from}) as stream:
         events = await stream.until(lambda e: e.event == "stream.reset")
         reset = events[-1]
         assert reset.id is not None and int(reset.id) >= 2  # the head: resuming from it misses nothing new
-        await world.send("alice", "c-reset", "after the reset", "after-reset")
+        await world.send("alice", conversation, "after the reset", "after-reset")
         live_events = await stream.until(lambda e: e.event == "conversation.message")
     assert [e.event for e in events].count("stream.reset") == 1
     assert int(live_events[-1].id or 0) > int(reset.id)
@@ -211,9 +211,9 @@ async def test_a_client_too_far_behind_gets_a_reset_instead_of_an_unbounded_repl
     server = live(replay_limit=5)
     async with LiveWorld(server.url, DEMO_PASSWORD) as world:
         token = await world.customer("alice")
-        await world.conversation("alice", "c-far")
+        conversation = await world.conversation("alice", "c-far")
         for n in range(10):
-            await world.send("alice", "c-far", f"{n}", f"m{n}")
+            await world.send("alice", conversation, f"{n}", f"m{n}")
         async with open_stream(server.url, token, headers={"Last-Event-ID": "1"}) as stream:
             events = await stream.until(lambda e: e.event == "stream.reset")
         assert events[-1].json()["reason"] == "too_far_behind"
@@ -243,7 +243,7 @@ async def test_sse_and_long_poll_deliver_the_same_events_with_the_same_ids_in_or
 
 async def test_long_poll_answers_as_soon_as_an_event_exists(world: LiveWorld) -> None:
     token = await world.customer("alice")
-    await world.conversation("alice", "c-poll")
+    conversation = await world.conversation("alice", "c-poll")
     head = {"last_event_id": "0"}
     while True:  # read until quiet: the router may still be telling alice her queue position
         page = await world.http.get(
@@ -259,7 +259,7 @@ async def test_long_poll_answers_as_soon_as_an_event_exists(world: LiveWorld) ->
         )
     )
     await asyncio.sleep(0.2)  # let the poll start waiting; the assertion below does not depend on timing
-    await world.send("alice", "c-poll", "wake up", "wake")
+    await world.send("alice", conversation, "wake up", "wake")
     response = await asyncio.wait_for(waiting, 10)
     assert [e["message_id"] for e in response.json()["events"]] == ["wake"]
 

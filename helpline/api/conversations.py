@@ -53,13 +53,16 @@ EventId = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
     response_model=ConversationOut,
     responses={
         200: {"model": ConversationOut, "description": "the same client id again"},
-        **problems(401, 403, 404, 409),
+        **problems(401, 403, 404),
     },
 )
 async def create_conversation(
     body: CreateConversationRequest, caller: Caller, service: ConversationsDep, response: Response
 ) -> dict[str, Any]:
-    """Open a conversation (customers). Sending the same client `id` again returns the same conversation."""
+    """Open a conversation (customers). Sending the same client `id` again returns the same conversation.
+
+    The client `id` is a retry key of the caller's own: the conversation's id is always the server's.
+    """
     conversation, created = await service.create(caller, body.id, body.pre_chat or {})
     response.status_code = 201 if created else 200
     return await service.get(caller, conversation.id)

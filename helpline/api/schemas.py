@@ -91,7 +91,10 @@ class StreamTicketResponse(BaseModel):
 
 
 class CreateConversationRequest(Strict):
-    id: ClientId | None = None
+    id: ClientId | None = Field(
+        default=None,
+        description="a retry key chosen by the client, scoped to the customer; the conversation's id is the server's",
+    )
     pre_chat: PreChat | None = None
 
 

@@ -63,17 +63,19 @@ class Conversations:
         self.after_customer_message = after_customer_message
 
     async def create(
-        self, principal: Principal, conversation_id: str | None, pre_chat: dict[str, Any]
+        self, principal: Principal, client_id: str | None, pre_chat: dict[str, Any]
     ) -> tuple[Conversation, bool]:
-        """Open a conversation for a customer; the same client id again returns the same one."""
+        """Open a conversation for a customer; the same client id again returns the same one.
+
+        The client's id is only a retry key, scoped to the customer (issue 13): the conversation's own id
+        is always generated here, so another customer's key can neither collide with nor reveal it.
+        """
         if not principal.is_customer or principal.deployment_id is None:
             raise Forbidden("only customers open conversations")
         async with self.store.write() as s:
-            if conversation_id is not None:
-                existing = await s.conversation(conversation_id)
+            if client_id is not None:
+                existing = await s.conversation_by_client_id(principal.id, client_id)
                 if existing is not None:
-                    if existing.customer_id != principal.id:
-                        raise Conflict("this conversation id is already in use; generate a new one")
                     return existing, False
             deployment = await s.deployment(id=principal.deployment_id)
             if deployment is None:
@@ -96,8 +98,8 @@ class Conversations:
                     queue_id = queue.id
             now = utcnow()
             conversation = await s.insert_conversation(
-                id=conversation_id or new_id("conv"),
-                client_id=conversation_id,
+                id=new_id("conv"),
+                client_id=client_id,
                 customer_id=principal.id,
                 deployment_id=deployment.id,
                 queue_id=queue_id,

@@ -132,6 +132,13 @@ class Directory(SessionConnection):
         return None if row is None else Customer(**row._mapping)
 
     # -- conversations --------------------------------------------------------------------------
+    async def conversation_by_client_id(self, customer_id: str, client_id: str) -> Conversation | None:
+        """A customer's conversation by the retry key its client chose: keys are the customer's own."""
+        c = schema.conversations
+        condition = and_(c.c.customer_id == customer_id, c.c.client_id == client_id)
+        row = (await self.conn.execute(select(c).where(condition))).first()
+        return None if row is None else Conversation(**row._mapping)
+
     async def insert_conversation(self, **values: Any) -> Conversation:
         now = utcnow()
         values = {"created_at": now, "updated_at": now, "closed_at": None, "assignee_id": None, **values}

@@ -453,6 +453,7 @@ class ChatWidget {
       sessionUntil: Date.now() + session.session_expires_in * 1000,
       lastEventId: session.last_event_id,
       conversationId: null,
+      conversationKey: null,
       readUpTo: 0,
       preChatFields: session.pre_chat_fields || [],
     });
@@ -463,7 +464,7 @@ class ChatWidget {
   sessionExpired() {
     this.stream?.stop();
     this.started = null;
-    this.store.set({ token: null, conversationId: null, lastEventId: null });
+    this.store.set({ token: null, conversationId: null, conversationKey: null, lastEventId: null });
     this.showNotice('Your chat session has expired. Send a message to start a new chat.');
     this.ended.hidden = true;
     this.composer.hidden = false;
@@ -476,25 +477,23 @@ class ChatWidget {
   }
 
   /**
-   * Create the conversation once, with the pre-chat answers; its id is chosen here and stored first,
-   * so a retry never duplicates it.
+   * Create the conversation once, with the pre-chat answers. Its retry key is chosen here and stored
+   * first, so a retry never duplicates it; the conversation's own id is the server's answer.
    */
   async ensureConversation(preChat) {
-    let id = this.store.get('conversationId');
-    const creating = !id;
-    if (!id) {
-      id = crypto.randomUUID();
-      this.store.set({ conversationId: id });
+    const known = this.store.get('conversationId');
+    if (known) return known;
+    let key = this.store.get('conversationKey');
+    if (!key) {
+      key = crypto.randomUUID();
+      this.store.set({ conversationKey: key });
     }
-    const body = creating && preChat && Object.keys(preChat).length ? { id, pre_chat: preChat } : { id };
-    try {
-      const conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
-      this.showConversation(conversation);
-    } catch (error) {
-      if (creating) this.store.set({ conversationId: null }); // not created: the form stays
-      throw error;
-    }
-    return id;
+    const body = preChat && Object.keys(preChat).length ? { id: key, pre_chat: preChat } : { id: key };
+    // Not created (a refused answer, say): the form stays, and the key with it for the next attempt.
+    const conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
+    this.store.set({ conversationId: conversation.id });
+    this.showConversation(conversation);
+    return conversation.id;
   }
 
   /** State from REST: after a reload, a `stream.reset`, or a new chat. Entries already shown are skipped. */
@@ -502,7 +501,7 @@ class ChatWidget {
     const id = this.store.get('conversationId');
     if (!id) return;
     try {
-      const conversation = await withRetry(() => this.api.post('/api/v1/conversations', { id }));
+      const conversation = await withRetry(() => this.api.get(`/api/v1/conversations/${encodeURIComponent(id)}`));
       this.showConversation(conversation);
       const page = await withRetry(() => this.api.get(`/api/v1/conversations/${encodeURIComponent(id)}/entries`, {
         query: { before: '9223372036854775807', limit: 100 },
@@ -756,7 +755,7 @@ class ChatWidget {
   }
 
   newChat({ focus = true } = {}) {
-    if (this.store.get('conversationId')) this.store.set({ conversationId: null, readUpTo: 0 });
+    if (this.store.get('conversationId')) this.store.set({ conversationId: null, conversationKey: null, readUpTo: 0 });
     this.transcript.clear();
     this.tray.clear();
     this.rated = false;
