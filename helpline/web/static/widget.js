@@ -172,6 +172,7 @@ class ChatWidget {
       sessionUntil: Date.now() + session.session_expires_in * 1000,
       lastEventId: session.last_event_id,
       conversationId: session.conversation_id,
+      conversationKey: null, // the conversation exists: no retry key to keep
       readUpTo: 0,
       preChatFields: session.pre_chat_fields || [],
     });
