@@ -242,6 +242,31 @@ class RepLoad:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """A queue's waiting conversations, counted on an index: how many, and the positions told so far."""
+
+    queue_id: str
+    waiting: int
+    told: int  # how many have been told a position
+    last_position: int  # the highest position told (0: none)
+
+    @property
+    def settled(self) -> bool:
+        """Every waiting customer knows its position, and they are 1..waiting (the router's invariant)."""
+        return self.told == self.waiting and self.last_position == self.waiting
+
+
+@dataclass(frozen=True, slots=True)
+class RouterPulse:
+    """What an idle router tick looks at (one statement): has anything happened, is anything due."""
+
+    head: int  # the log's newest event id: any change to the queues appends an event
+    pending_offers: int
+    reps_gone: bool  # a rep marked present has had no stream open since the presence cutoff
+    inactive: bool  # an assigned conversation's customer has been silent since the inactivity cutoff
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     id: str
     conversation_id: str

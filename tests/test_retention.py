@@ -223,3 +223,15 @@ async def test_both_refuse_a_database_whose_migrations_are_behind(
         async with store.engine.begin() as conn:
             await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
     assert await count(app, schema.customers, schema.customers.c.id == world.customer_ids["alice"]) == 1
+
+
+def test_the_migrations_form_one_line_so_upgrade_head_is_unambiguous() -> None:
+    """Two issues adding a migration on the same parent leave two heads, and every upgrade then fails."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from helpline.store.migrate import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert len(ScriptDirectory.from_config(config).get_heads()) == 1

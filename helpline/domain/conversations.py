@@ -388,9 +388,7 @@ class Conversations:
         """Queues by name for pickers, with how many wait in each and their wrap-up dispositions."""
         perms.require(principal, Permission.CHAT_USER)
         async with self.store.read() as s:
-            waiting: dict[str, int] = {}
-            for conversation in await s.queued_conversations():
-                waiting[conversation.queue_id] = waiting.get(conversation.queue_id, 0) + 1
+            waiting = {q: summary.waiting for q, summary in (await s.queue_summaries()).items()}  # counted
             return [
                 {"id": q.id, "name": q.name, "waiting": waiting.get(q.id, 0), "dispositions": list(q.dispositions)}
                 for q in await s.queues()

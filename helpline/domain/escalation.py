@@ -123,7 +123,7 @@ class Escalations:
         """
         cutoff = (now or utcnow()) - timedelta(seconds=self.silence_seconds)
         async with self.store.read() as s:
-            waiting = [c for c in await s.inactive_conversations(cutoff) if with_bot(c) and c.status == "assigned"]
+            waiting = [c for c in await s.inactive_conversations(cutoff, status="assigned") if with_bot(c)]
             unanswered = []
             for conversation in waiting:
                 recent = await s.conversation_events(conversation.id, after=None, before=2**62, limit=50)

@@ -16,6 +16,16 @@ cooldown, if it has not come back within ``presence_touch_seconds`` (a reload ke
 Correctness under concurrency does not depend on timing: every decision is taken and written inside
 one ``Store.write()`` turn of the store's single writer (on PostgreSQL also holding the advisory lock),
 re-reading the state it decides on; so two nodes' routers, or a router and a rep's accept, are ordered.
+
+Cost follows changes, not the queue's length (issue 16). An idle tick asks one bounded statement
+(:class:`~helpline.records.RouterPulse`): the log's head, whether offers are open, whether a rep's
+streams are gone or a customer silent. Every change to a queue appends an event, so with the head where
+the last pass left it, no wake, and no refusal holding work back, there is nothing to route and no
+statistics to recompute; a full pass still runs every ``FULL_PASS_SECONDS`` (the wallboard's service
+level moves with the clock alone, and a change that appended nothing is caught there). A pass counts
+each queue on an index, offers only its head (as many as the reps have room for), and tells a position
+only to the customers whose position changed: new arrivals at the tail get theirs from the count, and
+only after someone left does the database rank the queue to find who moved up.
 """
 
 from __future__ import annotations
@@ -36,11 +46,12 @@ from helpline.config import Settings
 from helpline.domain.log import SYSTEM, audience, automatic_message, close_conversation, revoke_offer
 from helpline.events import EventType
 from helpline.metrics import Metrics
-from helpline.records import Conversation, Offer, RepLoad, isoformat, new_id, utcnow
+from helpline.records import Conversation, Offer, QueueSummary, RepLoad, isoformat, new_id, utcnow
 from helpline.store import Store, StoreSession
 
 logger = logging.getLogger("helpline.routing")
 DEFAULT_WAIT_SECONDS = 60.0
+FULL_PASS_SECONDS = 5.0  # at least this often a tick routes and recomputes the statistics, changes or not
 
 
 def best_rep(candidates: Iterable[RepLoad]) -> RepLoad | None:
@@ -72,9 +83,16 @@ class Router:
         self._last_stats = ""
         self._last_touch = datetime.min.replace(tzinfo=utcnow().tzinfo)
         self.connected_staff = connected_staff  # the staff ids with a stream open on this node
+        # What the last full pass saw (the log's head), whether a change came since (wake), whether a
+        # refusal's cooldown held work back (then every tick routes, as the cooldown ends with the clock).
+        self._seen_head = -1
+        self._changed = True
+        self._held_back = False
+        self._last_full = datetime.min.replace(tzinfo=utcnow().tzinfo)
 
     def wake(self) -> None:
         """Something changed (a conversation queued, an offer answered, a rep freed): route now."""
+        self._changed = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -91,26 +109,46 @@ class Router:
                 await asyncio.sleep(1)
 
     async def tick(self, now: datetime | None = None) -> None:
-        """One pass of every rule; ``now`` lets tests move the clock instead of sleeping."""
+        """One pass of every rule that has something to do; ``now`` lets tests move the clock instead of
+        sleeping. What is due is asked first, in one statement whatever the queues' length."""
         now = now or utcnow()
-        await self.keep_presence(now)
-        await self.expire_offers(now)
-        await self.route(now)
-        await self.sweep_inactivity(now)
-        await self.publish_stats()
+        presence_cutoff = now - timedelta(seconds=self.settings.presence_grace_seconds)
+        warn_after = self.settings.inactivity_warning_seconds
+        silent_since = now - timedelta(seconds=max(0.0, warn_after))
+        pulse = await self.store.hot_read(lambda s: s.router_pulse(presence_cutoff, silent_since))
+        # A rep set offline or an offer revoked frees a conversation: it is routed in this same tick.
+        if await self.keep_presence(now, due=pulse.reps_gone):
+            self._changed = True
+        if pulse.pending_offers and await self.expire_offers(now):
+            self._changed = True
+        full = self._changed or pulse.head != self._seen_head or self._full_pass_due(now)
+        if full or self._held_back:
+            self._changed = False
+            self._seen_head = pulse.head
+            await self.route(now)
+        if pulse.inactive and warn_after > 0:
+            await self.sweep_inactivity(now)
+        if full:
+            self._last_full = now
+            await self.publish_stats()
+
+    def _full_pass_due(self, now: datetime) -> bool:
+        return abs((now - self._last_full).total_seconds()) >= FULL_PASS_SECONDS
 
     # -- offers ----------------------------------------------------------------------------------
-    async def expire_offers(self, now: datetime) -> None:
+    async def expire_offers(self, now: datetime) -> bool:
+        """Revoke the offers unanswered past their time, and those of reps gone; whether any were."""
         async with self.store.read() as s:
             due = bool(await s.pending_offers(expired_by=now)) or bool(await self._unreachable_offers(s, now))
         if not due:
-            return
+            return False
         async with self.store.write() as s:
             for offer in await s.pending_offers(expired_by=now):
                 await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "timeout", status="expired")
             for offer in await self._unreachable_offers(s, now):
                 # Not the rep's refusal: no cooldown, and the customer is offered to someone else now.
                 await revoke_offer(s, offer.id, offer.conversation_id, offer.user_id, "unavailable")
+        return True
 
     async def _unreachable_offers(self, s: StoreSession, now: datetime) -> list[Offer]:
         """Open offers of reps whose last stream closed over ``presence_touch_seconds`` ago."""
@@ -128,66 +166,77 @@ class Router:
 
     async def route(self, now: datetime) -> None:
         # Decide on a read whether anything is to be done: a write is a turn of the single writer, which
-        # every message send needs too, so an idle tick must not take one.
-        if not await self._has_work():
+        # every message send needs too, so a tick with nothing to do must not take one.
+        work = await self._work()
+        self._held_back = False
+        if not work:
             return
         async with self.store.write() as s:
-            for queue in await s.queues():
-                queued = await s.queued_conversations(queue.id)
-                if not queued:
-                    continue
-                await self._offer_queue(s, queue.id, queued, now)
-                await self._tell_positions(s, queue.id, queued)
+            for queue_id in work:
+                # Re-read inside the turn: what is decided and written is what is there now.
+                summary = (await s.queue_summaries(queue_id)).get(queue_id)
+                if summary is None:
+                    continue  # nobody waits any more
+                await self._offer_queue(s, queue_id, now)
+                await self._tell_positions(s, summary)
 
-    async def _has_work(self) -> bool:
+    async def _work(self) -> list[str]:
+        """The queues with something to do: a customer to tell a position, or one to offer to a rep."""
+        found = []
         async with self.store.read() as s:
-            queued = await s.queued_conversations()
-            if not queued:
-                return False
-            by_queue: dict[str, list[Conversation]] = {}
-            for conversation in queued:
-                by_queue.setdefault(conversation.queue_id, []).append(conversation)
-            for queue_id, waiting in by_queue.items():
-                if any(c.queue_position != n for n, c in enumerate(waiting, start=1)):
-                    return True  # a customer's position changed
-                reps = [r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r) and r.free > 0]
-                if reps:
-                    for conversation in waiting:
-                        if not await s.pending_offers(conversation_id=conversation.id):
-                            return True  # someone could be offered a waiting conversation
-        return False
+            for queue_id, summary in (await s.queue_summaries()).items():
+                if not summary.settled:
+                    found.append(queue_id)  # someone joined or left: positions to tell
+                    continue
+                if any(self.routable(r) and r.free > 0 for r in await s.rep_loads(queue_id=queue_id)):
+                    if await s.queue_head(queue_id, 1):
+                        found.append(queue_id)  # someone could be offered a waiting conversation
+        return found
 
-    async def _offer_queue(self, s: StoreSession, queue_id: str, queued: list[Conversation], now: datetime) -> None:
+    async def _offer_queue(self, s: StoreSession, queue_id: str, now: datetime) -> None:
+        """Offer the head of the queue to the reps with room: only as many conversations are read as
+        could be offered, and a few more for those the reps refused lately."""
         reps = {r.id: r for r in await s.rep_loads(queue_id=queue_id) if self.routable(r)}
-        if not any(r.free > 0 for r in reps.values()):
-            return
+        room = sum(r.free for r in reps.values() if r.free > 0)
         cooldown = now - timedelta(seconds=self.settings.refusal_cooldown_seconds)
-        for conversation in queued:
-            if await s.pending_offers(conversation_id=conversation.id):
-                continue
-            refusers = await s.recent_refusers(conversation.id, cooldown)
-            rep = best_rep(r for r in reps.values() if r.free > 0 and r.id not in refusers)
-            if rep is None:
-                continue
-            expires = now + timedelta(seconds=self.settings.offer_timeout_seconds)
-            offer = await s.insert_offer(
-                id=new_id("ofr"), conversation_id=conversation.id, user_id=rep.id, created_at=now, expires_at=expires
-            )
-            reps[rep.id] = replace(rep, pending=rep.pending + 1)
-            await s.append(
-                EventType.OFFER_CREATED,
-                {
-                    "offer_id": offer.id,
-                    "rep_id": rep.id,
-                    "offer_conversation_id": conversation.id,
-                    "expires_at": isoformat(expires),
-                    "timeout_seconds": self.settings.offer_timeout_seconds,
-                    "conversation": conversation.public(),
-                    **await offer_preview(s, conversation),
-                },
-                conversation_id=None,
-                recipients={rep.id},
-            )
+        after = None
+        while room > 0:
+            limit = room + 4
+            page = await s.queue_head(queue_id, limit, after)
+            for conversation in page:
+                refusers = await s.recent_refusers(conversation.id, cooldown)
+                rep = best_rep(r for r in reps.values() if r.free > 0 and r.id not in refusers)
+                if rep is None:
+                    self._held_back = True  # refused lately by every rep with room: try again next tick
+                    continue
+                await self._offer(s, conversation, rep, now)
+                reps[rep.id] = replace(rep, pending=rep.pending + 1)
+                room -= 1
+                if room <= 0:
+                    return
+            if len(page) < limit:
+                return  # the rest of the queue was read
+            after = page[-1]
+
+    async def _offer(self, s: StoreSession, conversation: Conversation, rep: RepLoad, now: datetime) -> None:
+        expires = now + timedelta(seconds=self.settings.offer_timeout_seconds)
+        offer = await s.insert_offer(
+            id=new_id("ofr"), conversation_id=conversation.id, user_id=rep.id, created_at=now, expires_at=expires
+        )
+        await s.append(
+            EventType.OFFER_CREATED,
+            {
+                "offer_id": offer.id,
+                "rep_id": rep.id,
+                "offer_conversation_id": conversation.id,
+                "expires_at": isoformat(expires),
+                "timeout_seconds": self.settings.offer_timeout_seconds,
+                "conversation": conversation.public(),
+                **await offer_preview(s, conversation),
+            },
+            conversation_id=None,
+            recipients={rep.id},
+        )
 
     def routable(self, rep: RepLoad) -> bool:
         """Online, able to read and answer (ACE), and with a stream open (here, or not known closed)."""
@@ -198,13 +247,24 @@ class Router:
     def _connected(self) -> set[str]:
         return set(self.connected_staff())
 
-    async def _tell_positions(self, s: StoreSession, queue_id: str, queued: list[Conversation]) -> None:
+    async def _tell_positions(self, s: StoreSession, summary: QueueSummary) -> None:
+        """Tell the customers whose position changed their new one (and an estimated wait)."""
+        if summary.settled:
+            return
+        queue_id = summary.queue_id
+        moved: list[tuple[Conversation, int]] = []
+        if summary.told == summary.last_position:  # nobody left since the last pass: 1..told are right
+            joined = await s.untold(queue_id)
+            if joined and not await s.told_after(queue_id, joined[0]):  # they joined at the tail
+                moved = [(c, summary.told + n) for n, c in enumerate(joined, start=1)]
+        if not moved:
+            moved = await s.misplaced(queue_id)  # someone left, or joined ahead of others: rank the queue
+        if not moved:
+            return
         waits = await s.recent_waits(queue_id)
         per_slot = statistics.fmean(waits) if waits else DEFAULT_WAIT_SECONDS
         present = sum(1 for r in await s.rep_loads(queue_id=queue_id) if r.presence == "online")
-        for position, conversation in enumerate(queued, start=1):
-            if conversation.queue_position == position:
-                continue
+        for conversation, position in moved:
             await s.update_conversation(conversation.id, queue_position=position)
             await s.append(
                 EventType.CONVERSATION_ROUTING,
@@ -223,23 +283,25 @@ class Router:
             )
 
     # -- presence --------------------------------------------------------------------------------
-    async def keep_presence(self, now: datetime) -> None:
-        """Mark reps whose streams have all been gone for the grace period as offline.
+    async def keep_presence(self, now: datetime, *, due: bool = True) -> bool:
+        """Mark reps whose streams have all been gone for the grace period as offline; whether any were.
 
         Each node records, every ``presence_touch_seconds``, which staff have a stream open on it; a rep
         no node has seen for ``presence_grace_seconds`` is set offline, remembering the presence to give
-        back when it reconnects (:meth:`rep_connected`).
+        back when it reconnects (:meth:`rep_connected`). ``due``: the tick's pulse saw such a rep.
         """
         connected = list(self.connected_staff())
         if connected and (now - self._last_touch).total_seconds() >= self.settings.presence_touch_seconds:
             async with self.store.write() as s:
                 await s.touch_streams(connected, now)
             self._last_touch = now
+        if not due:
+            return False
         cutoff = now - timedelta(seconds=self.settings.presence_grace_seconds)
         async with self.store.read() as s:
             gone = [r for r in await s.reps_gone_since(cutoff) if r[0] not in connected]
         if not gone:
-            return
+            return False
         async with self.store.write() as s:
             for user_id, display_name, presence in await s.reps_gone_since(cutoff):
                 if user_id in connected:
@@ -256,6 +318,7 @@ class Router:
                 for offer in await s.pending_offers():
                     if offer.user_id == user_id:
                         await revoke_offer(s, offer.id, offer.conversation_id, user_id, "unavailable")
+        return True
 
     async def rep_connected(self, user_id: str) -> None:
         """A rep's stream opened: give back the presence it had before it was marked disconnected, and
@@ -296,7 +359,7 @@ class Router:
             return
         silent_since = now - timedelta(seconds=warn_after)
         async with self.store.read() as s:
-            candidates = [c for c in await s.inactive_conversations(silent_since) if c.status == "assigned"]
+            candidates = await s.inactive_conversations(silent_since, status="assigned")
         if not candidates:
             return
         close_after = timedelta(seconds=self.settings.inactivity_close_seconds)
@@ -329,20 +392,26 @@ class Router:
             target = self.settings.service_level_seconds
             # Bots (issue 14): of today's (UTC) bot-handled conversations, contained vs handed to people.
             bots = await s.bot_outcomes(now.replace(hour=0, minute=0, second=0, microsecond=0))
+            # Counted on indexes, never loaded: a queue of 10,000 costs what one of ten does (issue 16).
+            summaries = await s.queue_summaries()
             for queue in await s.queues():
                 rating = ratings.get(queue.id)
                 contained, escalated = bots.get(queue.id, (0, 0))
-                queued = await s.queued_conversations(queue.id)
+                summary = summaries.get(queue.id)
+                waiting = summary.waiting if summary else 0
                 reps = await s.rep_loads(queue_id=queue.id)
                 current = await s.assigned_to([r.id for r in reps])
-                oldest = min((c.queued_at or c.created_at for c in queued), default=None)
-                hour = hour_figures(await s.queue_hour(queue.id, now - timedelta(hours=1)), now, target)
+                oldest = await s.oldest_queued(queue.id) if waiting else None
+                # Waiting beyond the target counts as a miss of the service level (hour_figures).
+                overdue = waiting - await s.queued_since(queue.id, now - timedelta(seconds=target)) if waiting else 0
+                rows = await s.queue_hour(queue.id, now - timedelta(hours=1))
+                hour = hour_figures(rows, now, target, overdue=overdue)
                 stats.append(
                     {
                         "queue_id": queue.id,
                         "name": queue.name,
-                        "length": len(queued),
-                        "waiting": len(queued),
+                        "length": waiting,
+                        "waiting": waiting,
                         "longest_wait_seconds": round((now - _aware(oldest)).total_seconds()) if oldest else 0,
                         "reps_online": sum(1 for r in reps if r.presence == "online"),
                         **hour,
@@ -381,15 +450,16 @@ class Router:
         await self.bus.publish([ALL], Envelope(None, EventType.QUEUE_STATS, body))
 
 
-def hour_figures(rows: list[Any], now: datetime, target: float) -> dict[str, Any]:
+def hour_figures(rows: list[Any], now: datetime, target: float, *, overdue: int = 0) -> dict[str, Any]:
     """The wallboard's last hour of a queue: assigned now, average wait and handle time, service level.
 
     Service level: of the conversations that waited in the last hour, the share answered (assigned) within
     ``target`` seconds; one still waiting beyond the target counts as a miss, one waiting less is not
-    counted yet. ``None`` when there is nothing to count.
+    counted yet. ``None`` when there is nothing to count. ``overdue``: how many are still waiting beyond
+    the target, when the waiting ones are counted rather than given as rows.
     """
     since = now - timedelta(hours=1)
-    waits, handles, met, counted = [], [], 0, 0
+    waits, handles, met, counted = [], [], 0, overdue
     for status, queued_at, assigned_at, closed_at in rows:
         if assigned_at is not None and _aware(assigned_at) >= since and queued_at is not None:
             wait = max(0.0, (_aware(assigned_at) - _aware(queued_at)).total_seconds())

@@ -23,7 +23,8 @@ class BotQueries:
         escalated = func.count(c.c.escalated_at)
         rows = await self.conn.execute(
             select(c.c.queue_id, contained, escalated)
-            .where(c.c.bot_id.is_not(None), c.c.created_at >= since)
+            # ``> ''`` (every id is longer) rather than IS NOT NULL: SQLite then ranges over ix_conversations_bot.
+            .where(c.c.bot_id > "", c.c.created_at >= since)
             .group_by(c.c.queue_id)
         )
         return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in rows}

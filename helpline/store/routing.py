@@ -1,27 +1,114 @@
 """Queries the router asks, in SQLAlchemy Core: queued work, available reps and their load, offers,
-queue membership, queue statistics, stream presence."""
+queue membership, queue statistics, stream presence.
+
+A queue is never loaded whole on a tick (issue 16): its length and positions are counted on
+``ix_conversations_position``, its head read in order on ``ix_conversations_queue`` with a limit, the
+customers to tell a new position picked out by the database; the idle tick's own question is one
+driver statement (:meth:`RoutingQueries.router_pulse`).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, tuple_, update
 
-from helpline.records import Conversation, Offer, RepLoad
+from helpline.records import Conversation, Offer, QueueSummary, RepLoad, RouterPulse
 from helpline.store import schema
 from helpline.store.connection import SessionConnection
+from helpline.store.statements import processed
+
+# The queue's order, first come first served (the tail of ix_conversations_queue).
+FIRST_COME = (schema.conversations.c.queued_at, schema.conversations.c.created_at, schema.conversations.c.id)
 
 
 class RoutingQueries(SessionConnection):
     async def queued_conversations(self, queue_id: str | None = None) -> list[Conversation]:
-        """Waiting conversations, first come first served."""
+        """Every waiting conversation, first come first served: for tests and tools, never on a tick."""
         c = schema.conversations
         query = select(c).where(c.c.status == "queued")
         if queue_id is not None:
             query = query.where(c.c.queue_id == queue_id)
-        rows = await self.conn.execute(query.order_by(c.c.queued_at, c.c.created_at, c.c.id))
+        rows = await self.conn.execute(query.order_by(*FIRST_COME))
         return [Conversation(**row._mapping) for row in rows]
+
+    async def router_pulse(self, presence_cutoff: datetime, silent_since: datetime) -> RouterPulse:
+        """The idle tick's one statement (a driver statement: ``Store.hot_read`` runs it)."""
+        sql, (stream_at, customer_at) = self.statements.router_pulse()
+        ((head, pending, gone, inactive),) = await self._fetch(
+            sql, processed(presence_cutoff, stream_at), processed(silent_since, customer_at)
+        )
+        return RouterPulse(int(head or 0), int(pending or 0), bool(gone), bool(inactive))
+
+    async def queue_summaries(self, queue_id: str | None = None) -> dict[str, QueueSummary]:
+        """Per queue with conversations waiting: how many, and the positions told (an index-only count)."""
+        c = schema.conversations
+        query = select(c.c.queue_id, func.count(), func.count(c.c.queue_position), func.max(c.c.queue_position))
+        query = query.where(c.c.status == "queued")
+        if queue_id is not None:
+            query = query.where(c.c.queue_id == queue_id)
+        rows = await self.conn.execute(query.group_by(c.c.queue_id))
+        return {row[0]: QueueSummary(row[0], int(row[1]), int(row[2]), int(row[3] or 0)) for row in rows}
+
+    async def queue_head(self, queue_id: str, limit: int, after: Conversation | None = None) -> list[Conversation]:
+        """The first ``limit`` waiting conversations with no open offer (after ``after``), in order."""
+        c, o = schema.conversations, schema.offers
+        offered = select(o.c.id).where(o.c.conversation_id == c.c.id, o.c.status == "pending").exists()
+        query = select(c).where(c.c.status == "queued", c.c.queue_id == queue_id, ~offered)
+        if after is not None:
+            query = query.where(tuple_(*FIRST_COME) > _first_come_key(after))
+        rows = await self.conn.execute(query.order_by(*FIRST_COME).limit(limit))
+        return [Conversation(**row._mapping) for row in rows]
+
+    async def untold(self, queue_id: str) -> list[Conversation]:
+        """Waiting conversations never told a position (new in the queue), in order."""
+        c = schema.conversations
+        query = select(c).where(c.c.status == "queued", c.c.queue_id == queue_id, c.c.queue_position.is_(None))
+        # Sorted here: an ORDER BY would draw SQLite to the queue's order index, and so past every row.
+        found = [Conversation(**row._mapping) for row in await self.conn.execute(query)]
+        return sorted(found, key=lambda c: (_utc(c.queued_at), _utc(c.created_at), c.id))
+
+    async def told_after(self, queue_id: str, conversation: Conversation) -> bool:
+        """Whether a customer behind ``conversation`` in the queue has been told a position already."""
+        c = schema.conversations
+        query = select(c.c.id).where(
+            c.c.status == "queued",
+            c.c.queue_id == queue_id,
+            tuple_(*FIRST_COME) > _first_come_key(conversation),
+            c.c.queue_position.is_not(None),
+        )
+        return (await self.conn.execute(query.limit(1))).first() is not None
+
+    async def misplaced(self, queue_id: str) -> list[tuple[Conversation, int]]:
+        """(conversation, its position now) for each waiting conversation told none or another one: the
+        database ranks the queue, only the customers whose position changed come back."""
+        c = schema.conversations
+        rank = func.row_number().over(order_by=FIRST_COME).label("helpline_rank")
+        ranked = select(c, rank).where(c.c.status == "queued", c.c.queue_id == queue_id).subquery()
+        query = (
+            select(ranked)
+            .where(or_(ranked.c.queue_position.is_(None), ranked.c.queue_position != ranked.c.helpline_rank))
+            .order_by(ranked.c.helpline_rank)
+        )
+        found = []
+        for row in await self.conn.execute(query):
+            values = dict(row._mapping)
+            position = int(values.pop("helpline_rank"))
+            found.append((Conversation(**values), position))
+        return found
+
+    async def oldest_queued(self, queue_id: str) -> datetime | None:
+        c = schema.conversations
+        query = select(func.min(c.c.queued_at)).where(c.c.status == "queued", c.c.queue_id == queue_id)
+        oldest: datetime | None = (await self.conn.execute(query)).scalar()
+        return oldest
+
+    async def queued_since(self, queue_id: str, since: datetime) -> int:
+        """How many of the queue's waiting conversations were queued at or after ``since``."""
+        c = schema.conversations
+        query = select(func.count()).where(c.c.status == "queued", c.c.queue_id == queue_id, c.c.queued_at >= since)
+        return int((await self.conn.execute(query)).scalar() or 0)
 
     async def rep_loads(self, *, queue_id: str | None = None, user_id: str | None = None) -> list[RepLoad]:
         """Reps with their capacity and current load (members of ``queue_id``, or one ``user_id``)."""
@@ -120,15 +207,15 @@ class RoutingQueries(SessionConnection):
         return [_offer(row) for row in await self.conn.execute(query.order_by(o.c.created_at))]
 
     async def queue_hour(self, queue_id: str, since: datetime) -> list[Any]:
-        """(status, queued_at, assigned_at, closed_at) of the queue's conversations active since ``since``."""
+        """(status, queued_at, assigned_at, closed_at) of the queue's assigned conversations, and of those
+        closed since ``since``. Waiting ones are counted apart (:meth:`queued_since`): a queued conversation
+        has no ``assigned_at`` (``move`` clears it), so all the wallboard needs of them is a count."""
         c = schema.conversations
-        rows = await self.conn.execute(
-            select(c.c.status, c.c.queued_at, c.c.assigned_at, c.c.closed_at).where(
-                c.c.queue_id == queue_id,
-                or_(c.c.queued_at >= since, c.c.assigned_at >= since, c.c.closed_at >= since, c.c.status != "closed"),
-            )
-        )
-        return list(rows)
+        columns = (c.c.status, c.c.queued_at, c.c.assigned_at, c.c.closed_at)
+        assigned = select(*columns).where(c.c.status == "assigned", c.c.queue_id == queue_id)
+        # By ix_conversations_closed: only a closed conversation has a closed_at.
+        closed = select(*columns).where(c.c.closed_at >= since, c.c.queue_id == queue_id)
+        return [*await self.conn.execute(assigned), *(r for r in await self.conn.execute(closed) if r[0] == "closed")]
 
     async def assigned_to(self, user_ids: list[str]) -> dict[str, list[dict[str, str]]]:
         """Each rep's open conversations with their customer's name (the wallboard's "current")."""
@@ -193,12 +280,26 @@ class RoutingQueries(SessionConnection):
         )
         return [(row.id, row.display_name, row.presence) for row in rows]
 
-    async def inactive_conversations(self, silent_since: datetime) -> list[Conversation]:
+    async def inactive_conversations(self, silent_since: datetime, status: str | None = None) -> list[Conversation]:
+        """Open conversations whose customer has been silent since ``silent_since`` (of one ``status``:
+        ``assigned`` is read on an index, never the waiting queue)."""
         c = schema.conversations
-        rows = await self.conn.execute(
-            select(c).where(c.c.status != "closed", c.c.last_customer_at < silent_since).order_by(c.c.last_customer_at)
-        )
+        query = select(c).where(c.c.last_customer_at < silent_since)
+        query = query.where(c.c.status != "closed") if status is None else query.where(c.c.status == status)
+        rows = await self.conn.execute(query.order_by(c.c.last_customer_at))
         return [Conversation(**row._mapping) for row in rows]
+
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _first_come_key(conversation: Conversation) -> Any:
+    """``conversation``'s place in the queue's order, bound as the columns' own types."""
+    values = (conversation.queued_at, conversation.created_at, conversation.id)
+    return tuple_(*(literal(value, column.type) for value, column in zip(values, FIRST_COME, strict=True)))
 
 
 def _offer(row: Any) -> Offer:

@@ -129,6 +129,14 @@ conversations = Table(
     Index("ix_conversations_assignee", "assignee_id", "created_at"),
     Index("ix_conversations_created", "created_at", "id"),
     Index("ix_conversations_deployment_updated", "deployment_id", "updated_at"),
+    # The router's and the wallboard's (migration 0010): a queue's head first come first served, its
+    # length and positions, each read by index, never by loading the queue (issue 16).
+    Index("ix_conversations_queue", "status", "queue_id", "queued_at", "created_at", "id"),
+    Index("ix_conversations_position", "status", "queue_id", "queue_position"),
+    Index("ix_conversations_assigned", "assigned_at"),
+    Index("ix_conversations_closed", "closed_at"),
+    Index("ix_conversations_rated", "rated_at", "queue_id", "rating"),
+    Index("ix_conversations_bot", "bot_id", "created_at"),
 )
 
 participants = Table(
@@ -183,6 +191,7 @@ offers = Table(
     Column("answered_at", DateTime(timezone=True), nullable=True),
     Index("ix_offers_conversation", "conversation_id", "status"),
     Index("ix_offers_user", "user_id", "status"),
+    Index("ix_offers_pending", "status", "expires_at"),  # migration 0010: the offers to expire
 )
 
 used_stream_tickets = Table(

@@ -148,6 +148,23 @@ class DriverStatements:
             f"(SELECT horizon FROM {h.name} WHERE id = 1)"
         )
 
+    @lru_cache(maxsize=1)  # noqa: B019
+    def router_pulse(self) -> tuple[str, list[Processor]]:
+        """What an idle router tick asks, in one statement of bounded cost whatever the queue's length:
+        the log's head, how many offers are open, whether a present rep's streams are gone since ``$1``,
+        whether an assigned conversation's customer has been silent since ``$2``. Each by index:
+        events' key, ``ix_offers_pending``, the users (a few), the assigned end of ``ix_conversations_queue``."""
+        e, o, u, c = schema.events, schema.offers, schema.users, schema.conversations
+        presence_cutoff, silent_since = self.placeholders(2)
+        sql = (
+            f"SELECT (SELECT max(id) FROM {e.name}), "
+            f"(SELECT count(*) FROM {o.name} WHERE status = 'pending'), "
+            f"EXISTS (SELECT 1 FROM {u.name} WHERE presence <> 'offline' "
+            f"AND (last_stream_at IS NULL OR last_stream_at < {presence_cutoff})), "
+            f"EXISTS (SELECT 1 FROM {c.name} WHERE status = 'assigned' AND last_customer_at < {silent_since})"
+        )
+        return sql, [self.bind(u.c.last_stream_at), self.bind(c.c.last_customer_at)]
+
     @lru_cache(maxsize=64)  # noqa: B019
     def recipients_among(self, count: int) -> str:
         """``(event_id, principal_id)`` of ``event_recipients`` with an event in ``($1, $2]`` and one of
