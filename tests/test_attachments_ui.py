@@ -61,6 +61,9 @@ def test_an_image_reaches_the_rep_as_a_thumbnail_and_a_pdf_downloads_in_the_widg
     own = customer.locator(".msg--own").last
     expect(own).to_have_attribute("data-state", re.compile("sent|read"))
     expect(own.locator("img.thumb")).to_have_attribute("alt", "torn-bag.png")
+    customer.wait_for_function(  # the widget shows the server's thumbnail too, not the 640 px file
+        "(img) => img.complete && img.naturalWidth === 320", arg=own.locator("img.thumb").element_handle()
+    )
 
     rep = sign_in(new_page(), demo_server, "rep")
     rep.locator(f'[data-conversation="{conversation["id"]}"]').click()
