@@ -115,8 +115,9 @@ def serve(
 ) -> None:
     """Run the server."""
     from helpline.app import create_app
-    from helpline.runner import build_server
+    from helpline.runner import build_server, log_like_uvicorn
 
+    log_like_uvicorn()
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
     try:

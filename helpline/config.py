@@ -34,6 +34,9 @@ class Settings:
     # (docs/protocol.md "Renewing a customer session"), and each renewal starts the period again.
     customer_session_days: float = 30.0
     stream_ticket_seconds: int = 60
+    # The link in an offline-reply email carries a resume token valid this long (docs/protocol.md
+    # "Resume links"): the customer continues the conversation from any browser until then.
+    resume_link_seconds: int = 7 * 86400
     # Stream behaviour (docs/protocol.md "Events", 1.1 "Streams"). Every idle stream gets a heartbeat after
     # `heartbeat_seconds` without a write: a `stream.heartbeat` event (EventSource hides comments, so a
     # page can only see a silent stall through an event) with a comment in the same write. 5 s, not the

@@ -91,7 +91,25 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        # The write path since this node started (store/commit.py): what a cluster's ceiling follows from.
+        self.write_batches = Gauge("helpline_write_batches", "Write transactions committed (batches)", registry=r)
+        self.write_turns = Gauge("helpline_write_turns", "Writes committed, in all batches", registry=r)
+        self.append_lock_wait = Gauge(
+            "helpline_append_lock_wait_seconds", "Seconds spent waiting for the append lock", registry=r
+        )
+        self.append_lock_hold = Gauge(
+            "helpline_append_lock_hold_seconds",
+            "Seconds the append lock was held (statements, commit, publish)",
+            registry=r,
+        )
         self.reps = Gauge("helpline_reps", "Reps (chat_rep users in any queue) by presence", ["presence"], registry=r)
+
+    def write_path(self, figures: dict[str, float]) -> None:
+        """The group commit's totals (``GroupCommit.figures``), read at each scrape."""
+        self.write_batches.set(figures["batches"])
+        self.write_turns.set(figures["turns"])
+        self.append_lock_wait.set(figures["lock_wait_seconds"])
+        self.append_lock_hold.set(figures["lock_hold_seconds"])
 
     def handled(self, assigned_at: datetime | None, closed_at: datetime | None) -> None:
         """A conversation closed: its handle time, when someone had it."""

@@ -106,6 +106,14 @@ def log_off_the_loop(logger: logging.Logger) -> logging.handlers.QueueListener |
     return listener
 
 
+def log_like_uvicorn() -> None:
+    """A server process's own messages (``helpline.*`` at INFO and above) go to stderr beside uvicorn's.
+
+    For processes that are the server only (the CLI, each worker): a test process keeps pytest's capture.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+
+
 def build_server(
     app: FastAPI, host: str, port: int, *, freeze_startup_heap: bool = False, **options: Any
 ) -> HelplineServer:

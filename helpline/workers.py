@@ -74,9 +74,10 @@ def bind(host: str, port: int) -> socket.socket:
 def run_worker(settings: Settings, host: str, port: int, sock: socket.socket, parent: int) -> None:
     """A worker's whole life (the spawned process's target)."""
     from helpline.app import create_app
-    from helpline.runner import build_server
+    from helpline.runner import build_server, log_like_uvicorn
 
     os.setpgrp()
+    log_like_uvicorn()
     server = build_server(create_app(settings, seed_demo=False), host, port, freeze_startup_heap=True)
 
     def stop_when_orphaned() -> None:
@@ -152,6 +153,8 @@ class Supervisor:
 
 def serve_workers(settings: Settings, host: str, port: int, count: int) -> int:
     """Run ``count`` workers until SIGTERM or SIGINT; ``check`` has passed (the CLI calls it first)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")  # uvicorn's look
+    from helpline.runner import log_like_uvicorn
+
+    log_like_uvicorn()
     asyncio.run(prepare(settings))
     return Supervisor(settings, host, port, count).run()

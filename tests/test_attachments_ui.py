@@ -61,6 +61,9 @@ def test_an_image_reaches_the_rep_as_a_thumbnail_and_a_pdf_downloads_in_the_widg
     own = customer.locator(".msg--own").last
     expect(own).to_have_attribute("data-state", re.compile("sent|read"))
     expect(own.locator("img.thumb")).to_have_attribute("alt", "torn-bag.png")
+    customer.wait_for_function(  # the widget shows the server's thumbnail too, not the 640 px file
+        "(img) => img.complete && img.naturalWidth === 320", arg=own.locator("img.thumb").element_handle()
+    )
 
     rep = sign_in(new_page(), demo_server, "rep")
     rep.locator(f'[data-conversation="{conversation["id"]}"]').click()
@@ -173,6 +176,6 @@ def test_with_no_one_online_the_customer_leaves_an_email_and_the_reply_goes_ther
             time.sleep(0.05)
         (message,) = smtp.inbox.received()
         assert message["To"] == "gus@example.com" and "Yes: the Harbor Decaf." in body_of(message)
-        assert f"{server.url}/#helpline-chat" in body_of(message)
+        assert f"{server.url}/?helpline_resume=" in body_of(message)  # tests/test_resume_links.py opens it
     finally:
         smtp.stop()

@@ -214,6 +214,8 @@ ROWS = [
     # credentials
     Row("POST /api/v1/auth/login", everyone(200), body=lambda s: {"username": "rep2", "password": PASSWORD}),
     Row("POST /api/v1/deployments/{deployment_key}/sessions", everyone(201), body=lambda s: {}),
+    # A resume link's token is the credential; the caller's own is not (tests/test_resume_links.py).
+    Row("POST /api/v1/sessions/resume", everyone(401), body=lambda s: {"token": "not-a-token"}),
     Row("POST /api/v1/stream-tickets",
         answers(anonymous=401, alice=200, bob=200, rep=200, rep2=200, trainee=200, supervisor=200, admin=200,
                 nochat=CHAT_USER)),
@@ -366,6 +368,9 @@ ROWS = [
                        nochat=CHAT_USER),
         body=lambda s: Files({"file": ("note.txt", b"hello there", "text/plain")})),
     Row("GET /api/v1/attachments/{attachment_id}",
+        answers(anonymous=401, alice=404, bob=404, rep=404, rep2=404, trainee=404, supervisor=404, admin=404,
+                nochat=CHAT_USER)),
+    Row("GET /api/v1/attachments/{attachment_id}/thumbnail",  # exactly the download's (tests/test_attachments.py)
         answers(anonymous=401, alice=404, bob=404, rep=404, rep2=404, trainee=404, supervisor=404, admin=404,
                 nochat=CHAT_USER)),
     Row("POST /api/v1/conversations/{conversation_id}/rating",  # 409: alice's chat has not ended

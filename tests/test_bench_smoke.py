@@ -68,6 +68,27 @@ def test_every_scenario_runs_and_loses_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_cluster_bench_reads_the_append_lock_of_every_node(
+    tmp_path: Path, postgres_url: str, redis_bus_url: str
+) -> None:
+    """bench/cluster.py at toy sizes: two nodes on PostgreSQL, the ramp loses nothing, and every
+    writer's lock figures were read from its log (the supervisor's set-up writes counted too). The
+    fixtures only make the test skip (or fail under CI) when PostgreSQL or Redis is absent."""
+    from bench.cluster import main as cluster
+
+    out = tmp_path / "cluster.json"
+    assert cluster(["--nodes", "2", "--mode", "smoke", "--workers", "2", "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["nodes"] == 2 and result["writer_processes"] >= 2
+    assert result["writes"] > 0 and result["lock_hold_ms_per_batch"] > 0
+    assert result["lock_ceiling_writes_per_second"] > 0
+    for step in result["ramp_steps"]:
+        _check_phase(step, "cluster ramp")
+
+
+@pytest.mark.timeout(120)
 def test_the_queue_size_scenario_runs_and_every_customer_is_told_its_position(tmp_path: Path) -> None:
     """bench/queued.py at toy sizes (issue 16): it fails by itself when a customer is not told the
     position it was queued at, so a router that loses count breaks it."""

@@ -142,7 +142,7 @@ async def test_a_reply_to_a_customer_who_left_is_emailed_once_with_a_link_back(
         assert message["To"] == "carol@example.com" and message["From"] == "Harbor & Pine <help@shop.example>"
         assert "replied to your chat" in message["Subject"]
         body = body_of(message)
-        assert "Yes, it ships today." in body and "https://shop.example/#helpline-chat" in body
+        assert "Yes, it ships today." in body and "https://shop.example/?helpline_resume=" in body
         assert "Is my order on its way?" not in body  # the customer's own words are not sent back
         await wait_until(lambda: _all_sent(application))
         await asyncio.sleep(1.0)  # five more polls of the worker: nothing is sent again

@@ -42,3 +42,22 @@ async def test_messages_stored_counts_each_message_once(world: World, client: ht
     for _ in range(2):  # the second is a retry: nothing new is stored
         await world.send("alice", conversation, "hello", "counted-once")
     assert "helpline_messages_stored_total 1.0" in (await client.get("/metrics")).text
+
+
+def series(text: str, name: str) -> float:
+    found = [line for line in text.splitlines() if line.startswith(f"{name} ")]
+    assert found, f"{name} is missing from /metrics"
+    return float(found[0].split()[1])
+
+
+async def test_metrics_show_the_write_path_and_the_append_lock(world: World, client: httpx.AsyncClient) -> None:
+    """The group commit's batches and the append lock's wait and hold: what bounds a cluster (issue 16)."""
+    before = (await client.get("/metrics")).text
+    for n in range(3):
+        sent = await world.send("alice", world.conversations["alice"], f"counted {n}", f"lock-{n}")
+        assert sent.status_code == 201, sent.text
+    after = (await client.get("/metrics")).text
+    assert series(after, "helpline_write_turns") >= series(before, "helpline_write_turns") + 3
+    assert series(after, "helpline_write_batches") >= series(before, "helpline_write_batches") + 1
+    assert series(after, "helpline_append_lock_hold_seconds") > series(before, "helpline_append_lock_hold_seconds")
+    assert series(after, "helpline_append_lock_wait_seconds") >= series(before, "helpline_append_lock_wait_seconds")

@@ -13,6 +13,8 @@ from helpline.api.schemas import (
     CustomerSessionResponse,
     LoginRequest,
     LoginResponse,
+    ResumeRequest,
+    ResumeSessionResponse,
     StreamTicketResponse,
 )
 from helpline.edge import client_address
@@ -55,6 +57,19 @@ async def start_customer_session(
         identity_token=body.identity_token,
         renew_token=bearer_token(request),
     )
+
+
+@router.post("/sessions/resume", status_code=201, response_model=ResumeSessionResponse, responses=problems(401, 403))
+async def resume_customer_session(body: ResumeRequest, request: Request, accounts: AccountsDep) -> dict[str, Any]:
+    """Exchange the token of an emailed link (`?helpline_resume=…`) for a session of its customer, on any
+    browser: the answer of a new customer session, with `conversation_id`.
+
+    401 `not_authenticated` with `reason`: `invalid` (damaged or forged), `expired`, `wrong_purpose` (not a
+    resume token), `customer_gone` (erased), `conversation_gone`. 403 from an origin the deployment does not
+    allow.
+    """
+    await services(request).login_limiter.hit(f"session-ip:{client_address(request)}", cost=0.2)
+    return await accounts.resume_customer_session(body.token, origin=request.headers.get("origin"))
 
 
 def bearer_token(request: Request) -> str | None:

@@ -44,6 +44,7 @@ async def metrics(request: Request) -> Response:
     metrics = request.app.state.metrics
     svc = getattr(request.app.state, "services", None)
     if svc is not None:
+        metrics.write_path(svc.store.commits.figures())
         try:
             averages = await svc.ratings.averages()
             queues = await svc.router.queue_stats()  # the wallboard's figures, so the two always agree

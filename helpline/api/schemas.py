@@ -77,6 +77,14 @@ class CustomerSessionResponse(BaseModel):
     pre_chat_fields: list[dict[str, Any]] = []
 
 
+class ResumeRequest(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class ResumeSessionResponse(CustomerSessionResponse):
+    conversation_id: str  # the conversation the link leads to
+
+
 class StreamTicketResponse(BaseModel):
     ticket: str
     expires_in: int

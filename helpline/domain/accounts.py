@@ -15,12 +15,13 @@ from helpline.domain.permissions import ALL_PERMISSIONS
 from helpline.domain.security import (
     TICKET_AUDIENCE,
     Passwords,
+    ResumeRefused,
     Tokens,
     verify_identity_token,
 )
 from helpline.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from helpline.events import EventType
-from helpline.records import Deployment, Principal, Queue, User, utcnow
+from helpline.records import Customer, Deployment, Principal, Queue, User, utcnow
 from helpline.store import Store, StoreSession
 
 PRINCIPAL_CACHE_SIZE = 100_000
@@ -183,6 +184,29 @@ class Accounts:
             # A verified customer resumes from the start of its history on a new device; a guest
             # starts at the log's head, so its first stream replays nothing that predates it.
             head = 0 if customer.verified else await s.head()
+        return self._session(customer, deployment, head)
+
+    async def resume_customer_session(self, token: str, *, origin: str | None) -> dict[str, Any]:
+        """Exchange the resume token of an email's link for a session of its customer, on any browser:
+        the answer of a new session, with the conversation to show (docs/protocol.md "Resume links")."""
+        claims = self.tokens.verify_resume(token)
+        async with self.store.read() as s:
+            customer = await s.customer(id=claims.customer_id)
+            if customer is None:
+                raise ResumeRefused("customer_gone", "this link's chat no longer exists (its customer was erased)")
+            conversation = await s.conversation(claims.conversation_id)
+            if conversation is None or conversation.customer_id != customer.id:
+                raise ResumeRefused("conversation_gone", "this link's conversation no longer exists")
+            deployment = await s.deployment(id=customer.deployment_id)
+            if deployment is None:
+                raise ResumeRefused("customer_gone", "this link's chat no longer exists")
+            if origin is not None and origin not in deployment.allowed_origins:
+                raise Forbidden("this origin is not allowed for the deployment")
+            # History comes from the conversation's entries; the stream starts at the head (as a guest's).
+            head = 0 if customer.verified else await s.head()
+        return {**self._session(customer, deployment, head), "conversation_id": conversation.id}
+
+    def _session(self, customer: Customer, deployment: Deployment, head: int) -> dict[str, Any]:
         seconds = self.settings.customer_token_seconds
         session_seconds = max(seconds, int(self.settings.customer_session_days * 86400))
         fields = list(deployment.pre_chat_fields)

@@ -10,7 +10,9 @@ server's acceptance and our record could resend, with the same ``Message-ID``, s
 
 Offline replies: when a rep replies to a customer who gave an email and has had no stream open (on any
 node) and said nothing for ``offline_email_after_seconds``, the reply goes out by email with a link back
-to the conversation. Several replies before the email leaves make one email.
+to the conversation. Several replies before the email leaves make one email. The link carries a resume
+token (domain/security.py), made when the email is sent, so the customer continues on any browser,
+also one that never saw the chat; without the token the link would open a blank widget there.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from helpline.config import Settings
 from helpline.domain import permissions as perms
 from helpline.domain.notes import STAFF_ONLY_TYPES
+from helpline.domain.security import Tokens
 from helpline.errors import Conflict, Forbidden, RateLimited
 from helpline.events import EventType
 from helpline.mail import Mailer, parse_smtp_url
@@ -40,6 +44,7 @@ LEASE_SECONDS = 120.0  # a claimed row's worker has this long to send it before 
 BATCH = 20
 MAX_TRANSCRIPTS = 3  # per conversation: the address is the customer's word, so bound what it can send
 MAX_RETRY_SECONDS = 3600.0
+RESUME_PARAMETER = "helpline_resume"  # the widget reads it on load (widget.js), then removes it
 
 
 class Outbox:
@@ -50,9 +55,11 @@ class Outbox:
         mailer: Mailer | None = None,
         *,
         connected: Callable[[], Iterable[str]] = lambda: (),
+        tokens: Tokens | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.tokens = tokens or Tokens(settings.secret_key)  # signs the resume links
         if mailer is None and settings.smtp_url:
             mailer = Mailer(parse_smtp_url(settings.smtp_url), settings.smtp_from)
         self.mailer = mailer
@@ -219,13 +226,17 @@ class Outbox:
         )
 
     async def _link(self, conversation_id: str | None) -> str:
+        """The site (the deployment's first allowed origin), with a resume token for the conversation."""
         base = self.settings.public_url
         async with self.store.read() as s:
             conversation = await s.conversation(conversation_id) if conversation_id else None
             deployment = await s.deployment(id=conversation.deployment_id) if conversation else None
         if deployment is not None and deployment.allowed_origins:
             base = deployment.allowed_origins[0]
-        return f"{base.rstrip('/')}/#helpline-chat"
+        if conversation is None:
+            return f"{base.rstrip('/')}/#helpline-chat"
+        token = self.tokens.issue_resume(conversation.customer_id, conversation.id, self.settings.resume_link_seconds)
+        return f"{base.rstrip('/')}/?{urlencode({RESUME_PARAMETER: token})}#helpline-chat"
 
 
 def _message_text(author: str, data: dict[str, Any]) -> str:

@@ -1,8 +1,11 @@
-"""Passwords, access tokens, stream tickets and verified-customer identity tokens.
+"""Passwords, access tokens, stream tickets, resume links and verified-customer identity tokens.
 
 Access tokens are HS256 JWTs signed with ``HELPLINE_SECRET_KEY``. A stream ticket is a JWT too, with
 its own audience (so an access token can never pass as a ticket, nor a ticket as an access token),
-a ≤ 60 s expiry and a ``jti`` the store records on first use (docs/protocol.md "Credentials").
+a ≤ 60 s expiry and a ``jti`` the store records on first use (docs/protocol.md "Credentials"). A resume
+token, the credential in the link of an offline-reply email, is one more audience: it names a customer
+and one of its conversations, expires (``resume_link_seconds``), and is only ever exchanged for a
+customer session (``POST /api/v1/sessions/resume``), never accepted as a bearer token.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from helpline.errors import NotAuthenticated
 
 ACCESS_AUDIENCE = "helpline:access"
 TICKET_AUDIENCE = "helpline:stream-ticket"
+RESUME_AUDIENCE = "helpline:resume"
 ALGORITHM = "HS256"
 
 
@@ -59,6 +63,20 @@ class TokenClaims:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeClaims:
+    customer_id: str
+    conversation_id: str
+    expires_at: datetime
+
+
+class ResumeRefused(NotAuthenticated):
+    """A resume token that cannot be exchanged; ``reason`` says why (docs/protocol.md "Resume links")."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, reason=reason)
+
+
 VERIFIED_CACHE_SIZE = 20_000
 
 
@@ -81,6 +99,43 @@ class Tokens:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def issue_resume(self, customer_id: str, conversation_id: str, seconds: int) -> str:
+        """The token of a link back to ``conversation_id`` for ``customer_id``, valid ``seconds``."""
+        now = int(datetime.now(UTC).timestamp())
+        claims = {
+            "sub": customer_id,
+            "kind": "resume",
+            "cid": conversation_id,
+            "aud": RESUME_AUDIENCE,
+            "iat": now,
+            "exp": now + seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+
+    def verify_resume(self, token: str) -> ResumeClaims:
+        """The customer and conversation a resume token names; ``ResumeRefused`` (401) with the reason:
+        ``invalid`` (malformed, or not signed by this server), ``expired``, ``wrong_purpose`` (another
+        kind of token, such as an access token)."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],
+                audience=RESUME_AUDIENCE,
+                options={"require": ["sub", "exp", "aud", "iat"]},
+            )
+        except jwt.ExpiredSignatureError:  # checked after the signature: only a genuine token is "expired"
+            raise ResumeRefused("expired", "this link has expired; start a new chat") from None
+        except jwt.InvalidAudienceError:
+            raise ResumeRefused("wrong_purpose", "this token is not a link to a conversation") from None
+        except jwt.PyJWTError:
+            raise ResumeRefused("invalid", "this link is not valid (damaged, or not from this server)") from None
+        subject, conversation = claims.get("sub"), claims.get("cid")
+        if claims.get("kind") != "resume" or not isinstance(subject, str) or not isinstance(conversation, str):
+            raise ResumeRefused("wrong_purpose", "this token is not a link to a conversation")
+        return ResumeClaims(subject, conversation, datetime.fromtimestamp(int(claims["exp"]), UTC))
 
     def verify(self, token: str, audience: str = ACCESS_AUDIENCE) -> TokenClaims:
         remembered = self._verified.get((token, audience))

@@ -90,6 +90,12 @@ class GroupCommit:
         self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # observability for tests and benchmarks: how often a commit was shared
         self.turns = 0
+        # The append lock, the one thing every node's writes queue on (PostgreSQL's advisory lock, the
+        # file lock beside SQLite): seconds spent waiting for it (BEGIN included) and holding it (the
+        # batch's statements, COMMIT and publish, until the unlock). Their ratio bounds a cluster.
+        self.lock_wait_seconds = 0.0
+        self.lock_hold_seconds = 0.0
+        self._locked_at: float | None = None
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[StoreSession]:
@@ -113,7 +119,19 @@ class GroupCommit:
         turn.finish(True)
         await turn.committed
 
+    def figures(self) -> dict[str, float]:
+        """What the write path did so far (``/metrics``; logged at close for the benchmarks)."""
+        return {
+            "batches": self.batches,
+            "turns": self.turns,
+            "lock_wait_seconds": self.lock_wait_seconds,
+            "lock_hold_seconds": self.lock_hold_seconds,
+        }
+
     async def close(self) -> None:
+        if self.batches:
+            figures = " ".join(f"{name}={value:.6f}" for name, value in self.figures().items())
+            logger.info("group commit totals: %s", figures)
         if self._writer is not None and not self._writer.done():
             self._writer.cancel()
             try:
@@ -155,7 +173,11 @@ class GroupCommit:
                 except Exception:  # the batch's callers were answered; keep serving the ones waiting
                     logger.exception("group commit: a batch failed")
                 finally:
-                    if not await self._ended(conn) or not healthy:
+                    ended = await self._ended(conn)
+                    if self._locked_at is not None:
+                        self.lock_hold_seconds += asyncio.get_running_loop().time() - self._locked_at
+                        self._locked_at = None
+                    if not ended or not healthy:
                         self._conn = None
                         await _discard(conn)
         finally:
@@ -175,10 +197,13 @@ class GroupCommit:
         done: list[tuple[_Turn, StoreSession]] = []
         turn: _Turn | None = None
         try:
+            asked = loop.time()
             try:
                 transaction = await self._begin(conn, True)
             except Exception as exc:
                 raise _NotBegun from exc
+            self._locked_at = loop.time()
+            self.lock_wait_seconds += self._locked_at - asked
             open_savepoint = False
             deadline = loop.time() + self.max_seconds
             while self._waiting and len(done) < self.max_turns and (not done or loop.time() < deadline):

@@ -3,10 +3,17 @@
 //   <script type="module" src="https://help.example.com/static/widget.js"
 //           data-deployment="shop" data-server="https://help.example.com"></script>
 //
+// A signed-in customer is verified by a JWT the company signs with the deployment's identity key: put it
+// in `data-identity-token`, or call `Helpline.identify(token)` once the page knows who is signed in. A
+// verified customer sees the same conversation on every device, and is not asked what the token says.
+//
 // It lives in a shadow root, so the host page's CSS cannot break it and its CSS cannot leak out.
 // The session (token, its expiry, conversation, last event id) is kept in localStorage: every tab of
 // the site shows the same conversation, and a visit days later resumes it until the session expires.
 // The tabs share one event stream (shared-stream.js): one leader tab holds the connection and relays.
+// A page opened from an offline-reply email carries `?helpline_resume=<token>`: the widget exchanges it
+// for a session of that customer (any browser, even one that never saw the chat), opens the
+// conversation, and takes the token out of the address bar and the history.
 
 import { ApiError, createApi, withRetry } from './api.js';
 import { AttachmentTray, attachmentList } from './attachments.js';
@@ -22,6 +29,35 @@ import { Transcript } from './transcript.js';
 const CHAT_ICON = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z';
 const TYPING_IDLE_MS = 4000; // send "stopped" after this long without a keystroke
 const TYPING_SHOWN_MS = 8000; // hide the rep's indicator if "stopped" never arrives
+const RESUME_PARAMETER = 'helpline_resume'; // domain/outbox.py puts it in the email's link
+
+/** The resume token of the page's address, removed from it (and so from the history) at once. */
+function takeResumeToken() {
+  let url;
+  try {
+    url = new URL(window.location.href);
+  } catch {
+    return null;
+  }
+  const token = url.searchParams.get(RESUME_PARAMETER);
+  if (token === null) return null;
+  url.searchParams.delete(RESUME_PARAMETER);
+  try {
+    window.history.replaceState(window.history.state, '', url.href);
+  } catch {
+    // a sandboxed page may refuse; the token still works once and expires
+  }
+  return token || null;
+}
+
+/** Why an email's link did not open the chat, in words. */
+function resumeRefused(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    if (error.problem?.reason === 'expired') return 'This link has expired. You can start a new chat here.';
+    return 'This link no longer opens a chat. You can start a new chat here.';
+  }
+  return `We could not open your chat from the link. ${sayProblem(error)}`;
+}
 
 function findConfig() {
   const scripts = [...document.querySelectorAll('script[src]')];
@@ -31,7 +67,15 @@ function findConfig() {
     deployment: data.deployment || 'demo',
     server: (data.server || new URL(import.meta.url).origin).replace(/\/+$/, ''),
     title: data.title || 'Chat with us',
+    identityToken: data.identityToken || null,
   };
+}
+
+/** A digest of the identity token, stored to tell whether the saved session is this signed-in person's. */
+async function identityDigest(token) {
+  if (!token) return null;
+  const bytes = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
+  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The session, shared by the site's tabs (localStorage); `onChange` hears other tabs' changes. */
@@ -102,11 +146,91 @@ class ChatWidget {
       onUnseen: (node) => { if (node.dataset.incoming === 'true') this.newMessages.hidden = false; },
     });
     this.renewTimer = null;
-    // Renewed by use: a returning guest whose token has lived half its life (or expired) gets a fresh
-    // one, and the session's lifetime starts again, before anything else asks for it.
-    this.renewing = this.sessionRenewable() && this.tokenAgeing() ? this.renewSession().catch(() => false) : Promise.resolve(false);
-    if (this.sessionValid()) this.scheduleRenewal();
-    this.renewing.then(() => this.resume());
+    this.identity = config.identityToken;
+    this.identityKey = null; // its digest, once computed
+    // A link from an email comes first: its session replaces whatever this browser had. Otherwise (or
+    // when the link is refused) the saved session must be the signed-in person's, and it is renewed by
+    // use: a returning guest whose token has lived half its life (or expired) gets a fresh one, and the
+    // session's lifetime starts again, before anything else asks for it.
+    const resumeToken = takeResumeToken();
+    const resumed = resumeToken ? this.resumeFromLink(resumeToken) : Promise.resolve(false);
+    this.renewing = resumed.then((done) => done || this.reconcileIdentity()
+      .catch(() => {}) // a refused identity is explained when the chat starts (startOnce asks again)
+      .then(() => (this.sessionRenewable() && this.tokenAgeing() ? this.renewSession().catch(() => false) : false)));
+    this.renewing.then(() => {
+      if (this.sessionValid()) this.scheduleRenewal();
+      this.resume();
+      if (this.linkRefused) { // the panel says why the link did not open the chat
+        if (this.panel.hidden) this.openPanel(false);
+        this.showNotice(this.linkRefused);
+      }
+    });
+  }
+
+  /**
+   * Exchange an email link's token for a session of its customer, stored like any session, with the
+   * link's conversation open (docs/widget.md "Coming back from an email"). False when refused: the
+   * panel opens with the reason, and the browser's own session (if any) carries on.
+   */
+  async resumeFromLink(token) {
+    let session;
+    try {
+      session = await withRetry(() => this.api.post('/api/v1/sessions/resume', { token }));
+    } catch (error) {
+      this.linkRefused = resumeRefused(error);
+      return false;
+    }
+    this.identityKey = await identityDigest(this.identity).catch(() => null);
+    this.store.set({
+      token: session.access_token,
+      customerId: session.customer_id,
+      expiresAt: Date.now() + session.expires_in * 1000,
+      tokenSeconds: session.expires_in,
+      sessionUntil: Date.now() + session.session_expires_in * 1000,
+      lastEventId: session.last_event_id,
+      conversationId: session.conversation_id,
+      conversationKey: null, // the conversation exists: no retry key to keep
+      identity: this.identityKey, // kept under the page's current sign-in, as a session started here is
+      readUpTo: 0,
+      preChatFields: session.pre_chat_fields || [],
+    });
+    this.tab.set({ open: true }); // resume() opens the panel on the conversation
+    this.scheduleRenewal();
+    return true;
+  }
+
+  /**
+   * The saved session must be the signed-in person's. Signed in as someone else (or newly signed in): a
+   * verified session, which finds that customer's open conversation on any device. Signed out of the
+   * site: the saved chat is forgotten here, so the next person at this browser never sees it.
+   */
+  async reconcileIdentity() {
+    this.identityKey = await identityDigest(this.identity);
+    const saved = this.store.get('identity');
+    if (saved === this.identityKey && (this.identityKey === null || this.sessionRenewable())) return;
+    if (this.identityKey === null) {
+      this.store.set({ token: null, customerId: null, identity: null, conversationId: null, conversationKey: null, lastEventId: null, sessionUntil: 0 });
+      return;
+    }
+    await this.newSession();
+  }
+
+  /** `Helpline.identify(token)`: the page has learnt who is signed in (or, with null, that nobody is). */
+  async identify(token) {
+    const before = this.store.get('customerId');
+    this.identity = token || null;
+    try {
+      await this.reconcileIdentity();
+    } catch (error) {
+      this.showNotice(explainStartFailure(error));
+      throw error;
+    }
+    if (this.store.get('customerId') === before) return;
+    this.stream?.stop();
+    this.stream = null;
+    this.started = null;
+    this.transcript.clear();
+    this.resume();
   }
 
   resume() {
@@ -367,27 +491,37 @@ class ChatWidget {
     this.renewTimer = setTimeout(() => this.renewSession().catch(() => {}), Math.min(delay, 2 ** 31 - 1));
   }
 
+  /** A guest session, or with an identity token the verified customer's (the same one on every device). */
   async newSession() {
     const path = `/api/v1/deployments/${encodeURIComponent(this.config.deployment)}/sessions`;
     if (this.store.get('token')) this.store.set({ token: null }); // a new session, not a renewal
+    const body = this.identity ? { identity_token: this.identity } : {};
     // A refused origin looks like a network failure; unmasked, it is not retried (it never works).
-    const session = await withRetry(() => this.api.post(path, {}).catch(async (error) => {
+    const session = await withRetry(() => this.api.post(path, body).catch(async (error) => {
       throw await unmaskOrigin(error, this.config.server);
     }));
+    const sameCustomer = session.customer_id === this.store.get('customerId');
     this.store.set({
       token: session.access_token,
       customerId: session.customer_id,
+      identity: this.identity ? this.identityKey : null,
       expiresAt: Date.now() + session.expires_in * 1000,
       tokenSeconds: session.expires_in,
       sessionUntil: Date.now() + session.session_expires_in * 1000,
-      lastEventId: session.last_event_id,
-      conversationId: null,
-      conversationKey: null,
-      readUpTo: 0,
       preChatFields: session.pre_chat_fields || [],
+      // The same verified customer again (a fresh token from the page): the chat and its cursor stay.
+      ...(sameCustomer ? {} : { lastEventId: session.last_event_id, conversationId: null, conversationKey: null, readUpTo: 0 }),
     });
+    if (session.verified && !this.store.get('conversationId')) await this.findOpenConversation();
     this.scheduleRenewal();
     this.showPreChat();
+  }
+
+  /** A verified customer on a new device: their newest conversation still open, begun anywhere. */
+  async findOpenConversation() {
+    const page = await withRetry(() => this.api.get('/api/v1/conversations', { query: { limit: 20 } }));
+    const open = page.conversations.find((conversation) => conversation.status !== 'closed');
+    if (open) this.store.set({ conversationId: open.id });
   }
 
   sessionExpired() {
@@ -700,4 +834,6 @@ class ChatWidget {
   }
 }
 
-new ChatWidget(findConfig());
+const widget = new ChatWidget(findConfig());
+// The page's handle: `Helpline.identify(token)` once it knows who is signed in (null when signed out).
+window.Helpline = Object.freeze({ identify: (token) => widget.identify(token) });
