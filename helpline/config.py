@@ -105,6 +105,9 @@ class Settings:
     max_connections: int = 25_000  # per node; never more than the process's descriptor limit allows
     max_connections_per_address: int = 256  # trusted proxies are exempt
     keepalive_seconds: float = 5.0
+    # One line per request on stderr (uvicorn's access log, written from a thread). Off, a stored message
+    # costs ~10 % less CPU (bench/RESULTS.md): for a node whose proxy in front keeps the access log.
+    access_log: bool = True
     # Reverse proxies whose X-Forwarded-For / Forwarded header is believed: addresses or CIDR blocks,
     # comma-separated (edge/clients.py). Empty: the TCP peer is the client.
     trusted_proxies: str = ""

@@ -58,7 +58,8 @@ class HelplineServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()  # so another thread can ask for a graceful stop
-        access_log = log_off_the_loop(logging.getLogger("uvicorn.access"))
+        logs_requests = self.config.access_log
+        access_log = log_off_the_loop(logging.getLogger("uvicorn.access")) if logs_requests else None
         try:
             await super().serve(sockets)
         finally:
@@ -128,6 +129,7 @@ def build_server(
         # The client's address comes from helpline/edge/clients.py (--trusted-proxies), never from uvicorn.
         proxy_headers=False,
         timeout_keep_alive=settings.keepalive_seconds,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
         log_level=options.pop("log_level", "info"),
         **options,

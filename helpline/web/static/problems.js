@@ -60,11 +60,17 @@ export async function unmaskOrigin(error, server) {
 }
 
 /** Why the chat could not start, in words. */
+/**
+ * The page vouched for a signed-in customer with a token the server could not accept (wrong key,
+ * expired, another deployment's): no chat starts, since one as a guest would mix two people's chats.
+ */
+export function isIdentityRefusal(error) {
+  return error instanceof ApiError && error.status === 401 && /identity token/i.test(error.detail || '');
+}
+
 export function explainStartFailure(error) {
   if (error instanceof OriginNotAllowed) return originNotAllowed();
-  // The page vouched for a signed-in customer with a token the server could not accept (wrong key,
-  // expired, another deployment's): starting as a guest instead would mix two people's chats.
-  if (error instanceof ApiError && error.status === 401 && /identity token/i.test(error.detail || '')) {
+  if (isIdentityRefusal(error)) {
     return 'We could not confirm that you are signed in, so the chat cannot start. Please sign in again, then reload this page.';
   }
   if (error instanceof ApiError && error.status === 403 && /origin/i.test(error.detail || '')) return originNotAllowed();

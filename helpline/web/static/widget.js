@@ -22,7 +22,9 @@ import { h, icon } from './dom.js';
 import { EventType } from './events.js';
 import { contactForm, ratingForm, transcriptForm } from './followup.js';
 import { PreChatForm } from './prechat.js';
-import { MAX_MESSAGE_CHARS, canRetry, counterText, explainStartFailure, sayProblem, unmaskOrigin } from './problems.js';
+import {
+  MAX_MESSAGE_CHARS, canRetry, counterText, explainStartFailure, isIdentityRefusal, sayProblem, unmaskOrigin,
+} from './problems.js';
 import { SharedLiveEvents } from './shared-stream.js';
 import { Transcript } from './transcript.js';
 
@@ -134,6 +136,7 @@ class ChatWidget {
     this.api = createApi({ server: config.server, getToken: () => this.store.get('token') });
     this.stream = null;
     this.started = null;
+    this.heldEvents = null; // events streamed while the conversation is being created (ensureConversation)
     this.typingTimer = null;
     this.typingSent = false;
     this.repTypingTimer = null;
@@ -552,10 +555,21 @@ class ChatWidget {
       this.store.set({ conversationKey: key });
     }
     const body = preChat && Object.keys(preChat).length ? { id: key, pre_chat: preChat } : { id: key };
-    // Not created (a refused answer, say): the form stays, and the key with it for the next attempt.
-    const conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
+    // Its first events (created, routing: "no one is online") may stream in before the answer names it:
+    // they are held until then, since the stream's cursor has already moved past them.
+    this.heldEvents = [];
+    let conversation;
+    try {
+      conversation = await withRetry(() => this.api.post('/api/v1/conversations', body));
+    } catch (error) {
+      this.heldEvents = null; // not created (a refused answer, say): the form stays, and the key for next time
+      throw error;
+    }
     this.store.set({ conversationId: conversation.id });
     this.showConversation(conversation);
+    const held = this.heldEvents;
+    this.heldEvents = null;
+    for (const [event, replay] of held) this.onEvent(event, { replay });
     return conversation.id;
   }
 
@@ -572,6 +586,11 @@ class ChatWidget {
       for (const entry of page.entries) this.onEvent(entry, { replay: true });
       this.sendRead();
     } catch (error) {
+      if (isIdentityRefusal(error)) { // not an expired session: the sign-in itself was refused
+        this.showNotice(explainStartFailure(error));
+        this.transcript.markFailed(clientId, 'we could not confirm that you are signed in.', null);
+        return;
+      }
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
       else this.showNotice(`We could not load your conversation. ${sayProblem(error)}`);
     }
@@ -589,6 +608,10 @@ class ChatWidget {
 
   // -- events -------------------------------------------------------------------------------------
   onEvent(event, { replay = false } = {}) {
+    if (this.heldEvents && !this.store.get('conversationId')) {
+      this.heldEvents.push([event, replay]); // a conversation being created: perhaps its own (above)
+      return;
+    }
     if (event.conversation_id !== this.store.get('conversationId')) return;
     const me = this.store.get('customerId');
     switch (event.type) {
