@@ -8,8 +8,9 @@ one after another inside one transaction owned by a single writer task:
 * each turn after the first in a batch runs inside a ``SAVEPOINT``, so a turn that fails undoes only
   its own statements (the first turn needs none: when it fails the batch is still empty and the whole
   transaction is rolled back and begun again);
-* after the last turn the batch commits **once**, then publishes every turn's events in id order,
-  and only then does any caller leave its ``async with``: a 2xx still means "committed";
+* after the last turn the batch commits **once**, releases the append lock, then publishes every
+  turn's events in id order, and only then does any caller leave its ``async with``: a 2xx still
+  means "committed";
 * the writer is the only task that writes, which is what the append lock used to guarantee, so ids
   still become visible in order. On PostgreSQL the advisory lock is held per batch for other processes.
 
@@ -96,6 +97,7 @@ class GroupCommit:
         self.lock_wait_seconds = 0.0
         self.lock_hold_seconds = 0.0
         self._locked_at: float | None = None
+        self._released: bool | None = None  # this batch's unlock already done (True: connection fit)
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[StoreSession]:
@@ -157,7 +159,7 @@ class GroupCommit:
                     fresh = True
                 else:
                     fresh = False
-                conn, healthy = self._conn, False
+                conn, healthy, self._released = self._conn, False, None
                 try:
                     await self._one_batch(conn)
                     healthy = True
@@ -173,10 +175,7 @@ class GroupCommit:
                 except Exception:  # the batch's callers were answered; keep serving the ones waiting
                     logger.exception("group commit: a batch failed")
                 finally:
-                    ended = await self._ended(conn)
-                    if self._locked_at is not None:
-                        self.lock_hold_seconds += asyncio.get_running_loop().time() - self._locked_at
-                        self._locked_at = None
+                    ended = self._released if self._released is not None else await self._unlock(conn)
                     if not ended or not healthy:
                         self._conn = None
                         await _discard(conn)
@@ -184,13 +183,18 @@ class GroupCommit:
             # Only a bug could bring us here with turns still queued; never leave them waiting forever.
             self._fail_waiting(Unavailable("the write could not be committed; retry shortly", retry_after=2))
 
-    async def _ended(self, conn: AsyncConnection) -> bool:
-        """``end_batch``, where any exception means the connection is no longer fit to keep."""
+    async def _unlock(self, conn: AsyncConnection) -> bool:
+        """``end_batch`` (the append lock's release), where any exception means the connection is no
+        longer fit to keep."""
         try:
             return await self._end_batch(conn)
         except Exception:
             logger.warning("group commit: ending a batch failed; the connection is dropped", exc_info=True)
             return False
+        finally:
+            if self._locked_at is not None:
+                self.lock_hold_seconds += asyncio.get_running_loop().time() - self._locked_at
+                self._locked_at = None
 
     async def _one_batch(self, conn: AsyncConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -245,6 +249,11 @@ class GroupCommit:
             raise
         self.batches += 1
         self.turns += len(done)
+        # Unlocked before the publish: every id of this batch is committed, so a batch that allocates
+        # later ids (on any node) may commit and even publish first. A node that hears of a later id
+        # reads the log below it and finds these (domain/delivery.py); the bus was never the order.
+        # The publish's round trip (Redis) is then no longer part of what every node's writes queue on.
+        self._released = await self._unlock(conn)
         events = [event for _, session in done for event in session.appended]
         try:
             if events and self.publish is not None:
