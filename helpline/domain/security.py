@@ -88,7 +88,7 @@ class Tokens:
         # message's CPU in bench/. Keyed by the exact token string and audience.
         self._verified: dict[tuple[str, str], TokenClaims] = {}
 
-    def issue(self, subject: str, kind: str, seconds: int, audience: str = ACCESS_AUDIENCE) -> str:
+    def issue(self, subject: str, kind: str, seconds: int, audience: str = ACCESS_AUDIENCE, **extra: str) -> str:
         now = int(datetime.now(UTC).timestamp())
         claims = {
             "sub": subject,
@@ -97,22 +97,13 @@ class Tokens:
             "iat": now,
             "exp": now + seconds,
             "jti": uuid.uuid4().hex,
+            **extra,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def issue_resume(self, customer_id: str, conversation_id: str, seconds: int) -> str:
         """The token of a link back to ``conversation_id`` for ``customer_id``, valid ``seconds``."""
-        now = int(datetime.now(UTC).timestamp())
-        claims = {
-            "sub": customer_id,
-            "kind": "resume",
-            "cid": conversation_id,
-            "aud": RESUME_AUDIENCE,
-            "iat": now,
-            "exp": now + seconds,
-            "jti": uuid.uuid4().hex,
-        }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return self.issue(customer_id, "resume", seconds, RESUME_AUDIENCE, cid=conversation_id)
 
     def verify_resume(self, token: str) -> ResumeClaims:
         """The customer and conversation a resume token names; ``ResumeRefused`` (401) with the reason:

@@ -97,7 +97,6 @@ class GroupCommit:
         self.lock_wait_seconds = 0.0
         self.lock_hold_seconds = 0.0
         self._locked_at: float | None = None
-        self._released: bool | None = None  # this batch's unlock already done (True: connection fit)
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[StoreSession]:
@@ -159,9 +158,9 @@ class GroupCommit:
                     fresh = True
                 else:
                     fresh = False
-                conn, healthy, self._released = self._conn, False, None
+                conn, healthy, fit = self._conn, False, None
                 try:
-                    await self._one_batch(conn)
+                    fit = await self._one_batch(conn)
                     healthy = True
                 except asyncio.CancelledError:
                     self._fail_waiting(Unavailable("the server is shutting down; retry shortly", retry_after=2))
@@ -175,8 +174,9 @@ class GroupCommit:
                 except Exception:  # the batch's callers were answered; keep serving the ones waiting
                     logger.exception("group commit: a batch failed")
                 finally:
-                    ended = self._released if self._released is not None else await self._unlock(conn)
-                    if not ended or not healthy:
+                    if fit is None:  # the batch failed before it unlocked
+                        fit = await self._unlock(conn)
+                    if not fit or not healthy:
                         self._conn = None
                         await _discard(conn)
         finally:
@@ -196,7 +196,8 @@ class GroupCommit:
                 self.lock_hold_seconds += asyncio.get_running_loop().time() - self._locked_at
                 self._locked_at = None
 
-    async def _one_batch(self, conn: AsyncConnection) -> None:
+    async def _one_batch(self, conn: AsyncConnection) -> bool:
+        """One batch, committed, unlocked and published; whether its connection is still fit to keep."""
         loop = asyncio.get_running_loop()
         done: list[tuple[_Turn, StoreSession]] = []
         turn: _Turn | None = None
@@ -253,7 +254,7 @@ class GroupCommit:
         # later ids (on any node) may commit and even publish first. A node that hears of a later id
         # reads the log below it and finds these (domain/delivery.py); the bus was never the order.
         # The publish's round trip (Redis) is then no longer part of what every node's writes queue on.
-        self._released = await self._unlock(conn)
+        fit = await self._unlock(conn)
         events = [event for _, session in done for event in session.appended]
         try:
             if events and self.publish is not None:
@@ -264,6 +265,7 @@ class GroupCommit:
             for finished, _ in done:
                 if not finished.committed.done():  # its caller may have been cancelled while it waited
                     finished.committed.set_result(None)
+        return fit
 
     def _fail_waiting(self, error: HelplineError) -> None:
         while self._waiting:

@@ -229,11 +229,16 @@ class ChatWidget {
       throw error;
     }
     if (this.store.get('customerId') === before) return;
+    this.dropCustomer();
+    this.resume();
+  }
+
+  /** The session now belongs to another customer: this tab's stream and transcript were the old one's. */
+  dropCustomer() {
     this.stream?.stop();
     this.stream = null;
     this.started = null;
     this.transcript.clear();
-    this.resume();
   }
 
   resume() {
@@ -430,10 +435,7 @@ class ChatWidget {
    */
   onOtherTab(before, after) {
     if (before.customerId !== after.customerId) {
-      this.stream?.stop();
-      this.stream = null;
-      this.started = null;
-      this.transcript.clear();
+      this.dropCustomer();
       if (!this.panel.hidden && after.token) this.start().catch(() => {});
       return;
     }
