@@ -31,7 +31,8 @@ class StreamReader:
 
     async def read_chunk(self, timeout: float = 5.0) -> bytes:
         try:
-            chunk = await asyncio.wait_for(self._chunks.__anext__(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancellation
+                chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             self.ended = True
             raise

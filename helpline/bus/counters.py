@@ -114,9 +114,8 @@ class SharedCounters:
         weight = 1 - (time.time() % WINDOW_SECONDS) / WINDOW_SECONDS
         keys = [f"{self.prefix}:{key}:{window}", f"{self.prefix}:{key}:{window - 1}"]
         try:
-            granted, room = await asyncio.wait_for(
-                self._take(keys=keys, args=[per_minute, wanted, cost, weight, WINDOW_SECONDS]), REDIS_TIMEOUT
-            )
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                granted, room = await self._take(keys=keys, args=[per_minute, wanted, cost, weight, WINDOW_SECONDS])
         except (RedisError, OSError, TimeoutError) as exc:
             self._fell_back(exc)
             return None
@@ -137,10 +136,10 @@ class SharedCounters:
         member = f"{self.node}:{uuid.uuid4().hex[:12]}"
         now = time.time()
         try:
-            admitted = await asyncio.wait_for(
-                self._admit(keys=[self._stream_key(identity)], args=[now, cap, member, now + LEASE_SECONDS]),
-                REDIS_TIMEOUT,
-            )
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                admitted = await self._admit(
+                    keys=[self._stream_key(identity)], args=[now, cap, member, now + LEASE_SECONDS]
+                )
         except (RedisError, OSError, TimeoutError) as exc:
             self._fell_back(exc)
             return ""
@@ -156,7 +155,8 @@ class SharedCounters:
         if identity is None:
             return
         try:
-            await asyncio.wait_for(self._client.zrem(self._stream_key(identity), member), REDIS_TIMEOUT)
+            async with asyncio.timeout(REDIS_TIMEOUT):
+                await self._client.zrem(self._stream_key(identity), member)
         except (RedisError, OSError, TimeoutError):
             pass  # the lease expires by itself
 

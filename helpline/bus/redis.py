@@ -109,7 +109,8 @@ class RedisBus(Bus):
             raise ConfigurationError(f"cannot reach the bus at {redact(self.url)}: {type(exc).__name__}") from exc
         self._listener = asyncio.create_task(self._listen(), name="helpline-redis-bus")
         try:
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await self._subscribed.wait()
         except TimeoutError:
             await self.disconnect()
             raise ConfigurationError(f"cannot subscribe to the bus at {redact(self.url)}") from None

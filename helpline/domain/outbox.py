@@ -151,10 +151,9 @@ class Outbox:
     async def run(self) -> None:
         """Drain the outbox until cancelled; the email in hand is finished first."""
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.outbox_poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.touch_customers()

@@ -31,6 +31,7 @@ only after someone left does the database rank the queue to find who moved up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
@@ -97,10 +98,9 @@ class Router:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.settings.router_tick_seconds)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.router_tick_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.tick()

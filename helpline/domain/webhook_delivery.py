@@ -109,7 +109,8 @@ class DeliveryWorker:
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_seconds)
+                    async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                        await self._wake.wait()
                 self._wake.clear()
                 try:
                     await self.pump()

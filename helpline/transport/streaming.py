@@ -196,7 +196,8 @@ class StreamRegistry:
         for subscription in tuple(self.subscriptions):
             subscription.close()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
         except TimeoutError:
             logger.warning("%d streams still open after shutdown timeout", self.total)
 
@@ -384,7 +385,8 @@ async def _write(send: Send, body: bytes, timeout: float) -> bool:
 
 async def _finish(send: Send, timeout: float) -> None:
     try:
-        await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}), timeout)
+        async with asyncio.timeout(timeout):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
     except (TimeoutError, OSError):
         pass
 

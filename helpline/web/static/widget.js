@@ -588,11 +588,6 @@ class ChatWidget {
       for (const entry of page.entries) this.onEvent(entry, { replay: true });
       this.sendRead();
     } catch (error) {
-      if (isIdentityRefusal(error)) { // not an expired session: the sign-in itself was refused
-        this.showNotice(explainStartFailure(error));
-        this.transcript.markFailed(clientId, 'we could not confirm that you are signed in.', null);
-        return;
-      }
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
       else this.showNotice(`We could not load your conversation. ${sayProblem(error)}`);
     }
@@ -773,6 +768,11 @@ class ChatWidget {
       this.showNotice('');
       this.onEvent(entry);
     } catch (error) {
+      if (isIdentityRefusal(error)) { // not an expired session: the sign-in itself was refused
+        this.showNotice(explainStartFailure(error));
+        this.transcript.markFailed(clientId, 'we could not confirm that you are signed in.', null);
+        return;
+      }
       if (error instanceof ApiError && error.status === 401) this.sessionExpired();
       if (error instanceof ApiError && error.status === 422 && this.prechat.showServerErrors(error.problem)) {
         this.transcript.markFailed(clientId, 'please check the questions above.', () => {
