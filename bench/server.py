@@ -38,6 +38,12 @@ LOAD_LIMITS = {
     "HELPLINE_PASSWORD_MEMORY_KIB": "8192",
     # As nchan runs here (``access_log off`` in bench/nchan.py): a proxy in front keeps that log.
     "HELPLINE_ACCESS_LOG": "false",
+    # Every stream of a scenario comes from 127.0.0.1; the per-address cap (256) protects a node exposed
+    # directly, and a real deployment's many clients never meet it.
+    "HELPLINE_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+    # nginx's default keepalive_timeout (nchan here): with Helpline's 5 s, a sender's connection idle
+    # for 5 s could be closed just as its next message went out (a "connection lost" failure).
+    "HELPLINE_KEEPALIVE_SECONDS": "75",
 }
 
 

@@ -25,6 +25,7 @@ CONSTRAINT_VIOLATIONS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError
 ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error,)
 SUPPORTED = "aiosqlite>=0.20,<0.23"
 PRIVATE_ATTRIBUTES = ("_execute", "_conn")
+BUSY_TIMEOUT_MS = 5000  # how long a statement in aiosqlite's thread waits for another process's lock
 
 Parameters = Sequence[Any] | Callable[[list[list[Any]]], Sequence[Any]]
 Steps = Sequence[tuple[str, Parameters]]
@@ -55,11 +56,11 @@ async def run_steps(driver: Any, steps: Steps, *, on_loop: bool) -> list[list[An
     """Every step in **one** hop to aiosqlite's thread, or with ``on_loop`` on the event loop.
 
     ``on_loop`` is for SQLite's writer connection only: its transaction already holds the write lock
-    (``BEGIN IMMEDIATE`` is sent from aiosqlite's thread, the only statement that can wait for another
-    process), so these statements never wait on a lock; they touch pages that are in memory, and the
-    ``COMMIT`` with its fsync still runs in the thread. Only the writer task uses that connection, one
-    statement at a time, so the two threads never use it at once (it is opened with
-    ``check_same_thread=False``).
+    (``BEGIN IMMEDIATE``, the only statement that can wait for another process, is sent on the loop only
+    when it needs no wait: ``begin_batch``), so these statements never wait on a lock; they touch pages
+    that are in memory, and the ``COMMIT`` with its fsync still runs in the thread. Only the writer task
+    uses that connection, one statement at a time, so the two threads never use it at once (it is
+    opened with ``check_same_thread=False``).
     """
     if on_loop:
         return execute_steps(sqlite_connection(driver), steps)
@@ -68,8 +69,43 @@ async def run_steps(driver: Any, steps: Steps, *, on_loop: bool) -> list[list[An
 
 
 async def begin_batch(driver: Any, writer_lock: int | None) -> None:
-    """The writer's ``BEGIN IMMEDIATE`` (after the writers' file lock), in one hop to aiosqlite's thread."""
-    await driver._execute(partial(_begin_immediate, sqlite_connection(driver), writer_lock))
+    """The writer's ``BEGIN IMMEDIATE`` (after the writers' file lock).
+
+    On the event loop when neither lock is held by anyone else, which is nearly always: only then does
+    it cost no wait, and a hop to aiosqlite's thread costs as much CPU as the statement (at 200 msg/s a
+    batch is one message, so every message paid it). When another process holds either lock (another
+    worker's batch, the CLI writing), the loop must not wait: the same BEGIN goes to aiosqlite's thread,
+    which waits there as before.
+    """
+    connection = sqlite_connection(driver)
+    if not _begin_without_waiting(connection, writer_lock):
+        await driver._execute(partial(_begin_immediate, connection, writer_lock))
+
+
+def _begin_without_waiting(connection: sqlite3.Connection, writer_lock: int | None) -> bool:
+    """Take both locks if that needs no wait; False (holding neither) when someone else has one."""
+    if writer_lock is not None:
+        try:
+            fcntl.flock(writer_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    begun = False
+    try:
+        (waits_ms,) = connection.execute("PRAGMA busy_timeout").fetchone()
+        connection.execute("PRAGMA busy_timeout=0")  # SQLITE_BUSY at once instead of sleeping on the loop
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            begun = True
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return False
+            raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={int(waits_ms)}")  # for the thread, if it must wait
+        return True
+    finally:
+        if not begun and writer_lock is not None:
+            fcntl.flock(writer_lock, fcntl.LOCK_UN)
 
 
 def _begin_immediate(connection: sqlite3.Connection, writer_lock: int | None) -> None:
@@ -139,7 +175,7 @@ def on_connect(dbapi_connection: Any, _record: Any) -> None:
     covers the CLI writing while the server runs."""
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see on_begin
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
