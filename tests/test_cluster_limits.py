@@ -102,3 +102,19 @@ async def test_without_redis_each_node_limits_on_its_own() -> None:
         await limiter.hit("someone-else")
     finally:
         await counters.close()
+
+
+@pytest.mark.redis
+async def test_a_burst_of_requests_on_one_node_reserves_one_slice_of_the_clusters_budget(redis_bus_url: str) -> None:
+    """Twenty requests at once from one client (a page loading) ask Redis once and spend from that
+    slice. Each asking for a slice of its own reserved a twentieth of the budget apiece: the burst
+    spent the minute's whole budget, and the client was refused everywhere while hardly using it."""
+    first, second = SharedCounters(redis_bus_url), SharedCounters(redis_bus_url)  # two nodes
+    try:
+        await asyncio.gather(*(Limiter(600, first).hit("page-load") for _ in range(20)))
+        other_node = Limiter(600, second)
+        for _ in range(100):
+            await other_node.hit("page-load")  # 120 of 600 used: the cluster has room
+    finally:
+        await first.close()
+        await second.close()

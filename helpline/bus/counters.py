@@ -39,6 +39,7 @@ LEASE_SECONDS = 60.0  # a stream lease outlives its node by at most this
 RENEW_SECONDS = 20.0
 SLICE_SECONDS = 10.0  # an unspent rate-limit slice is given up after this
 REDIS_TIMEOUT = 0.5  # a Redis slower than this counts as down: the local count decides
+DOWN_SECONDS = 1.0  # after a failure, rate limits leave Redis alone this long (one wait, not one per request)
 
 # KEYS: current window, previous window. ARGV: limit, wanted, at least, weight of the previous window.
 # Grants min(wanted, room) if that is at least "at least", else 0; returns the grant and the room left.
@@ -86,6 +87,8 @@ class SharedCounters:
         self._take = self._client.register_script(_TAKE)
         self._admit = self._client.register_script(_ADMIT)
         self._slices: dict[str, _Slice] = {}
+        self._asking: dict[str, asyncio.Future[None]] = {}  # key → its slice being asked for
+        self._down_until = 0.0  # monotonic time until which rate limits do not ask Redis
         self._streams: dict[str, str] = {}  # member → identity, for renewal
         self._renewer: asyncio.Task[None] | None = None
         self._warned_at = -60.0
@@ -103,12 +106,39 @@ class SharedCounters:
     # -- rate limits ------------------------------------------------------------------------------
     async def take(self, key: str, cost: float, per_minute: int) -> float | None:
         """Spend ``cost`` of ``key``'s budget: None if granted (or if Redis does not answer: the local
-        count decides then), else the seconds to wait."""
-        now = time.monotonic()
+        count decides then), else the seconds to wait.
+
+        One request to Redis per key at a time: requests that arrive together (a page's burst) wait for
+        the slice the first one is asking for and spend from it. Each asking for its own reserved a
+        twentieth of the budget apiece, so twenty concurrent requests spent a minute's budget at once.
+        """
+        while not self._spend(key, cost):
+            if time.monotonic() < self._down_until:
+                return None  # Redis failed a moment ago: the local count decides, without a wait per request
+            asking = self._asking.get(key)
+            if asking is None:
+                return await self._ask(key, cost, per_minute)
+            await asyncio.shield(asking)  # then spend from its slice, or ask anew if it brought none
+        return None
+
+    def _spend(self, key: str, cost: float) -> bool:
         held = self._slices.get(key)
-        if held is not None and held.until > now and held.tokens >= cost:
+        if held is not None and held.until > time.monotonic() and held.tokens >= cost:
             held.tokens -= cost
-            return None
+            return True
+        return False
+
+    async def _ask(self, key: str, cost: float, per_minute: int) -> float | None:
+        asking: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._asking[key] = asking
+        try:
+            return await self._take_slice(key, cost, per_minute)
+        finally:
+            del self._asking[key]
+            asking.set_result(None)
+
+    async def _take_slice(self, key: str, cost: float, per_minute: int) -> float | None:
+        now = time.monotonic()
         wanted = max(cost, per_minute / 20)
         window = int(time.time() // WINDOW_SECONDS)
         weight = 1 - (time.time() % WINDOW_SECONDS) / WINDOW_SECONDS
@@ -118,6 +148,7 @@ class SharedCounters:
                 granted, room = await self._take(keys=keys, args=[per_minute, wanted, cost, weight, WINDOW_SECONDS])
         except (RedisError, OSError, TimeoutError) as exc:
             self._fell_back(exc)
+            self._down_until = time.monotonic() + DOWN_SECONDS
             return None
         grant, left = float(granted), float(room)
         if grant <= 0:
