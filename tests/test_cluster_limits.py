@@ -118,3 +118,14 @@ async def test_a_burst_of_requests_on_one_node_reserves_one_slice_of_the_cluster
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.redis
+async def test_a_burst_beyond_the_budget_is_refused_past_the_limit_and_not_before(redis_bus_url: str) -> None:
+    counters = SharedCounters(redis_bus_url)
+    try:
+        answers = await asyncio.gather(*(Limiter(3, counters).hit("burst") for _ in range(10)), return_exceptions=True)
+        assert sum(a is None for a in answers) == 3
+        assert all(isinstance(a, RateLimited) for a in answers if a is not None)
+    finally:
+        await counters.close()

@@ -87,7 +87,7 @@ class SharedCounters:
         self._take = self._client.register_script(_TAKE)
         self._admit = self._client.register_script(_ADMIT)
         self._slices: dict[str, _Slice] = {}
-        self._asking: dict[str, asyncio.Future[None]] = {}  # key → its slice being asked for
+        self._asking: dict[str, asyncio.Future[float | None]] = {}  # key → the answer being asked for
         self._down_until = 0.0  # monotonic time until which rate limits do not ask Redis
         self._streams: dict[str, str] = {}  # member → identity, for renewal
         self._renewer: asyncio.Task[None] | None = None
@@ -118,8 +118,10 @@ class SharedCounters:
             asking = self._asking.get(key)
             if asking is None:
                 return await self._ask(key, cost, per_minute)
-            await asyncio.shield(asking)  # then spend from its slice, or ask anew if it brought none
-        return None
+            refused = await asyncio.shield(asking)
+            if refused is not None:
+                return refused  # the cluster has just said no for this key: no one asks again at once
+        return None  # spent from a slice (its own, or the one asked for while this request waited)
 
     def _spend(self, key: str, cost: float) -> bool:
         held = self._slices.get(key)
@@ -129,13 +131,15 @@ class SharedCounters:
         return False
 
     async def _ask(self, key: str, cost: float, per_minute: int) -> float | None:
-        asking: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asking: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
         self._asking[key] = asking
+        answer = None
         try:
-            return await self._take_slice(key, cost, per_minute)
+            answer = await self._take_slice(key, cost, per_minute)
+            return answer
         finally:
             del self._asking[key]
-            asking.set_result(None)
+            asking.set_result(answer)
 
     async def _take_slice(self, key: str, cost: float, per_minute: int) -> float | None:
         now = time.monotonic()
